@@ -1,0 +1,101 @@
+"""Reads a YAML file into :class:`BastionConfig`, with errors an operator can act on.
+
+Each problem names the field path (``routes[0].upstream``), the value given (masked when the
+field holds a secret) and what was expected. ``bastion check-config`` runs this same loader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from bastion.config.models import BastionConfig
+from bastion.errors import ConfigError
+
+_SECRET_WORDS = ("secret", "password", "token", "key", "credential", "dsn", "url")
+_MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+def _is_secret(path: Sequence[str | int]) -> bool:
+    names = [p for p in path if isinstance(p, str)]
+    return bool(names) and any(word in names[-1].lower() for word in _SECRET_WORDS) and (
+        names[-1] not in ("upstream", "request_id_header", "openapi")
+    )
+
+
+def _path_text(path: Sequence[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "(top level)"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def format_validation_error(error: ValidationError) -> list[str]:
+    problems: list[str] = []
+    for item in error.errors(include_url=False):
+        path = [p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        message = item["msg"].removeprefix("Value error, ")
+        where = _path_text(path)
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{where}: unknown field; expected one of the documented fields")
+            continue
+        if item["type"] == "missing":
+            problems.append(f"{where}: required field is missing")
+            continue
+        value = item.get("input")
+        shown = "'***' (secret, not shown)" if _is_secret(path) else _shown(value)
+        if isinstance(value, Mapping) and len(path) == 0:
+            problems.append(f"{where}: {message}")
+        else:
+            problems.append(f"{where}: got {shown}; {message}")
+    return problems
+
+
+def build_config(data: Mapping[str, Any], source: str = "config") -> BastionConfig:
+    """Validate already-parsed data (from YAML, a dict or CLI flags)."""
+    try:
+        return BastionConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(f"{source} is invalid", format_validation_error(exc)) from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        size = os.stat(path).st_size
+        if size > _MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size} bytes; expected a config file under 4 MiB")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; expected a YAML config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.__class__.__name__}: {exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}: {problem}{where}; expected valid YAML") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level is a {type(data).__name__}; expected a mapping")
+    return data
+
+
+def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -> BastionConfig:
+    """The file at ``path`` (or the embedded defaults) with ``overrides`` laid over its top level."""
+    data: dict[str, Any] = read_yaml(path) if path is not None else {}
+    if overrides:
+        data.update({k: v for k, v in overrides.items() if v is not None})
+    return build_config(data, str(path) if path is not None else "configuration")

@@ -1,0 +1,136 @@
+"""The guard chain: runs guards in table order, stops at the first denial, records each decision.
+
+The chain, not the guards, emits the security events, so every denial is logged exactly once and a
+guard cannot forget to. A guard that raises is a bug or an infrastructure failure: the chain turns
+it into that guard's fail-open / fail-closed decision and records that too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import cast
+
+from bastion.observability.events import EventSink, SecurityEvent
+from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny
+from bastion.pipeline.guard import CompletionHook, Guard, ResponseHook
+from bastion.pipeline.order import ordered
+from bastion.pipeline.request import Request
+
+logger = logging.getLogger("bastion.pipeline")
+
+GUARD_FAILED = Deny(
+    503,
+    "guard.unavailable",
+    "Service Unavailable",
+    "A security check could not be completed; the request was refused.",
+    headers=(("retry-after", "1"),),
+)
+
+
+class GuardChain:
+    """An immutable, ordered set of guards plus the sink their decisions go to."""
+
+    __slots__ = ("_complete_hooks", "_response_hooks", "events", "guards", "requires_body")
+
+    def __init__(self, guards: Sequence[Guard], events: EventSink) -> None:
+        self.guards: tuple[Guard, ...] = tuple(ordered(guards))
+        self.events = events
+        self.requires_body = any(g.requires_body for g in self.guards)
+        self._response_hooks = tuple(
+            cast(ResponseHook, g) for g in self.guards if callable(getattr(g, "on_response", None))
+        )
+        self._complete_hooks = tuple(
+            cast(CompletionHook, g) for g in self.guards if callable(getattr(g, "on_complete", None))
+        )
+
+    @property
+    def empty(self) -> bool:
+        return not self.guards
+
+    def names(self) -> list[str]:
+        return [g.name for g in self.guards]
+
+    async def run(self, request: Request) -> Decision:
+        """Every guard's decision in order; the first :class:`Deny` wins.
+
+        The result is an :class:`Allow` carrying the response headers of every guard that added
+        some, or the denial.
+        """
+        added: list[tuple[str, str]] | None = None
+        for guard in self.guards:
+            try:
+                result = guard.check(request)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                result = self._failed(guard, request, exc)
+            if isinstance(result, Deny):
+                self._record(guard, request, result)
+                return result
+            allow = result
+            if allow.event is not None:
+                self._record(guard, request, allow)
+            if allow.headers:
+                if added is None:
+                    added = []
+                added.extend(allow.headers)
+        if added is None:
+            return ALLOW
+        return Allow(headers=tuple(added))
+
+    def on_response(self, request: Request, status: int, headers: list[tuple[str, str]]) -> None:
+        for hook in self._response_hooks:
+            try:
+                hook.on_response(request, status, headers)
+            except Exception:
+                logger.exception("response hook of %s failed", getattr(hook, "name", hook))
+
+    def on_complete(self, request: Request, status: int, bytes_sent: int, seconds: float) -> None:
+        for hook in self._complete_hooks:
+            try:
+                hook.on_complete(request, status, bytes_sent, seconds)
+            except Exception:
+                logger.exception("completion hook of %s failed", getattr(hook, "name", hook))
+
+    def _failed(self, guard: Guard, request: Request, exc: Exception) -> Decision:
+        logger.error(
+            "guard %s failed on request %s: %s: %s",
+            guard.name,
+            request.request_id,
+            type(exc).__name__,
+            exc,
+        )
+        self.events.emit(
+            SecurityEvent.for_request(
+                request,
+                action="guard.failed",
+                outcome="unknown",
+                guard=guard.name,
+                reason=type(exc).__name__,
+                fields={"fail_open": guard.fail_open},
+            )
+        )
+        return ALLOW if guard.fail_open else GUARD_FAILED
+
+    def _record(self, guard: Guard, request: Request, decision: Decision) -> None:
+        if isinstance(decision, Deny):
+            event = SecurityEvent.for_request(
+                request,
+                action=decision.code,
+                outcome="failure",
+                guard=guard.name,
+                status=decision.status,
+                reason=decision.detail or decision.title,
+                fields=decision.fields,
+            )
+        else:
+            event = SecurityEvent.for_request(
+                request,
+                action=decision.event or guard.name,
+                outcome="success",
+                guard=guard.name,
+                fields=decision.fields,
+            )
+        self.events.emit(event)

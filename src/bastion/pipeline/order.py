@@ -1,0 +1,31 @@
+"""THE order of guards. Read this one table to know what runs before what.
+
+Each built-in guard has one row: its phase and its rank inside the phase. A guard that is not in
+the table (a user's own) runs after the built-ins of its phase, in the order it was configured.
+Practices add their rows here as they add guards; nothing else decides order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bastion.pipeline.guard import Guard, Phase
+
+GUARD_ORDER: dict[str, tuple[Phase, int]] = {
+    # route: which route (upstream or local endpoint) the request is for
+    "router": (Phase.ROUTE, 10),
+    # respond: headers every response carries
+    "security_headers": (Phase.RESPOND, 10),
+}
+
+_UNRANKED = 1_000
+
+
+def sort_key(guard: Guard) -> tuple[int, int]:
+    phase, rank = GUARD_ORDER.get(guard.name, (guard.phase, _UNRANKED))
+    return int(phase), rank
+
+
+def ordered(guards: Sequence[Guard]) -> list[Guard]:
+    """``guards`` in chain order (stable for guards of equal place)."""
+    return sorted(guards, key=sort_key)

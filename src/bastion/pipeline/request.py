@@ -1,0 +1,178 @@
+"""The read-only request view every guard inspects, in gateway and middleware mode alike.
+
+Header names arrive lower-cased (the engine lower-cases them while parsing; ASGI already does) and
+values stay raw bytes until a guard asks for one, so a request that no guard looks at costs no
+decoding at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast, overload
+
+T = TypeVar("T")
+
+RawHeaders = Sequence[tuple[bytes, bytes]]
+
+
+class Headers:
+    """Case-insensitive, read-only view over raw ``(name, value)`` pairs; names lower-case."""
+
+    __slots__ = ("_index", "raw")
+
+    def __init__(self, raw: RawHeaders) -> None:
+        self.raw = raw
+        self._index: dict[str, list[str]] | None = None
+
+    def _build(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for name, value in self.raw:
+            index.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+        self._index = index
+        return index
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name`` (lower-case), or ``default``."""
+        values = (self._index if self._index is not None else self._build()).get(name)
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        values = (self._index if self._index is not None else self._build()).get(name)
+        return list(values) if values else []
+
+    def count(self, name: str) -> int:
+        values = (self._index if self._index is not None else self._build()).get(name)
+        return len(values) if values else 0
+
+    def __contains__(self, name: object) -> bool:
+        index = self._index if self._index is not None else self._build()
+        return name in index
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for name, value in self.raw:
+            yield name.decode("latin-1"), value.decode("latin-1")
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Headers({len(self.raw)} fields)"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAddress:
+    """An IP address and port. ``ip`` is text (IPv4 dotted or IPv6 compressed)."""
+
+    ip: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class TLSInfo:
+    """What the TLS handshake established, when the request came over TLS."""
+
+    version: str
+    cipher: str
+    server_name: str | None = None
+    alpn: str | None = None
+    client_cert_der: bytes | None = None
+
+
+class StateKey(Generic[T]):
+    """A typed key into :class:`State`, so guards share values without stringly-typed casts.
+
+    ``IDENTITY = StateKey[Identity]("identity")`` then ``request.state[IDENTITY] = identity``.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"StateKey({self.name!r})"
+
+
+class State:
+    """Per-request values shared along the guard chain, keyed by :class:`StateKey`."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: dict[StateKey[Any], Any] = {}
+
+    def __getitem__(self, key: StateKey[T]) -> T:
+        return cast(T, self._values[key])
+
+    def __setitem__(self, key: StateKey[T], value: T) -> None:
+        self._values[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    @overload
+    def get(self, key: StateKey[T]) -> T | None: ...
+    @overload
+    def get(self, key: StateKey[T], default: T) -> T: ...
+    def get(self, key: StateKey[T], default: T | None = None) -> T | None:
+        return cast("T | None", self._values.get(key, default))
+
+
+class Request:
+    """One HTTP request as guards see it.
+
+    ``path`` is the path component exactly as received (percent-encoded, never containing dot
+    segments: the engine refuses those), ``query`` the raw query string without ``?``. ``client``
+    is the address derived from trusted proxies, ``peer`` the TCP peer itself. ``body`` is set only
+    when some guard in the chain declared ``requires_body``.
+    """
+
+    __slots__ = (
+        "body",
+        "client",
+        "headers",
+        "host",
+        "http_version",
+        "method",
+        "path",
+        "peer",
+        "query",
+        "request_id",
+        "scheme",
+        "state",
+        "tls",
+    )
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        path: str,
+        query: str,
+        headers: Headers,
+        client: ClientAddress,
+        peer: ClientAddress | None = None,
+        scheme: str = "http",
+        host: str = "",
+        http_version: str = "1.1",
+        tls: TLSInfo | None = None,
+        request_id: str = "",
+        body: bytes | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.client = client
+        self.peer = peer if peer is not None else client
+        self.scheme = scheme
+        self.host = host
+        self.http_version = http_version
+        self.tls = tls
+        self.request_id = request_id
+        self.body = body
+        self.state = State()
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.path} id={self.request_id}>"
