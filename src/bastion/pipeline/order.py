@@ -14,8 +14,6 @@ from bastion.pipeline.guard import Guard, Phase
 GUARD_ORDER: dict[str, tuple[Phase, int]] = {
     # route: which route (upstream or local endpoint) the request is for
     "router": (Phase.ROUTE, 10),
-    # respond: headers every response carries
-    "security_headers": (Phase.RESPOND, 10),
 }
 
 _UNRANKED = 1_000
