@@ -25,7 +25,7 @@ def build_events(config: BastionConfig) -> EventSink:
     if events.sink == "file":
         assert events.path is not None  # checked by EventsConfig
         events.path.parent.mkdir(parents=True, exist_ok=True)
-        return JsonLinesWriter(open(events.path, "ab"), capacity=events.buffer)  # noqa: SIM115
+        return JsonLinesWriter(open(events.path, "ab"), capacity=events.buffer)
     stream = sys.stdout if events.sink == "stdout" else sys.stderr
     return JsonLinesWriter(stream.buffer, capacity=events.buffer)
 

@@ -23,8 +23,10 @@ _MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 def _is_secret(path: Sequence[str | int]) -> bool:
     names = [p for p in path if isinstance(p, str)]
-    return bool(names) and any(word in names[-1].lower() for word in _SECRET_WORDS) and (
-        names[-1] not in ("upstream", "request_id_header", "openapi")
+    return (
+        bool(names)
+        and any(word in names[-1].lower() for word in _SECRET_WORDS)
+        and (names[-1] not in ("upstream", "request_id_header", "openapi"))
     )
 
 
@@ -94,7 +96,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -> BastionConfig:
-    """The file at ``path`` (or the embedded defaults) with ``overrides`` laid over its top level."""
+    """The file at ``path`` (or embedded defaults) with ``overrides`` laid over its top level."""
     data: dict[str, Any] = read_yaml(path) if path is not None else {}
     if overrides:
         data.update({k: v for k, v in overrides.items() if v is not None})

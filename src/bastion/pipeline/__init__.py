@@ -1,4 +1,4 @@
-"""The guard pipeline: request view, decisions, the guard contract, the order table and the chain."""
+"""The guard pipeline: request view, decisions, guard contract, order table and chain."""
 
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny, ProblemField

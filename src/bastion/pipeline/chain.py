@@ -42,7 +42,9 @@ class GuardChain:
             cast(ResponseHook, g) for g in self.guards if callable(getattr(g, "on_response", None))
         )
         self._complete_hooks = tuple(
-            cast(CompletionHook, g) for g in self.guards if callable(getattr(g, "on_complete", None))
+            cast(CompletionHook, g)
+            for g in self.guards
+            if callable(getattr(g, "on_complete", None))
         )
 
     @property

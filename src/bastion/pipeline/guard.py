@@ -50,10 +50,14 @@ class Guard(Protocol):
 class ResponseHook(Protocol):
     """Optional on a guard: adjust response headers before they are sent (after the upstream)."""
 
-    def on_response(self, request: Request, status: int, headers: list[tuple[str, str]]) -> None: ...
+    def on_response(
+        self, request: Request, status: int, headers: list[tuple[str, str]]
+    ) -> None: ...
 
 
 class CompletionHook(Protocol):
     """Optional on a guard: accounting once the response is fully sent (or the exchange failed)."""
 
-    def on_complete(self, request: Request, status: int, bytes_sent: int, seconds: float) -> None: ...
+    def on_complete(
+        self, request: Request, status: int, bytes_sent: int, seconds: float
+    ) -> None: ...

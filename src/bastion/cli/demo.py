@@ -1,0 +1,163 @@
+"""``bastion demo``: the bundled demo API behind the gateway, on embedded defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import click
+
+from bastion.cli.common import EXIT_FAILURE, EXIT_OK, fail_config, load_or_exit, prepare_state_dir
+from bastion.config.models import BastionConfig
+from bastion.config.types import HostPort, parse_host_port
+from bastion.demo.api import DemoAPI
+from bastion.demo.tour import Step, steps
+from bastion.errors import ConfigError
+from bastion.observability.events import NullSink
+from bastion.pipeline.chain import GuardChain
+from bastion.pipeline.routing import Router
+
+
+class DemoUpstream:
+    """The demo API served by bastion's engine on its own thread and event loop."""
+
+    def __init__(self, config: BastionConfig, listen: HostPort) -> None:
+        self._config = config
+        self._listen = listen
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="bastion-demo-api", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            raise self._error
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        from bastion.engine.server import GatewayServer
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        chain = GuardChain([Router(DemoAPI().routes())], NullSink())
+        server = GatewayServer(config=self._config, chain=chain, listen=self._listen)
+        await server.start()
+        self._ready.set()
+        await self._stop.wait()
+        await server.shutdown(1.0)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+
+
+def _wait_ready(admin: HostPort, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            url = f"http://{admin}/readyz"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def _run_tour(config: BastionConfig, tour: list[Step], results: list[bool]) -> None:
+    """Send every step of the tour, print its outcome, then stop the gateway."""
+    try:
+        if not _wait_ready(config.admin.listen, 15):
+            click.echo("demo: the gateway did not become ready", err=True)
+            results.append(False)
+            return
+        host, port = config.listen.host, config.listen.port
+        for step in tour:
+            try:
+                outcome = step.send(host, port)
+                ok = step.expect(outcome)
+                got = str(outcome.status)
+            except OSError as exc:
+                ok, got = False, f"error: {exc}"
+            results.append(ok)
+            click.echo(f"  [{'ok' if ok else 'FAILED'}] {step.title}: {got} ({step.shows})")
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@click.command()
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="Gateway address.")
+@click.option("--api-listen", default="127.0.0.1:8081", show_default=True, help="Demo API address.")
+@click.option("--admin-listen", default="127.0.0.1:9901", show_default=True, help="Admin address.")
+@click.option("--state-dir", type=click.Path(path_type=Path), help="Where state lives.")
+@click.option("--check", is_flag=True, help="Send the tour's requests, report, and exit.")
+def demo(
+    listen: str, api_listen: str, admin_listen: str, state_dir: Path | None, check: bool
+) -> None:
+    """Start the demo API behind the gateway and show what bastion does to its traffic."""
+    try:
+        api_address = parse_host_port(api_listen)
+    except ValueError as exc:
+        fail_config(ConfigError(f"--api-listen: got {api_listen!r}; {exc}"))
+    config = load_or_exit(
+        None,
+        {
+            "listen": listen,
+            "state_dir": state_dir,
+            "admin": {"listen": admin_listen},
+            "routes": [{"name": "demo", "upstream": f"http://{api_address}"}],
+        },
+    )
+    if api_address == config.listen or api_address == config.admin.listen:
+        fail_config(
+            ConfigError("--api-listen: expected a port other than the gateway's or admin's")
+        )
+    prepare_state_dir(config)
+    upstream = DemoUpstream(config, api_address)
+    try:
+        upstream.start()
+    except OSError as exc:
+        fail_config(ConfigError(f"--api-listen: {api_address} cannot be bound ({exc.strerror})"))
+
+    base = f"http://{config.listen}"
+    tour = steps(base)
+    results: list[bool] = []
+    if check:
+        click.echo(f"bastion demo: checking the gateway at {base}")
+        threading.Thread(target=_run_tour, args=(config, tour, results), daemon=True).start()
+    else:
+        click.echo(f"bastion demo: the demo API ({api_address}) is behind the gateway at {base}")
+        click.echo(f"  admin: http://{config.admin.listen}/healthz  /readyz  /metrics\n")
+        click.echo("Try:")
+        for step in tour:
+            click.echo(f"  # {step.title}: expect {step.shows}\n  {step.curl}\n")
+        click.echo("Ctrl-C stops the demo.")
+
+    from bastion.engine.runtime import run
+
+    code = run(config)
+    upstream.stop()
+    if check:
+        passed = sum(results)
+        click.echo(f"{passed} of {len(tour)} tour steps behaved as expected")
+        sys.exit(
+            EXIT_OK if results and all(results) and len(results) == len(tour) else EXIT_FAILURE
+        )
+    sys.exit(code)

@@ -1,0 +1,30 @@
+"""The ``bastion`` entry point. Exit codes: 0 ok, 1 findings or failure, 2 usage or config error."""
+
+from __future__ import annotations
+
+import click
+
+from bastion.cli.check import check_config
+from bastion.cli.demo import demo
+from bastion.cli.serve import serve
+from bastion.version import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """bastion: a production security baseline for any HTTP API."""
+
+
+@cli.command()
+def version() -> None:
+    """Print the installed version."""
+    click.echo(f"bastion {__version__}")
+
+
+cli.add_command(serve)
+cli.add_command(check_config)
+cli.add_command(demo)
+
+
+def main() -> None:
+    cli(prog_name="bastion")

@@ -1,0 +1,1 @@
+"""The bundled demo API and what ``bastion demo`` shows a new user."""

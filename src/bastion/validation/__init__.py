@@ -1,0 +1,1 @@
+"""Input validation from the API's OpenAPI document."""
