@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Sets up what the test suite needs on a fresh machine (a virtualenv with the project and its
+# test extras), then runs the same checks CI runs: ruff, ruff format, mypy --strict, pytest.
+# Extra arguments go to pytest (for example: bash scripts/test.sh -k engine -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+echo "== ruff"
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+echo "== mypy --strict"
+.venv/bin/mypy
+echo "== pytest"
+exec .venv/bin/pytest "$@"
