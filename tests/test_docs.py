@@ -1,0 +1,31 @@
+"""The configuration reference documents every field the models accept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from bastion.config.models import BastionConfig, RouteConfig
+
+DOC = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+
+
+def leaf_fields(model: type[BaseModel]) -> list[str]:
+    names: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.extend(leaf_fields(annotation))
+        else:
+            names.append(name)
+    return names
+
+
+def test_every_config_field_is_documented() -> None:
+    missing = [
+        name
+        for name in leaf_fields(BastionConfig) + leaf_fields(RouteConfig)
+        if f"`{name}`" not in DOC
+    ]
+    assert missing == []
