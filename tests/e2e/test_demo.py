@@ -1,0 +1,56 @@
+"""The README's first command: ``bastion demo`` starts and its tour behaves as it says."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_check_passes_every_step(tmp_path: Path) -> None:
+    bastion = Path(sys.executable).parent / "bastion"
+    gateway, api, admin = free_port(), free_port(), free_port()
+    result = subprocess.run(
+        [
+            str(bastion),
+            "demo",
+            "--check",
+            "--listen",
+            f"127.0.0.1:{gateway}",
+            "--api-listen",
+            f"127.0.0.1:{api}",
+            "--admin-listen",
+            f"127.0.0.1:{admin}",
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 of 5 tour steps behaved as expected" in result.stdout
+    assert "FAILED" not in result.stdout
+    assert (tmp_path / "state").is_dir()
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+
+
+def test_demo_refuses_a_port_shared_with_the_gateway() -> None:
+    bastion = Path(sys.executable).parent / "bastion"
+    result = subprocess.run(
+        [str(bastion), "demo", "--listen", "127.0.0.1:18080", "--api-listen", "127.0.0.1:18080"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--api-listen: expected a port other than" in result.stderr
