@@ -1,0 +1,105 @@
+"""What every connection of one listener shares: config values unpacked once, counters, the pool.
+
+Connections read plain attributes from here on the hot path instead of walking pydantic models.
+Deadlines are checked by one periodic sweep (:class:`Reaper`) rather than a timer per request: a
+connection only stores the loop time at which it expires, which costs one float per phase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Protocol
+
+from bastion.config.models import BastionConfig
+from bastion.observability.traffic import TrafficStats
+from bastion.pipeline.chain import GuardChain
+from bastion.pipeline.forwarding import ForwardingPolicy
+
+if TYPE_CHECKING:
+    from bastion.engine.protocol import ClientProtocol
+    from bastion.engine.upstream import UpstreamPool
+
+
+class Expiring(Protocol):
+    deadline: float
+
+    def on_deadline(self) -> None: ...
+
+
+class Reaper:
+    """Sweeps registered members every ``tick`` seconds and calls those past their deadline."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tick: float) -> None:
+        self.loop = loop
+        self.tick = tick
+        self.members: set[Expiring] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        if self._handle is None:
+            self._handle = self.loop.call_later(self.tick, self._sweep)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for member in [m for m in self.members if 0 < m.deadline <= now]:
+            member.deadline = 0.0
+            member.on_deadline()
+        self._handle = self.loop.call_later(self.tick, self._sweep)
+
+
+class EngineContext:
+    """Per-listener shared state; built once by :class:`bastion.engine.server.GatewayServer`."""
+
+    def __init__(
+        self,
+        *,
+        config: BastionConfig,
+        chain: GuardChain,
+        stats: TrafficStats,
+        loop: asyncio.AbstractEventLoop,
+        scheme: str,
+    ) -> None:
+        self.config = config
+        self.chain = chain
+        self.stats = stats
+        self.loop = loop
+        self.scheme = scheme
+        self.policy = ForwardingPolicy(config.proxy.trusted_proxies)
+        limits, timeouts = config.limits, config.timeouts
+        self.max_request_line = limits.max_request_line
+        self.max_header_bytes = limits.max_header_bytes
+        self.max_headers = limits.max_headers
+        self.max_body = limits.max_body_bytes
+        self.max_pipelined = limits.max_pipelined
+        self.max_upstream_header_bytes = limits.max_upstream_header_bytes
+        self.header_read = timeouts.header_read
+        self.body_read = timeouts.body_read
+        self.idle = timeouts.idle
+        self.upstream_connect = timeouts.upstream_connect
+        self.upstream_response = timeouts.upstream_response
+        self.upstream_read = timeouts.upstream_read
+        self.request_id_header = config.proxy.request_id_header.encode("ascii")
+        self.request_id_name = config.proxy.request_id_header
+        self.mask_errors = config.responses.mask_upstream_errors
+        server = config.responses.server_header
+        self.server_header = b"server: " + server.encode("latin-1") + b"\r\n" if server else b""
+        self.response_hooks = any(callable(getattr(g, "on_response", None)) for g in chain.guards)
+        self.complete_hooks = any(callable(getattr(g, "on_complete", None)) for g in chain.guards)
+        shortest = min(
+            timeouts.header_read,
+            timeouts.body_read,
+            timeouts.idle,
+            timeouts.upstream_response,
+            timeouts.upstream_read,
+            config.pool.idle_timeout,
+        )
+        self.reaper = Reaper(loop, min(0.5, max(0.01, shortest / 5)))
+        self.connections: set[ClientProtocol] = set()
+        self.draining = False
+        self.drained: asyncio.Event | None = None  # set once draining and the last one closed
+        self.pool: UpstreamPool | None = None  # set by the server (shared by its connections)

@@ -1,0 +1,257 @@
+"""What happens to a parsed request: request view, guard chain, then a local endpoint or the proxy.
+
+Everything here runs as plain callbacks; a Task exists only when a guard or an endpoint actually
+waits (see :mod:`bastion.engine.drive`), so a forwarded request with synchronous guards costs no
+coroutine scheduling at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bastion.engine import drive
+from bastion.engine.exchange import Exchange
+from bastion.engine.responses import local_response_bytes
+from bastion.errors import UpstreamError
+from bastion.pipeline.decisions import ALLOW, Decision, Deny
+from bastion.pipeline.forwarding import Origin
+from bastion.pipeline.problem import deny_for_error, problem_response, reason_phrase
+from bastion.pipeline.request import ClientAddress, Headers, Request
+from bastion.pipeline.response import Endpoint, Response
+from bastion.pipeline.routing import NO_ROUTE, ROUTE
+
+logger = logging.getLogger("bastion.engine")
+
+INTERNAL_ERROR = Deny(500, "gateway.internal_error", "Internal Server Error")
+BODY_TOO_LARGE = Deny(
+    413, "request.body_too_large", "Content Too Large", "The request body exceeds the limit."
+)
+_METHODS: dict[bytes, str] = {}
+
+
+def _method_text(method: bytes) -> str:
+    text = _METHODS.get(method)
+    if text is None:
+        text = _METHODS[method] = method.decode("ascii")
+    return text
+
+
+def build_request(exchange: Exchange) -> Request:
+    """The guards' view of ``exchange``: client, scheme and host believed from trusted peers only."""
+    conn = exchange.conn
+    ctx = conn.ctx
+    peer = conn.peer
+    headers = Headers(exchange.headers)
+    policy = ctx.policy
+    inbound_id: str | None = None
+    if policy.trusts_anyone and policy.is_trusted(peer.ip):
+        origin = policy.origin(
+            peer.ip,
+            ctx.scheme,
+            x_forwarded_for=headers.get_all("x-forwarded-for"),
+            forwarded=headers.get_all("forwarded"),
+            x_forwarded_proto=headers.get("x-forwarded-proto"),
+            x_forwarded_host=headers.get("x-forwarded-host"),
+        )
+        inbound_id = headers.get(ctx.request_id_name)
+        client = ClientAddress(origin.client_ip, 0) if origin.client_ip != peer.ip else peer
+    else:
+        origin = Origin(peer.ip, ctx.scheme, None, ())
+        client = peer
+    if origin.host:
+        exchange.forwarded_host = origin.host
+    exchange.origin = origin
+    return Request(
+        method=_method_text(exchange.method),
+        path=exchange.path.decode("latin-1"),
+        query=exchange.query.decode("latin-1"),
+        headers=headers,
+        client=client,
+        peer=peer,
+        scheme=origin.scheme,
+        host=origin.host.partition(":")[0].lower() if origin.host else exchange.host,
+        http_version=exchange.version,
+        tls=conn.tls,
+        request_id=policy.request_id(peer.ip, inbound_id),
+    )
+
+
+def start(exchange: Exchange) -> None:
+    """Dispatch the exchange at the head of its connection's queue."""
+    ctx = exchange.conn.ctx
+    ctx.stats.in_flight += 1
+    exchange.accounted = False
+    try:
+        exchange.request = build_request(exchange)
+    except Exception:
+        logger.exception("building the request view failed")
+        exchange.request = None
+        respond_deny(exchange, INTERNAL_ERROR)
+        return
+    if ctx.chain.requires_body and exchange.has_body:
+        exchange.conn.send_continue(exchange)
+        exchange.collect(ctx.max_body, lambda: _run_chain(exchange))
+    else:
+        _run_chain(exchange)
+
+
+def _run_chain(exchange: Exchange) -> None:
+    if exchange.too_large:
+        return
+    request = exchange.request
+    assert request is not None
+    if exchange.collect_limit >= 0:
+        request.body = exchange.body()
+    chain = exchange.conn.ctx.chain
+    if chain.empty:
+        _decided(exchange, ALLOW)
+        return
+    try:
+        result = drive.start(chain.run(request), lambda task: _chain_done(exchange, task))
+    except Exception:
+        logger.exception("the guard chain failed")
+        respond_deny(exchange, INTERNAL_ERROR)
+        return
+    if isinstance(result, drive.Pending):
+        exchange.task = result.task
+        return
+    _decided(exchange, result)
+
+
+def _chain_done(exchange: Exchange, task: asyncio.Task[Decision]) -> None:
+    exchange.task = None
+    if task.cancelled() or exchange.conn.closed:
+        return
+    error = task.exception()
+    if error is not None:
+        logger.error("the guard chain failed: %s: %s", type(error).__name__, error)
+        respond_deny(exchange, INTERNAL_ERROR)
+        return
+    _decided(exchange, task.result())
+
+
+def _decided(exchange: Exchange, decision: Decision) -> None:
+    if isinstance(decision, Deny):
+        respond_deny(exchange, decision)
+        return
+    exchange.extra_headers = decision.headers
+    request = exchange.request
+    assert request is not None
+    route = request.state.get(ROUTE)
+    if route is None:
+        respond_deny(exchange, NO_ROUTE)
+        return
+    exchange.route = route
+    endpoint = route.endpoint
+    if endpoint is not None:
+        if endpoint.requires_body and exchange.has_body and exchange.collect_limit < 0:
+            exchange.conn.send_continue(exchange)
+            exchange.collect(exchange.conn.ctx.max_body, lambda: _call_endpoint(exchange, endpoint))
+        else:
+            _call_endpoint(exchange, endpoint)
+        return
+    from bastion.engine.proxy import forward
+
+    forward(exchange)
+
+
+def _call_endpoint(exchange: Exchange, endpoint: Endpoint) -> None:
+    if exchange.too_large:
+        return
+    request = exchange.request
+    assert request is not None
+    if exchange.collect_limit >= 0 and request.body is None:
+        request.body = exchange.body()
+    task = exchange.conn.ctx.loop.create_task(endpoint(request))
+    exchange.task = task
+    task.add_done_callback(lambda done: _endpoint_done(exchange, done))
+
+
+def _endpoint_done(exchange: Exchange, task: asyncio.Task[Response]) -> None:
+    exchange.task = None
+    if task.cancelled() or exchange.conn.closed:
+        return
+    error = task.exception()
+    if error is not None:
+        logger.error("endpoint failed: %s: %s", type(error).__name__, error)
+        respond_deny(exchange, INTERNAL_ERROR)
+        return
+    respond(exchange, task.result())
+
+
+def respond(exchange: Exchange, response: Response, *, close: bool = False) -> None:
+    conn = exchange.conn
+    if conn.closed:
+        return
+    request = exchange.request
+    request_id = request.request_id if request is not None else ""
+    data = local_response_bytes(conn.ctx, exchange, response, request_id, close=close)
+    conn.send_local(exchange, data, response.status)
+
+
+def respond_deny(exchange: Exchange, deny: Deny, *, close: bool = False) -> None:
+    request = exchange.request
+    request_id = request.request_id if request is not None else ""
+    respond(exchange, problem_response(deny, request_id), close=close)
+
+
+def upstream_failed(exchange: Exchange, error: UpstreamError) -> None:
+    """The upstream failed before any of its response reached the client: answer 502/504."""
+    route = exchange.route
+    exchange.conn.ctx.stats.upstream_error(route.name if route else "-", error.code)
+    exchange.upstream = None
+    deny = deny_for_error(error, _UPSTREAM_DETAIL.get(error.code, ""))
+    respond_deny(exchange, deny)
+
+
+_UPSTREAM_DETAIL = {
+    "upstream.unreachable": "The upstream service could not be reached.",
+    "upstream.timeout": "The upstream service did not answer in time.",
+    "upstream.bad_response": "The upstream service sent an invalid response.",
+}
+
+
+def deny_body_too_large(exchange: Exchange) -> None:
+    if exchange.response_started:
+        exchange.conn.abort()
+        return
+    cancel(exchange)
+    respond_deny(exchange, BODY_TOO_LARGE, close=True)
+
+
+def cancel(exchange: Exchange) -> None:
+    """Stop work for an exchange whose answer will never be sent as planned."""
+    task = exchange.task
+    if task is not None:
+        exchange.task = None
+        task.cancel()
+    upstream = exchange.upstream
+    if upstream is not None:
+        exchange.upstream = None
+        upstream.abandon()
+
+
+def client_gone(exchange: Exchange) -> None:
+    """The client connection closed while ``exchange`` was being answered."""
+    cancel(exchange)
+    completed(exchange)
+
+
+def completed(exchange: Exchange) -> None:
+    """Account for an exchange once: traffic counters, in-flight gauge, completion hooks."""
+    if exchange.accounted:
+        return
+    exchange.accounted = True
+    ctx = exchange.conn.ctx
+    ctx.stats.in_flight -= 1
+    seconds = ctx.loop.time() - exchange.started
+    route = exchange.route
+    status = exchange.status if exchange.status > 0 else 499
+    ctx.stats.record(route.name if route else "-", _method_text(exchange.method), status, seconds)
+    request = exchange.request
+    if ctx.complete_hooks and request is not None:
+        ctx.chain.on_complete(request, status, exchange.bytes_sent, seconds)
+
+
+__all__ = ["reason_phrase", "respond", "respond_deny", "start", "upstream_failed"]

@@ -1,0 +1,176 @@
+"""One request/response exchange on a client connection, and the plumbing of its request body.
+
+The body of a request goes to exactly one place at a time: a small buffer while the exchange waits
+(for its turn in a pipeline, for the guard chain, for an upstream connection), then a sink (the
+upstream connection) that it streams into. When a guard or endpoint needs the body, it is
+collected whole, up to ``limits.max_body_bytes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bastion.pipeline.forwarding import Origin
+from bastion.pipeline.request import Request
+from bastion.pipeline.routing import Route
+
+if TYPE_CHECKING:
+    from bastion.engine.protocol import ClientProtocol
+    from bastion.engine.upstream import UpstreamConnection
+
+Sink = Callable[[bytes], None]
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+
+# A waiting exchange buffers this much of its body before the client connection stops reading.
+BODY_HIGH_WATER = 256 * 1024
+
+
+class Exchange:
+    """Request facts as parsed, the progress of the body, and the response's accounting."""
+
+    __slots__ = (
+        "accounted",
+        "body_done",
+        "buffered",
+        "bytes_sent",
+        "chunked",
+        "chunks",
+        "collect_limit",
+        "conn",
+        "content_length",
+        "expect_continue",
+        "extra_headers",
+        "forwarded_host",
+        "head_only",
+        "headers",
+        "host",
+        "keep_alive",
+        "method",
+        "on_body_done",
+        "origin",
+        "outbound",
+        "path",
+        "query",
+        "request",
+        "response_started",
+        "route",
+        "sink",
+        "sink_end",
+        "started",
+        "status",
+        "task",
+        "too_large",
+        "upgrade",
+        "upstream",
+        "version",
+    )
+
+    def __init__(self, conn: ClientProtocol, method: bytes, started: float) -> None:
+        self.conn = conn
+        self.method = method
+        self.started = started
+        self.path = b"/"
+        self.query = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.host = ""
+        self.version = "1.1"
+        self.keep_alive = True
+        self.chunked = False
+        self.content_length = 0
+        self.body_done = True
+        self.expect_continue = False
+        self.upgrade = False
+        self.head_only = method == b"HEAD"
+        self.chunks: list[bytes] = []
+        self.buffered = 0
+        self.sink: Sink | None = None
+        self.sink_end: Callable[[], None] | None = None
+        self.collect_limit = -1
+        self.too_large = False
+        self.on_body_done: Callable[[], None] | None = None
+        self.request: Request | None = None
+        self.route: Route | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.outbound = b""
+        self.extra_headers: tuple[tuple[str, str], ...] = ()
+        self.status = 0
+        self.accounted = True  # nothing to account for until dispatch.start
+        self.task: asyncio.Task[Any] | None = None
+        self.origin: Origin | None = None
+        self.forwarded_host = ""
+        self.bytes_sent = 0
+        self.response_started = False
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or self.content_length > 0
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the request may be sent again on another connection (stale pool retry)."""
+        return self.method in IDEMPOTENT and not self.has_body
+
+    def feed(self, data: bytes) -> None:
+        """A piece of the request body, from the parser."""
+        sink = self.sink
+        if sink is not None:
+            sink(data)
+            return
+        self.buffered += len(data)
+        if self.collect_limit >= 0 and self.buffered > self.collect_limit:
+            self.too_large = True
+            self.chunks.clear()
+            self.body_done = True
+            self.conn.body_too_large(self)
+            return
+        if not self.too_large:
+            self.chunks.append(data)
+        if self.collect_limit < 0 and self.buffered > BODY_HIGH_WATER:
+            self.conn.pause_for_body()
+
+    def end(self) -> None:
+        """The body is complete (the parser saw the end of the message)."""
+        if self.body_done:
+            return
+        self.body_done = True
+        if self.sink_end is not None:
+            self.sink_end()
+        callback = self.on_body_done
+        if callback is not None:
+            self.on_body_done = None
+            callback()
+
+    def attach(self, sink: Sink, sink_end: Callable[[], None]) -> None:
+        """Stream the body into ``sink`` from now on, starting with what was buffered."""
+        chunks, self.chunks = self.chunks, []
+        self.buffered = 0
+        for chunk in chunks:
+            sink(chunk)
+        self.sink = sink
+        self.sink_end = sink_end
+        if self.body_done:
+            sink_end()
+        self.conn.resume_for_body()
+
+    def detach(self) -> None:
+        self.sink = None
+        self.sink_end = None
+
+    def collect(self, limit: int, done: Callable[[], None]) -> None:
+        """Buffer the whole body (up to ``limit`` bytes) and call ``done`` once it is complete."""
+        self.collect_limit = limit
+        if self.buffered > limit:
+            self.too_large = True
+            self.chunks.clear()
+            self.conn.body_too_large(self)
+            return
+        self.conn.resume_for_body()
+        if self.body_done:
+            done()
+        else:
+            self.on_body_done = done
+
+    def body(self) -> bytes:
+        return b"".join(self.chunks)

@@ -1,0 +1,103 @@
+"""HTTP/1.1 rules llhttp leaves to its caller, as small pure functions over raw bytes.
+
+llhttp (strict mode, as httptools builds it) already refuses Content-Length together with
+Transfer-Encoding, duplicate or non-numeric Content-Length, obsolete line folding, bare CR/LF,
+control characters in field values, invalid field names and bad chunk sizes (the advisories tests
+pin each of these). It lets through, and this module refuses: request targets that are not in
+origin form, dot segments (also percent-encoded), fragments, Transfer-Encoding other than exactly
+``chunked``, Transfer-Encoding on HTTP/1.0, HTTP versions other than 1.0 and 1.1, missing or
+repeated or malformed Host, and unknown expectations.
+"""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+
+from bastion.errors import ProtocolError
+
+_HOST = re.compile(rb"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?$")
+_PERCENT_DOT = re.compile(rb"%2e", re.IGNORECASE)
+_PERCENT_SLASH = re.compile(rb"%(?:2f|5c)", re.IGNORECASE)
+
+
+class Refusal(ProtocolError):
+    """A request the engine refuses before any guard or upstream sees it."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.refusal_status = status
+        self.refusal_code = code
+
+
+def refuse(status: int, code: str, detail: str) -> Refusal:
+    return Refusal(status, code, detail)
+
+
+def split_target(url: bytes) -> tuple[bytes, bytes]:
+    """``(path, query)`` of an origin-form target, or a :class:`Refusal`.
+
+    Absolute-form, authority-form and asterisk-form targets are refused: a gateway in front of an
+    API has no use for them, and each is a known route to request-routing confusion.
+    """
+    if not url.startswith(b"/") or url.startswith(b"//"):
+        raise refuse(400, "request.invalid_target", "The request target must be an absolute path.")
+    if b"#" in url:
+        raise refuse(400, "request.invalid_target", "The request target must not hold a fragment.")
+    path, _, query = url.partition(b"?")
+    check_path(path)
+    return path, query
+
+
+def check_path(path: bytes) -> None:
+    """Refuse dot segments, raw or percent-encoded, and encoded NUL bytes.
+
+    Guards match routes on the path as received while an upstream may normalise it; a path in
+    which ``..`` could be resolved differently by the two is refused outright.
+    """
+    if b"." not in path and b"%" not in path and b"\\" not in path:
+        return
+    decoded = _PERCENT_DOT.sub(b".", path)
+    decoded = _PERCENT_SLASH.sub(b"/", decoded).replace(b"\\", b"/")
+    if b"%00" in decoded:
+        raise refuse(400, "request.invalid_path", "The path holds an encoded NUL byte.")
+    for segment in decoded.split(b"/"):
+        if segment in (b".", b".."):
+            raise refuse(400, "request.invalid_path", "The path must not hold dot segments.")
+
+
+def check_host(value: bytes) -> str:
+    """The host name (lower case, without port) of a valid Host value."""
+    value = value.strip()
+    if not value or not _HOST.match(value):
+        raise refuse(400, "request.invalid_host", "The Host header is not a valid authority.")
+    text = value.decode("ascii").lower()
+    if text.startswith("["):
+        return text[: text.index("]") + 1]
+    return text.partition(":")[0]
+
+
+def check_transfer_encoding(value: bytes, http_version: str) -> None:
+    if http_version == "1.0":
+        raise refuse(400, "request.invalid_framing", "Transfer-Encoding is not valid in HTTP/1.0.")
+    if value.strip().lower() != b"chunked":
+        raise refuse(
+            501,
+            "request.unsupported_transfer_coding",
+            "Only the chunked transfer coding is served.",
+        )
+
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 200 OK\\r\\n``, built once per status code."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        line = _STATUS_LINES[status] = f"HTTP/1.1 {status} {phrase}\r\n".encode("latin-1")
+    return line

@@ -1,0 +1,456 @@
+"""The client side of the engine: one :class:`ClientProtocol` per accepted TCP connection.
+
+It parses requests with llhttp (httptools), applies the checks llhttp leaves to its caller
+(:mod:`bastion.engine.http11`), and keeps pipelined requests in a bounded queue that is answered
+strictly in order: only the exchange at the head of the queue is dispatched; the others wait with
+their bodies buffered up to a high-water mark, past which the connection stops reading.
+
+Anything refused here is answered with a problem+json and ``connection: close`` before a guard or
+an upstream sees it, and is counted in :meth:`TrafficStats.protocol_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import cast
+
+import httptools
+
+from bastion.engine import dispatch
+from bastion.engine.context import EngineContext
+from bastion.engine.exchange import Exchange
+from bastion.engine.http11 import (
+    Refusal,
+    check_host,
+    check_transfer_encoding,
+    refuse,
+    split_target,
+)
+from bastion.engine.responses import local_response_bytes, refusal_bytes
+from bastion.pipeline.request import ClientAddress, TLSInfo
+
+_PAUSE_QUEUE = 1
+_PAUSE_BODY = 2
+_PAUSE_HALT = 4
+_PAUSE_TUNNEL = 8
+_PAUSE_UPSTREAM = 16
+
+_METHODS: dict[bytes, str] = {}
+
+
+class ClientProtocol(asyncio.Protocol):
+    """Parses, queues and answers the requests of one client connection."""
+
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = ClientAddress("", 0)
+        self.tls: TLSInfo | None = None
+        self.queue: deque[Exchange] = deque()
+        self.active: Exchange | None = None
+        self.current: Exchange | None = None
+        self.last_parsed: Exchange | None = None
+        self.deadline = 0.0
+        self.paused = 0
+        self.writing_paused = False
+        self.closed = False
+        self.halted = False  # no further request will be read (refusal, upgrade, close)
+        self.refusal: Refusal | None = None
+        self.tunnel_peer: asyncio.Transport | None = None
+        self.tunnel_pending: list[bytes] = []
+        self._url: list[bytes] = []
+        self._url_len = 0
+        self._header_bytes = 0
+        self._head_fed = 0
+        self._head_limit = ctx.max_request_line + ctx.max_header_bytes + 1024
+
+    # -- connection lifecycle ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        ctx = self.ctx
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.peer = ClientAddress(str(peer[0]), int(peer[1]))
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            cipher = ssl_object.cipher()
+            self.tls = TLSInfo(
+                version=ssl_object.version() or "",
+                cipher=cipher[0] if cipher else "",
+                server_name=getattr(ssl_object, "server_hostname", None),
+                alpn=ssl_object.selected_alpn_protocol(),
+            )
+        ctx.connections.add(self)
+        ctx.reaper.members.add(self)
+        ctx.stats.connections_open += 1
+        ctx.stats.connections_total += 1
+        self.deadline = ctx.loop.time() + ctx.header_read
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        ctx = self.ctx
+        ctx.connections.discard(self)
+        ctx.reaper.members.discard(self)
+        ctx.stats.connections_open -= 1
+        if ctx.drained is not None and not ctx.connections:
+            ctx.drained.set()
+        if self.tunnel_peer is not None:
+            self.tunnel_peer.close()
+        active = self.active
+        if active is not None:
+            self.active = None
+            dispatch.client_gone(active)
+
+    def eof_received(self) -> bool | None:
+        # A half-closed client gets its pending answers; nothing more will arrive.
+        if self.tunnel_peer is not None:
+            if self.tunnel_peer.can_write_eof():
+                self.tunnel_peer.write_eof()
+            return True
+        if self.active is None and not self.queue:
+            return None
+        self.halted = True
+        return True
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Cut the connection (RST): a response that cannot be completed must not look complete."""
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def on_deadline(self) -> None:
+        current = self.current
+        if current is not None:
+            code = "request.header_timeout" if current.status == 0 else "request.body_timeout"
+            self._refuse(refuse(408, code, "The request was not received in time."))
+            return
+        if self.writing_paused and self.active is not None:
+            self.ctx.stats.protocol_error("response.send_timeout")
+            self.abort()
+            return
+        if self.active is None and not self.queue:
+            self.close()
+
+    # -- flow control --------------------------------------------------------------------------
+
+    def _pause(self, reason: int) -> None:
+        if not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        if not self.paused & reason:
+            return
+        self.paused &= ~reason
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def pause_for_body(self) -> None:
+        self._pause(_PAUSE_BODY)
+        self.deadline = 0.0
+
+    def resume_for_body(self) -> None:
+        if self.paused & _PAUSE_BODY:
+            self._resume(_PAUSE_BODY)
+            self._reading_again()
+
+    def pause_for_upstream(self) -> None:
+        """The upstream's socket buffer is full: stop reading the client until it drains."""
+        self._pause(_PAUSE_UPSTREAM)
+        self.deadline = 0.0
+
+    def resume_for_upstream(self) -> None:
+        if self.paused & _PAUSE_UPSTREAM:
+            self._resume(_PAUSE_UPSTREAM)
+            self._reading_again()
+
+    def _reading_again(self) -> None:
+        if not self.paused and self.current is not None:
+            self.deadline = self.ctx.loop.time() + self.ctx.body_read
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        active = self.active
+        if active is not None and active.upstream is not None:
+            active.upstream.pause_reading()
+        if self.tunnel_peer is not None:
+            self.tunnel_peer.pause_reading()
+        self.deadline = self.ctx.loop.time() + self.ctx.idle
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        active = self.active
+        if active is not None and active.upstream is not None:
+            active.upstream.resume_reading()
+        if self.tunnel_peer is not None:
+            self.tunnel_peer.resume_reading()
+        if self.current is None:
+            self.deadline = 0.0
+
+    # -- parsing -------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel_peer is not None:
+            self.tunnel_peer.write(data)
+            return
+        if self.halted:
+            if self.active is not None and self.active.upgrade:
+                self.tunnel_pending.append(data)
+                self._pause(_PAUSE_TUNNEL)
+            return
+        in_head = self.current is None or self.current.status == 0
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgraded(data[upgrade.args[0] :])
+            return
+        except httptools.HttpParserCallbackError as exc:
+            refusal = exc.__context__
+            if isinstance(refusal, Refusal):
+                self._refuse(refusal)
+            else:
+                raise
+            return
+        except httptools.HttpParserError as exc:
+            self._refuse(_parser_refusal(exc))
+            return
+        if in_head and self.current is not None and self.current.status == 0:
+            self._head_fed += len(data)
+            if self._head_fed > self._head_limit:
+                self._refuse(
+                    refuse(431, "request.headers_too_large", "The request head is too large.")
+                )
+
+    def on_message_begin(self) -> None:
+        ctx = self.ctx
+        now = ctx.loop.time()
+        self.current = Exchange(self, b"", now)
+        self._url.clear()
+        self._url_len = 0
+        self._header_bytes = 0
+        self._head_fed = 0
+        self.deadline = now + ctx.header_read
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        self._url_len += len(url)
+        if self._url_len + 16 > self.ctx.max_request_line:
+            raise refuse(414, "request.uri_too_long", "The request line is too long.")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        current = self.current
+        assert current is not None
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self.ctx.max_header_bytes:
+            raise refuse(431, "request.headers_too_large", "The header section is too large.")
+        if current.status != 0:
+            return  # a trailer field: never forwarded
+        headers = current.headers
+        if len(headers) >= self.ctx.max_headers:
+            raise refuse(
+                431, "request.headers_too_large", "The request has too many header fields."
+            )
+        headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        current = self.current
+        assert current is not None
+        parser = self.parser
+        method = parser.get_method()
+        current.method = method
+        current.head_only = method == b"HEAD"
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise refuse(505, "request.version_not_supported", "Only HTTP/1.1 and 1.0 are served.")
+        if method == b"CONNECT":
+            raise refuse(400, "request.invalid_target", "CONNECT is not served.")
+        current.version = version
+        url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
+        current.path, current.query = split_target(url)
+        host: bytes | None = None
+        for name, value in current.headers:
+            if name == b"host":
+                if host is not None:
+                    raise refuse(
+                        400, "request.invalid_host", "The request has several Host fields."
+                    )
+                host = value
+            elif name == b"transfer-encoding":
+                check_transfer_encoding(value, version)
+                current.chunked = True
+            elif name == b"content-length":
+                current.content_length = int(value)
+            elif name == b"expect":
+                if value.strip().lower() != b"100-continue":
+                    raise refuse(417, "request.expectation_failed", "Only 100-continue is served.")
+                current.expect_continue = version == "1.1"
+            elif name == b"upgrade":
+                current.upgrade = b"websocket" in value.lower()
+        if host is not None:
+            current.host = check_host(host)
+        elif version == "1.1":
+            raise refuse(400, "request.invalid_host", "HTTP/1.1 requests need a Host field.")
+        current.keep_alive = parser.should_keep_alive()
+        current.status = -1  # head complete; the response status is not known yet
+        current.body_done = not current.has_body
+        ctx = self.ctx
+        self.deadline = ctx.loop.time() + ctx.body_read if current.has_body else 0.0
+        if self.active is None and not self.queue:
+            self.active = current
+            dispatch.start(current)
+        else:
+            self.queue.append(current)
+            if len(self.queue) >= ctx.max_pipelined:
+                self._pause(_PAUSE_QUEUE)
+
+    def on_body(self, body: bytes) -> None:
+        current = self.current
+        assert current is not None
+        self.deadline = self.ctx.loop.time() + self.ctx.body_read
+        current.feed(body)
+
+    def on_message_complete(self) -> None:
+        current = self.current
+        if current is None:
+            return
+        self.current = None
+        self.last_parsed = current
+        if self.active is None and not self.queue:
+            self.deadline = self.ctx.loop.time() + self.ctx.idle
+        else:
+            self.deadline = 0.0
+        current.end()
+
+    def _upgraded(self, rest: bytes) -> None:
+        """llhttp stopped after a request announcing an upgrade (the message itself is complete)."""
+        last = self.last_parsed
+        if last is not None and last.upgrade:
+            self.halted = True
+            if rest:
+                self.tunnel_pending.append(rest)
+                self._pause(_PAUSE_TUNNEL)
+            return
+        # An upgrade to something other than WebSocket is served as a plain request.
+        self.parser = httptools.HttpRequestParser(self)
+        if rest:
+            self.data_received(rest)
+
+    # -- answering -----------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def send_local(self, exchange: Exchange, body_and_head: bytes, status: int) -> None:
+        exchange.status = status
+        exchange.response_started = True
+        exchange.bytes_sent += len(body_and_head)
+        self.write(body_and_head)
+        self.finish(exchange)
+
+    def body_too_large(self, exchange: Exchange) -> None:
+        self.ctx.stats.protocol_error("request.body_too_large")
+        exchange.keep_alive = False
+        self.halted = True
+        dispatch.deny_body_too_large(exchange)
+
+    def finish(self, exchange: Exchange) -> None:
+        """The response of the active exchange is complete: account for it, then go on."""
+        dispatch.completed(exchange)
+        if self.active is exchange:
+            self.active = None
+        if self.closed:
+            return
+        reusable = exchange.keep_alive and exchange.body_done and not self.ctx.draining
+        if not reusable:
+            self.halted = True
+            self.queue.clear()
+            self.close()
+            return
+        self._resume(_PAUSE_QUEUE)
+        if self.queue:
+            self.active = self.queue.popleft()
+            dispatch.start(self.active)
+        elif self.refusal is not None:
+            self._answer_refusal(self.refusal)
+        elif self.halted:
+            self.close()
+        elif self.current is None:
+            self.deadline = self.ctx.loop.time() + self.ctx.idle
+
+    def _refuse(self, refusal: Refusal) -> None:
+        """Stop reading; answer the refusal once the exchanges before it are answered."""
+        self.halted = True
+        self._pause(_PAUSE_HALT)
+        self.ctx.stats.protocol_error(refusal.refusal_code)
+        if (
+            self.current is not None
+            and self.current.status != 0
+            and (self.current is self.active or self.current in self.queue)
+        ):
+            # The head was accepted and dispatched; the body then broke framing.
+            broken = self.current
+            self.current = None
+            broken.keep_alive = False
+            if broken is self.active and broken.response_started:
+                self.abort()
+                return
+            if broken in self.queue:
+                self.queue.remove(broken)
+            elif broken is self.active:
+                dispatch.cancel(broken)
+                self.active = None
+        self.current = None
+        if self.active is None and not self.queue:
+            self._answer_refusal(refusal)
+        else:
+            self.refusal = refusal
+
+    def _answer_refusal(self, refusal: Refusal) -> None:
+        if self.transport is None or self.closed:
+            return
+        self.write(refusal_bytes(self.ctx, refusal))
+        self.close()
+
+    def send_continue(self, exchange: Exchange) -> None:
+        if exchange.expect_continue and not exchange.body_done:
+            exchange.expect_continue = False
+            self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def start_tunnel(self, peer: asyncio.Transport) -> None:
+        """Relay bytes both ways from now on (a WebSocket after the upstream's 101)."""
+        self.tunnel_peer = peer
+        self.deadline = 0.0
+        pending, self.tunnel_pending = self.tunnel_pending, []
+        for chunk in pending:
+            peer.write(chunk)
+        self.paused = 0
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+
+def method_text(method: bytes) -> str:
+    text = _METHODS.get(method)
+    if text is None:
+        text = _METHODS[method] = method.decode("ascii")
+    return text
+
+
+def _parser_refusal(exc: Exception) -> Refusal:
+    message = str(exc)
+    if "version" in message.lower():
+        return refuse(505, "request.version_not_supported", "Only HTTP/1.1 and 1.0 are served.")
+    if isinstance(exc, httptools.HttpParserInvalidMethodError):
+        return refuse(501, "request.method_not_implemented", "The request method is not served.")
+    return refuse(400, "request.malformed", "The request is not valid HTTP/1.1.")
+
+
+__all__ = ["ClientProtocol", "local_response_bytes", "method_text"]

@@ -1,0 +1,72 @@
+"""Forwarding an allowed request: the outbound head, then an upstream connection from the pool."""
+
+from __future__ import annotations
+
+from bastion.engine.exchange import Exchange
+from bastion.engine.headers import request_head
+from bastion.pipeline.forwarding import Origin
+
+_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+_CHUNKED = b"transfer-encoding: chunked\r\n"
+_EMPTY_BODY = b"content-length: 0\r\n"
+
+
+def _raw_host(exchange: Exchange) -> bytes:
+    for name, value in exchange.headers:
+        if name == b"host":
+            return value.strip()
+    return b""
+
+
+def forward(exchange: Exchange) -> None:
+    """Build the upstream request head (one join) and hand the exchange to the pool."""
+    route = exchange.route
+    request = exchange.request
+    assert route is not None
+    assert route.upstream is not None
+    assert request is not None
+    conn = exchange.conn
+    ctx = conn.ctx
+    upstream = route.upstream
+    if route.path_prefix == "/" and not upstream.base_path:
+        target = exchange.path
+    else:
+        target = route.upstream_path(request.path).encode("latin-1")
+    if exchange.query:
+        target += b"?" + exchange.query
+    collected = exchange.collect_limit >= 0
+    body = b""
+    if collected:
+        body = request.body or b""
+        framing = b"content-length: %d\r\n" % len(body) if body or exchange.has_body else b""
+    elif exchange.chunked:
+        framing = _CHUNKED
+    elif exchange.content_length:
+        framing = b"content-length: %d\r\n" % exchange.content_length
+    elif exchange.method in _BODY_METHODS:
+        framing = _EMPTY_BODY
+    else:
+        framing = b""
+    raw_host = _raw_host(exchange)
+    client_host = exchange.forwarded_host or raw_host.decode("latin-1")
+    host = raw_host if route.preserve_host and raw_host else upstream.authority.encode("latin-1")
+    origin = exchange.origin or Origin(conn.peer.ip, ctx.scheme, None, ())
+    exchange.outbound = (
+        request_head(
+            exchange.method,
+            target,
+            exchange.headers,
+            host=host,
+            origin=origin,
+            peer_ip=conn.peer.ip,
+            client_host=client_host,
+            request_id_header=ctx.request_id_header,
+            request_id=request.request_id,
+            body_framing=framing,
+            upgrade=exchange.upgrade,
+        )
+        + body
+    )
+    pool = ctx.pool
+    assert pool is not None
+    pool.acquire(upstream, exchange)

@@ -1,0 +1,137 @@
+"""Response heads bastion writes: its own answers (denials, endpoints, refusals) and the head of
+an upstream's response after rewriting. Every response carries the request id and ``nosniff``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bastion.engine.headers import filter_response
+from bastion.engine.http11 import Refusal, status_line
+from bastion.pipeline.decisions import Deny
+from bastion.pipeline.forwarding import new_request_id
+from bastion.pipeline.problem import problem_response, reason_phrase
+from bastion.pipeline.response import Response
+
+if TYPE_CHECKING:
+    from bastion.engine.context import EngineContext
+    from bastion.engine.exchange import Exchange
+
+_NOSNIFF = b"x-content-type-options: nosniff\r\n"
+_CLOSE = b"connection: close\r\n"
+_KEEP_ALIVE = b"connection: keep-alive\r\n"
+_CHUNKED = b"transfer-encoding: chunked\r\n"
+
+
+def _encode_pairs(pairs: Sequence[tuple[str, str]]) -> list[bytes]:
+    return [f"{name}: {value}\r\n".encode("latin-1") for name, value in pairs]
+
+
+def _connection_field(exchange: Exchange | None, close: bool) -> bytes:
+    if close or exchange is None:
+        return _CLOSE
+    return _KEEP_ALIVE if exchange.version == "1.0" else b""
+
+
+def local_response_bytes(
+    ctx: EngineContext,
+    exchange: Exchange,
+    response: Response,
+    request_id: str,
+    *,
+    close: bool = False,
+) -> bytes:
+    """A complete response bastion answers itself (a denial, an endpoint, an upstream error)."""
+    close = close or not exchange.keep_alive or not exchange.body_done or ctx.draining
+    if close:
+        exchange.keep_alive = False
+    pairs = list(response.headers)
+    pairs.extend(exchange.extra_headers)
+    nosniff = any(name == "x-content-type-options" for name, _ in pairs)
+    if ctx.response_hooks and exchange.request is not None:
+        ctx.chain.on_response(exchange.request, response.status, pairs)
+    parts = [status_line(response.status), *_encode_pairs(pairs)]
+    body = b"" if exchange.head_only or response.status in (204, 304) else response.body
+    parts.append(
+        ctx.request_id_header
+        + b": "
+        + request_id.encode("ascii")
+        + b"\r\n"
+        + (b"" if nosniff else _NOSNIFF)
+        + ctx.server_header
+        + _connection_field(exchange, close)
+        + (b"" if response.status in (204, 304) else b"content-length: %d\r\n" % len(response.body))
+        + b"\r\n"
+    )
+    parts.append(body)
+    return b"".join(parts)
+
+
+def refusal_bytes(ctx: EngineContext, refusal: Refusal) -> bytes:
+    """The answer to a request refused while parsing: problem+json, then the connection closes."""
+    deny = Deny(
+        refusal.refusal_status,
+        refusal.refusal_code,
+        reason_phrase(refusal.refusal_status),
+        refusal.message,
+    )
+    request_id = new_request_id()
+    response = problem_response(deny, request_id)
+    parts = [status_line(response.status), *_encode_pairs(response.headers)]
+    parts.append(
+        ctx.request_id_header
+        + b": "
+        + request_id.encode("ascii")
+        + b"\r\n"
+        + _NOSNIFF
+        + ctx.server_header
+        + _CLOSE
+        + b"content-length: %d\r\n\r\n" % len(response.body)
+    )
+    parts.append(response.body)
+    return b"".join(parts)
+
+
+def proxied_head(
+    ctx: EngineContext,
+    exchange: Exchange,
+    status: int,
+    headers: Sequence[tuple[bytes, bytes]],
+    *,
+    framing: bytes,
+    close: bool,
+    upgrade: bool = False,
+) -> bytes:
+    """The head of an upstream response after rewriting (see :mod:`bastion.engine.headers`)."""
+    kept, nosniff = filter_response(headers, upgrade=upgrade, drop=ctx.request_id_header)
+    request = exchange.request
+    assert request is not None
+    if ctx.response_hooks:
+        pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in kept]
+        pairs.extend(exchange.extra_headers)
+        ctx.chain.on_response(request, status, pairs)
+        parts = _encode_pairs(pairs)
+        nosniff = any(name == "x-content-type-options" for name, _ in pairs)
+    else:
+        parts = [name + b": " + value + b"\r\n" for name, value in kept]
+        if exchange.extra_headers:
+            parts.extend(_encode_pairs(exchange.extra_headers))
+            nosniff = nosniff or any(
+                n == "x-content-type-options" for n, _ in exchange.extra_headers
+            )
+    parts.insert(0, status_line(status))
+    parts.append(
+        ctx.request_id_header
+        + b": "
+        + request.request_id.encode("ascii")
+        + b"\r\n"
+        + (b"" if nosniff else _NOSNIFF)
+        + ctx.server_header
+        + (b"" if upgrade else _connection_field(exchange, close))
+        + framing
+        + b"\r\n"
+    )
+    return b"".join(parts)
+
+
+CHUNKED = _CHUNKED

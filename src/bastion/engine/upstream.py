@@ -1,0 +1,471 @@
+"""Pooled keep-alive connections to upstreams, and the response side of a proxied exchange.
+
+One :class:`UpstreamConnection` carries one exchange at a time (no upstream pipelining). A
+connection goes back to the pool only after a complete exchange: response fully read, request
+body fully sent, both sides willing to keep the connection alive. A pooled connection may have
+been closed by the upstream meanwhile; if such a reused connection fails before a single response
+byte arrived, an idempotent request without a body is sent once more on a fresh connection.
+
+Once a response head has reached the client, an upstream failure aborts the client connection, so
+a truncated response never looks complete (no final chunk, no early close on a known length
+that a client could take for the end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import cast
+
+import httptools
+
+from bastion.config.types import UpstreamURL
+from bastion.engine import dispatch
+from bastion.engine.context import EngineContext
+from bastion.engine.exchange import Exchange
+from bastion.engine.responses import CHUNKED, local_response_bytes, proxied_head
+from bastion.errors import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+)
+from bastion.pipeline.decisions import Deny
+from bastion.pipeline.problem import problem_response, reason_phrase
+
+PoolKey = tuple[str, str, int]
+_LAST_CHUNK = b"0\r\n\r\n"
+
+
+class UpstreamPool:
+    """Idle connections and connection counts per upstream ``(scheme, host, port)``."""
+
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        pool = ctx.config.pool
+        self.max_connections = pool.max_connections
+        self.max_idle = pool.max_idle
+        self.idle_timeout = pool.idle_timeout
+        self.idle: dict[PoolKey, list[UpstreamConnection]] = {}
+        self.counts: dict[PoolKey, int] = {}
+        self.waiting: dict[PoolKey, deque[tuple[UpstreamURL, Exchange]]] = {}
+        self.closed = False
+        self._tls: ssl.SSLContext | None = None
+
+    def acquire(self, url: UpstreamURL, exchange: Exchange, *, fresh: bool = False) -> None:
+        """Send ``exchange`` on an idle connection, a new one, or once one frees up."""
+        key = (url.scheme, url.host, url.port)
+        idle = self.idle.get(key)
+        while idle and not fresh:
+            conn = idle.pop()
+            if conn.usable():
+                conn.send(exchange, reused=True)
+                return
+            conn.close()
+        if self.counts.get(key, 0) < self.max_connections:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            self.ctx.loop.create_task(self._open(key, url, exchange))
+        else:
+            self.waiting.setdefault(key, deque()).append((url, exchange))
+
+    async def _open(self, key: PoolKey, url: UpstreamURL, exchange: Exchange) -> None:
+        ctx = self.ctx
+        tls = self._tls_context() if url.scheme == "https" else None
+        try:
+            _, conn = await asyncio.wait_for(
+                ctx.loop.create_connection(
+                    lambda: UpstreamConnection(self, key),
+                    url.host,
+                    url.port,
+                    ssl=tls,
+                    server_hostname=url.host if tls else None,
+                ),
+                ctx.upstream_connect,
+            )
+        except TimeoutError:
+            self._lost(key)
+            self._fail(exchange, UpstreamTimeout("connecting to the upstream timed out"))
+            return
+        except (OSError, ssl.SSLError) as exc:
+            self._lost(key)
+            self._fail(exchange, UpstreamConnectError(type(exc).__name__))
+            return
+        if exchange.conn.closed or exchange.status > 0:
+            self.release(conn)
+            return
+        conn.send(exchange, reused=False)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
+
+    @staticmethod
+    def _fail(exchange: Exchange, error: UpstreamError) -> None:
+        if not exchange.conn.closed and exchange.status <= 0:
+            dispatch.upstream_failed(exchange, error)
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """A connection finished a complete exchange: hand it to a waiter, keep it, or close it."""
+        key = conn.key
+        waiting = self.waiting.get(key)
+        while waiting:
+            _, exchange = waiting.popleft()
+            if not exchange.conn.closed and exchange.status <= 0:
+                conn.send(exchange, reused=True)
+                return
+        idle = self.idle.setdefault(key, [])
+        if self.closed or len(idle) >= self.max_idle:
+            conn.close()
+            return
+        conn.deadline = self.ctx.loop.time() + self.idle_timeout
+        idle.append(conn)
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        """A connection closed: it no longer counts, and a waiter may open a new one."""
+        idle = self.idle.get(conn.key)
+        if idle and conn in idle:
+            idle.remove(conn)
+        self._lost(conn.key)
+
+    def _lost(self, key: PoolKey) -> None:
+        self.counts[key] = max(0, self.counts.get(key, 0) - 1)
+        waiting = self.waiting.get(key)
+        while waiting:
+            url, exchange = waiting.popleft()
+            if not exchange.conn.closed and exchange.status <= 0:
+                self.acquire(url, exchange)
+                return
+
+    def close(self) -> None:
+        self.closed = True
+        for idle in self.idle.values():
+            for conn in list(idle):
+                conn.close()
+        self.idle.clear()
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One keep-alive connection to an upstream; parses its responses with llhttp."""
+
+    def __init__(self, pool: UpstreamPool, key: PoolKey) -> None:
+        self.pool = pool
+        self.ctx = pool.ctx
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.exchange: Exchange | None = None
+        self.deadline = 0.0
+        self.closed = False
+        self.reused = False
+        self.received = False
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.head_sent = False
+        self.chunked_out = False
+        self.until_close = False
+        self.masked = False
+        self.interim = False
+        self.tunnel = False
+        self.sent_all = True
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.ctx.reaper.members.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.ctx.reaper.members.discard(self)
+        self.pool.forget(self)
+        exchange = self.exchange
+        if exchange is None:
+            return
+        if self.tunnel:
+            exchange.conn.close()
+            return
+        if self.head_sent and self.until_close and not self.interim:
+            self._complete(reusable=False)  # the close is the end of this response
+            return
+        self._failed(UpstreamProtocolError("the upstream closed the connection"))
+
+    def eof_received(self) -> bool | None:
+        if self.tunnel and self.exchange is not None:
+            transport = self.exchange.conn.transport
+            if transport is not None and transport.can_write_eof():
+                transport.write_eof()
+                return True
+        return None
+
+    def usable(self) -> bool:
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abandon(self) -> None:
+        """The client is gone mid-exchange: this connection's state is unknown, so it closes."""
+        self.exchange = None
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def on_deadline(self) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            self.close()  # idle in the pool for too long
+            return
+        self._failed(UpstreamTimeout("the upstream did not answer in time"), retry=False)
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- request side --------------------------------------------------------------------------
+
+    def send(self, exchange: Exchange, *, reused: bool) -> None:
+        transport = self.transport
+        assert transport is not None
+        self.exchange = exchange
+        exchange.upstream = self
+        self.reused = reused
+        self.received = False
+        self.head_sent = False
+        self.masked = False
+        self.interim = False
+        self.chunked_out = False
+        self.until_close = False
+        self.headers = []
+        self.header_bytes = 0
+        ctx = self.ctx
+        self.deadline = ctx.loop.time() + ctx.upstream_response
+        transport.write(exchange.outbound)
+        streaming = exchange.has_body and exchange.collect_limit < 0
+        self.sent_all = not streaming
+        if streaming:
+            exchange.conn.send_continue(exchange)
+            if exchange.chunked:
+                exchange.attach(self._write_chunk, self._write_last_chunk)
+            else:
+                exchange.attach(transport.write, self._body_sent)
+
+    def _write_chunk(self, data: bytes) -> None:
+        if data and self.transport is not None:
+            self.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+
+    def _write_last_chunk(self) -> None:
+        if self.transport is not None:
+            self.transport.write(_LAST_CHUNK)
+        self.sent_all = True
+
+    def _body_sent(self) -> None:
+        self.sent_all = True
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.conn.pause_for_upstream()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.conn.resume_for_upstream()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+            if self.head_sent:
+                self.deadline = 0.0
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+            if self.head_sent and self.exchange is not None:
+                self.deadline = self.ctx.loop.time() + self.ctx.upstream_read
+
+    # -- response side -------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if self.tunnel:
+            if exchange is not None:
+                exchange.conn.write(data)
+            return
+        if exchange is None:
+            self.close()  # bytes nobody asked for: this connection is not to be trusted
+            return
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgraded(data[upgrade.args[0] :])
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadDone):
+                return
+            self._failed(UpstreamProtocolError("invalid response"), retry=False)
+            self.close()
+        except httptools.HttpParserError:
+            self._failed(UpstreamProtocolError("invalid response"), retry=False)
+            self.close()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > self.ctx.max_upstream_header_bytes:
+            raise UpstreamProtocolError("response head too large")
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.interim = True  # 100 Continue and friends are for this hop only
+            self.headers = []
+            self.header_bytes = 0
+            return
+        ctx = self.ctx
+        conn = exchange.conn
+        self.deadline = ctx.loop.time() + ctx.upstream_read
+        if status == 101:
+            return  # written in _upgraded, once llhttp hands over the connection
+        exchange.status = status
+        exchange.response_started = True
+        self.head_sent = True
+        if status >= 500 and ctx.mask_errors:
+            self.masked = True
+            deny = Deny(
+                status, "upstream.error", reason_phrase(status), "The upstream service failed."
+            )
+            request = exchange.request
+            assert request is not None
+            ctx.stats.upstream_error(
+                exchange.route.name if exchange.route else "-", "upstream.error"
+            )
+            data = local_response_bytes(
+                ctx, exchange, problem_response(deny, request.request_id), request.request_id
+            )
+            exchange.bytes_sent += len(data)
+            conn.write(data)
+            return
+        length: bytes | None = None
+        chunked = False
+        for name, value in self.headers:
+            if name == b"content-length":
+                length = value.strip()
+            elif name == b"transfer-encoding":
+                chunked = True
+        no_body = exchange.head_only or status in (204, 304)
+        self.until_close = not no_body and length is None and not chunked
+        self.chunked_out = False
+        if no_body:
+            framing = (
+                b"content-length: " + length + b"\r\n"
+                if length is not None and status != 204
+                else b""
+            )
+        elif length is not None:
+            framing = b"content-length: " + length + b"\r\n"
+        elif exchange.version == "1.1":
+            framing = CHUNKED
+            self.chunked_out = True
+        else:
+            framing = b""
+            exchange.keep_alive = False  # an HTTP/1.0 client learns the end from the close
+        close = not exchange.keep_alive or not exchange.body_done or ctx.draining or conn.halted
+        if close:
+            exchange.keep_alive = False
+        head = proxied_head(ctx, exchange, status, self.headers, framing=framing, close=close)
+        exchange.bytes_sent += len(head)
+        conn.write(head)
+        if exchange.head_only:
+            # llhttp does not know this answered a HEAD and would wait for a body.
+            self.parser = httptools.HttpResponseParser(self)
+            self._complete(reusable=_keeps_alive(self.headers))
+            raise _HeadDone
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None or self.masked:
+            return
+        self.deadline = self.ctx.loop.time() + self.ctx.upstream_read
+        exchange.bytes_sent += len(body)
+        if self.chunked_out:
+            exchange.conn.write(b"%x\r\n%b\r\n" % (len(body), body))
+        else:
+            exchange.conn.write(body)
+
+    def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
+        if self.exchange is None:
+            return
+        if self.chunked_out:
+            self.exchange.conn.write(_LAST_CHUNK)
+        self._complete(reusable=self.parser.should_keep_alive())
+
+    def _complete(self, *, reusable: bool) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        self.exchange = None
+        exchange.upstream = None
+        exchange.detach()
+        self.deadline = 0.0
+        if reusable and self.sent_all and not self.closed and exchange.body_done:
+            self.pool.release(self)
+        else:
+            self.close()
+        exchange.conn.finish(exchange)
+
+    def _upgraded(self, rest: bytes) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        assert self.transport is not None
+        if self.parser.get_status_code() != 101 or not exchange.upgrade:
+            self._failed(UpstreamProtocolError("unexpected upgrade"), retry=False)
+            self.close()
+            return
+        ctx = self.ctx
+        exchange.status = 101
+        exchange.response_started = True
+        head = proxied_head(
+            ctx, exchange, 101, self.headers, framing=b"", close=False, upgrade=True
+        )
+        conn = exchange.conn
+        conn.write(head)
+        if rest:
+            conn.write(rest)
+        self.tunnel = True
+        self.deadline = 0.0
+        dispatch.completed(exchange)
+        if conn.active is exchange:
+            conn.active = None
+        conn.start_tunnel(self.transport)
+
+    def _failed(self, error: UpstreamError, *, retry: bool = True) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            return
+        self.exchange = None
+        exchange.upstream = None
+        exchange.detach()
+        self.deadline = 0.0
+        if self.head_sent or exchange.response_started:
+            self.ctx.stats.upstream_error(
+                exchange.route.name if exchange.route else "-", error.code
+            )
+            exchange.conn.abort()
+            return
+        if retry and self.reused and not self.received and exchange.replayable:
+            route = exchange.route
+            assert route is not None
+            assert route.upstream is not None
+            self.pool.acquire(route.upstream, exchange, fresh=True)
+            return
+        dispatch.upstream_failed(exchange, error)
+
+
+def _keeps_alive(headers: list[tuple[bytes, bytes]]) -> bool:
+    return not any(name == b"connection" and b"close" in value.lower() for name, value in headers)
+
+
+class _HeadDone(Exception):
+    """Stops llhttp after the head of a response to HEAD (see ``on_headers_complete``)."""
