@@ -38,7 +38,7 @@ def _method_text(method: bytes) -> str:
 
 
 def build_request(exchange: Exchange) -> Request:
-    """The guards' view of ``exchange``: client, scheme and host believed from trusted peers only."""
+    """The guards' view of ``exchange``; forwarding facts believed from trusted peers only."""
     conn = exchange.conn
     ctx = conn.ctx
     peer = conn.peer

@@ -58,6 +58,7 @@ class ClientProtocol(asyncio.Protocol):
         self.closed = False
         self.halted = False  # no further request will be read (refusal, upgrade, close)
         self.refusal: Refusal | None = None
+        self.dispatch_after_feed = False
         self.tunnel_peer: asyncio.Transport | None = None
         self.tunnel_pending: list[bytes] = []
         self._url: list[bytes] = []
@@ -211,23 +212,25 @@ class ClientProtocol(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self._upgraded(data[upgrade.args[0] :])
-            return
         except httptools.HttpParserCallbackError as exc:
             refusal = exc.__context__
-            if isinstance(refusal, Refusal):
-                self._refuse(refusal)
-            else:
+            if not isinstance(refusal, Refusal):
                 raise
-            return
+            self._refuse(refusal)
         except httptools.HttpParserError as exc:
             self._refuse(_parser_refusal(exc))
-            return
-        if in_head and self.current is not None and self.current.status == 0:
-            self._head_fed += len(data)
-            if self._head_fed > self._head_limit:
-                self._refuse(
-                    refuse(431, "request.headers_too_large", "The request head is too large.")
-                )
+        else:
+            if in_head and self.current is not None and self.current.status == 0:
+                self._head_fed += len(data)
+                if self._head_fed > self._head_limit:
+                    self._refuse(
+                        refuse(431, "request.headers_too_large", "The request head is too large.")
+                    )
+        if self.dispatch_after_feed:
+            self.dispatch_after_feed = False
+            active = self.active
+            if active is not None and not self.closed:
+                dispatch.start(active)
 
     def on_message_begin(self) -> None:
         ctx = self.ctx
@@ -305,7 +308,7 @@ class ClientProtocol(asyncio.Protocol):
         self.deadline = ctx.loop.time() + ctx.body_read if current.has_body else 0.0
         if self.active is None and not self.queue:
             self.active = current
-            dispatch.start(current)
+            self.dispatch_after_feed = True  # unless the rest of this packet breaks framing
         else:
             self.queue.append(current)
             if len(self.queue) >= ctx.max_pipelined:
@@ -386,6 +389,11 @@ class ClientProtocol(asyncio.Protocol):
         elif self.current is None:
             self.deadline = self.ctx.loop.time() + self.ctx.idle
 
+    @property
+    def closing(self) -> bool:
+        """No request after the current one will be served (the refusal, if any, goes last)."""
+        return self.halted and self.refusal is None
+
     def _refuse(self, refusal: Refusal) -> None:
         """Stop reading; answer the refusal once the exchanges before it are answered."""
         self.halted = True
@@ -406,7 +414,10 @@ class ClientProtocol(asyncio.Protocol):
             if broken in self.queue:
                 self.queue.remove(broken)
             elif broken is self.active:
+                self.dispatch_after_feed = False
                 dispatch.cancel(broken)
+                broken.status = refusal.refusal_status
+                dispatch.completed(broken)
                 self.active = None
         self.current = None
         if self.active is None and not self.queue:
@@ -446,7 +457,7 @@ def method_text(method: bytes) -> str:
 
 def _parser_refusal(exc: Exception) -> Refusal:
     message = str(exc)
-    if "version" in message.lower():
+    if "invalid http version" in message.lower():
         return refuse(505, "request.version_not_supported", "Only HTTP/1.1 and 1.0 are served.")
     if isinstance(exc, httptools.HttpParserInvalidMethodError):
         return refuse(501, "request.method_not_implemented", "The request method is not served.")

@@ -186,8 +186,10 @@ class UpstreamConnection(asyncio.Protocol):
         if self.tunnel:
             exchange.conn.close()
             return
-        if self.head_sent and self.until_close and not self.interim:
-            self._complete(reusable=False)  # the close is the end of this response
+        if self.head_sent and self.until_close and exc is None:
+            if self.chunked_out:
+                exchange.conn.write(_LAST_CHUNK)
+            self._complete(reusable=False)  # a clean close is the end of this response
             return
         self._failed(UpstreamProtocolError("the upstream closed the connection"))
 
@@ -329,6 +331,15 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.status = status
         exchange.response_started = True
         self.head_sent = True
+        length: bytes | None = None
+        chunked = False
+        for name, value in self.headers:
+            if name == b"content-length":
+                length = value.strip()
+            elif name == b"transfer-encoding":
+                chunked = True
+        no_body = exchange.head_only or status in (204, 304)
+        self.until_close = not no_body and length is None and not chunked
         if status >= 500 and ctx.mask_errors:
             self.masked = True
             deny = Deny(
@@ -344,16 +355,9 @@ class UpstreamConnection(asyncio.Protocol):
             )
             exchange.bytes_sent += len(data)
             conn.write(data)
+            if exchange.head_only:
+                self._head_answered()
             return
-        length: bytes | None = None
-        chunked = False
-        for name, value in self.headers:
-            if name == b"content-length":
-                length = value.strip()
-            elif name == b"transfer-encoding":
-                chunked = True
-        no_body = exchange.head_only or status in (204, 304)
-        self.until_close = not no_body and length is None and not chunked
         self.chunked_out = False
         if no_body:
             framing = (
@@ -369,17 +373,20 @@ class UpstreamConnection(asyncio.Protocol):
         else:
             framing = b""
             exchange.keep_alive = False  # an HTTP/1.0 client learns the end from the close
-        close = not exchange.keep_alive or not exchange.body_done or ctx.draining or conn.halted
+        close = not exchange.keep_alive or not exchange.body_done or ctx.draining or conn.closing
         if close:
             exchange.keep_alive = False
         head = proxied_head(ctx, exchange, status, self.headers, framing=framing, close=close)
         exchange.bytes_sent += len(head)
         conn.write(head)
         if exchange.head_only:
-            # llhttp does not know this answered a HEAD and would wait for a body.
-            self.parser = httptools.HttpResponseParser(self)
-            self._complete(reusable=_keeps_alive(self.headers))
-            raise _HeadDone
+            self._head_answered()
+
+    def _head_answered(self) -> None:
+        """llhttp does not know a response answers HEAD and would wait for its body: stop it."""
+        self.parser = httptools.HttpResponseParser(self)
+        self._complete(reusable=_keeps_alive(self.headers))
+        raise _HeadDone
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange
