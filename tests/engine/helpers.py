@@ -74,11 +74,13 @@ async def read_until_close(reader: asyncio.StreamReader, *, timeout: float = 3.0
     chunks: list[bytes] = []
     try:
         while True:
+            if reader.at_eof():
+                break
             chunk = await asyncio.wait_for(reader.read(65536), timeout)
             if not chunk:
                 break
             chunks.append(chunk)
-    except (TimeoutError, ConnectionResetError):
+    except (TimeoutError, ConnectionError):
         pass
     return b"".join(chunks)
 
