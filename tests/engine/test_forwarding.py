@@ -110,7 +110,10 @@ async def test_trusted_proxy_chain_is_honoured(upstream: Upstream) -> None:
 async def test_request_id_generated_and_unique(upstream: Upstream) -> None:
     gw = await start_gateway(make_config(upstream.url))
     async with httpx.AsyncClient() as client:
-        ids = {(await client.get(f"http://127.0.0.1:{gw.port}/x")).headers["x-request-id"] for _ in range(5)}
+        ids = {
+            (await client.get(f"http://127.0.0.1:{gw.port}/x")).headers["x-request-id"]
+            for _ in range(5)
+        }
     assert len(ids) == 5
     await gw.shutdown(1)
 

@@ -36,6 +36,7 @@ class Upstream:
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
     connections: int = 0
+    drop_reused: bool = False  # close instead of answering a second request on a connection
     server: asyncio.Server | None = None
 
     @property
@@ -52,7 +53,7 @@ class _Conn(asyncio.Protocol):
         self.headers: list[tuple[str, str]] = []
         self.body = bytearray()
         self.count = 0
-        self.keep = True
+        self.served = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -90,6 +91,11 @@ class _Conn(asyncio.Protocol):
             bytes(self.body),
         )
         self.up.seen.append(seen)
+        self.served += 1
+        if self.up.drop_reused and self.served > 1:
+            assert self.transport is not None
+            self.transport.close()
+            return
         if seen.header("upgrade") == "websocket":
             return
         asyncio.get_running_loop().create_task(self._answer(seen))
