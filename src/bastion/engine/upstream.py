@@ -327,7 +327,8 @@ class UpstreamConnection(asyncio.Protocol):
         conn = exchange.conn
         self.deadline = ctx.loop.time() + ctx.upstream_read
         if status == 101:
-            return  # written in _upgraded, once llhttp hands over the connection
+            self.interim = True  # answered in _upgraded, once llhttp hands over the connection
+            return
         exchange.status = status
         exchange.response_started = True
         self.head_sent = True
