@@ -1,5 +1,5 @@
-"""Dot segments (raw or percent-encoded) could be resolved by an upstream after guards matched the
-raw path, reaching routes the guards never saw. Such paths are refused with ``request.invalid_path``."""
+"""Dot segments (raw or percent-encoded) could be resolved by an upstream after guards matched
+the raw path, reaching routes the guards never saw: such paths get 400 ``request.invalid_path``."""
 
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (one case per line: the table reads best unwrapped)
 """Request smuggling and desynchronisation: every ambiguous request is refused before any byte of it
 reaches an upstream, answered with a problem+json and ``connection: close``.
 

@@ -1,4 +1,4 @@
-"""Forwarding through the real engine: headers rewritten at the boundary, ids, keep-alive, framing."""
+"""Forwarding through the real engine: headers rewritten at the boundary, ids, keep-alive."""
 
 from __future__ import annotations
 
@@ -141,7 +141,8 @@ async def test_pipelined_requests_answered_in_order(upstream: Upstream) -> None:
     assert response.count(b"HTTP/1.1 200") == 4
     assert response.index(b"slow") < response.index(b'"/last"')
     bodies = response.split(b"\r\n\r\n")
-    assert bodies[1].startswith(b"slow") and bodies[2].startswith(b"slow")
+    assert bodies[1].startswith(b"slow")
+    assert bodies[2].startswith(b"slow")
     await gw.shutdown(1)
 
 
@@ -165,7 +166,8 @@ async def test_chunked_request_is_streamed_and_chunked_response_relayed(upstream
     fields, body = head_and_body(rest)
     assert fields["transfer-encoding"] == "chunked"
     assert body.endswith(b"0\r\n\r\n")
-    assert b"hello " in body and b"world" in body
+    assert b"hello " in body
+    assert b"world" in body
     writer.close()
     await gw.shutdown(1)
 

@@ -146,7 +146,8 @@ async def test_response_and_completion_hooks(upstream: Upstream) -> None:
     await gw.shutdown(1)
     assert r.headers["strict-transport-security"] == "max-age=63072000"
     assert "x-powered-by" not in r.headers
-    assert hooks.completed and hooks.completed[0][0] == 200
+    assert hooks.completed
+    assert hooks.completed[0][0] == 200
 
 
 async def test_unknown_route_404(upstream: Upstream) -> None:

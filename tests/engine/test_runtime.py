@@ -100,7 +100,8 @@ async def test_workers_share_port_restart_and_stop(upstream: Upstream, tmp_path:
                 now = sorted(int(p.stem.split("-")[1]) for p in run_dir.glob("worker-*.json"))
                 if len(now) == 2 and pids[0] not in now:
                     break
-            assert len(now) == 2 and pids[0] not in now
+            assert len(now) == 2
+            assert pids[0] not in now
             assert (await client.get(f"{base}/x")).status_code == 200
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0

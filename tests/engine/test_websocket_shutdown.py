@@ -35,7 +35,7 @@ async def _echo(ws: websockets.ServerConnection) -> None:
 
 async def test_websocket_relayed_both_ways() -> None:
     async with websockets.serve(_echo, "127.0.0.1", 0) as ws_server:
-        port = list(ws_server.sockets)[0].getsockname()[1]
+        port = next(iter(ws_server.sockets)).getsockname()[1]
         gw = await start_gateway(make_config(f"http://127.0.0.1:{port}"), guards=[OnlyWithToken()])
         async with websockets.connect(f"ws://127.0.0.1:{gw.port}/ws?token=ok") as ws:
             await ws.send("hello")
