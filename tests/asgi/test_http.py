@@ -487,3 +487,14 @@ def test_events_with_a_given_chain_must_be_its_sink() -> None:
         BastionMiddleware(starlette_app([]), chain=chain, events=MemorySink())
     with pytest.raises(TypeError, match="expected a BastionConfig"):
         BastionMiddleware(starlette_app([]), 42)  # type: ignore[arg-type]
+
+
+def test_head_denial_has_the_headers_but_no_body(serve: Serve, client: httpx.Client) -> None:
+    base = serve(middleware(DenyPrefix("/admin")))
+
+    response = client.head(f"{base}/admin")
+
+    assert response.status_code == 403
+    assert response.headers["content-type"] == PROBLEM
+    assert int(response.headers["content-length"]) > 0
+    assert response.content == b""
