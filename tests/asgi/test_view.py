@@ -10,15 +10,19 @@ import pytest
 
 from bastion.asgi import BastionMiddleware, request_view
 from bastion.asgi.types import Message, Receive, Scope, Send
-from bastion.asgi.view import NO_PEER, build_request, host_name, path_refusal
+from bastion.asgi.view import NO_PEER, ScopeReader, host_name, path_refusal
 from bastion.config import build_config
 from bastion.config.types import parse_network
 from bastion.observability.events import MemorySink
-from bastion.pipeline import GuardChain
+from bastion.pipeline import GuardChain, Request
 from bastion.pipeline.forwarding import ForwardingPolicy
 
 TRUST_LOOPBACK = ForwardingPolicy([parse_network("127.0.0.1")])
 ID = b"x-request-id"
+
+
+def build_request(scope: Scope, policy: ForwardingPolicy, id_header: bytes) -> Request:
+    return ScopeReader(policy, id_header).request(scope)
 
 
 def scope(**overrides: Any) -> Scope:

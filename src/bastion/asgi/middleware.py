@@ -16,7 +16,7 @@ from typing import Final
 
 from bastion.asgi.responses import HTTPExchange, ResponseFinisher, WebSocketExchange, app_failed
 from bastion.asgi.types import ASGIApp, Message, Receive, Scope, Send
-from bastion.asgi.view import build_request, first_header, path_refusal
+from bastion.asgi.view import ScopeReader, first_header, path_refusal
 from bastion.assembly import build_events, build_middleware_chain
 from bastion.config.loader import load_config
 from bastion.config.models import BastionConfig
@@ -114,7 +114,9 @@ class BastionMiddleware:
         self.stats = TrafficStats()
         self.policy = ForwardingPolicy(self.config.proxy.trusted_proxies)
         self.max_body_bytes = self.config.limits.max_body_bytes
-        self._id_header = self.config.proxy.request_id_header.encode("latin-1")
+        self._reader = ScopeReader(
+            self.policy, self.config.proxy.request_id_header.encode("latin-1")
+        )
         self._finisher = ResponseFinisher(self.config, chain, self.stats)
         # The chain is immutable: what it needs is settled once, not looked up per request.
         self._guarded = not chain.empty
@@ -132,7 +134,7 @@ class BastionMiddleware:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started_at = time.perf_counter()
-        request = build_request(scope, self.policy, self._id_header)
+        request = self._reader.request(scope)
         exchange = HTTPExchange(self._finisher, request, send, started_at, mask=self._mask)
         self.stats.in_flight += 1
         try:
@@ -225,7 +227,7 @@ class BastionMiddleware:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         started_at = time.perf_counter()
-        request = build_request(scope, self.policy, self._id_header)
+        request = self._reader.request(scope)
         exchange = WebSocketExchange(self._finisher, request, send, started_at)
         try:
             deny = path_refusal(request.path)
