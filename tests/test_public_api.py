@@ -9,6 +9,7 @@ def test_public_api_is_pinned() -> None:
             "ALLOW",
             "Allow",
             "BastionConfig",
+            "BastionMiddleware",
             "BastionError",
             "ConfigError",
             "Decision",

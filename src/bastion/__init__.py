@@ -3,6 +3,7 @@
 The public surface is what ``__all__`` lists; everything else may change between releases.
 """
 
+from bastion.asgi import BastionMiddleware
 from bastion.config import BastionConfig, build_config, load_config
 from bastion.errors import BastionError, ConfigError
 from bastion.observability.events import EventSink, MemorySink, SecurityEvent
@@ -24,6 +25,7 @@ __all__ = [
     "ALLOW",
     "Allow",
     "BastionConfig",
+    "BastionMiddleware",
     "BastionError",
     "ConfigError",
     "Decision",
