@@ -11,6 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING, Protocol
 
 from bastion.config.models import BastionConfig
+from bastion.engine.headers import REQUEST_REWRITTEN, RESPONSE_REWRITTEN
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.forwarding import ForwardingPolicy
@@ -85,6 +86,8 @@ class EngineContext:
         self.upstream_read = timeouts.upstream_read
         self.request_id_header = config.proxy.request_id_header.encode("ascii")
         self.request_id_name = config.proxy.request_id_header
+        self.request_skip = REQUEST_REWRITTEN | {self.request_id_header}
+        self.response_skip = RESPONSE_REWRITTEN | {self.request_id_header}
         self.mask_errors = config.responses.mask_upstream_errors
         server = config.responses.server_header
         self.server_header = b"server: " + server.encode("latin-1") + b"\r\n" if server else b""

@@ -12,10 +12,11 @@ import logging
 
 from bastion.engine import drive
 from bastion.engine.exchange import Exchange
+from bastion.engine.proxy import forward
 from bastion.engine.responses import local_response_bytes
 from bastion.errors import UpstreamError
 from bastion.pipeline.decisions import ALLOW, Decision, Deny
-from bastion.pipeline.forwarding import Origin
+from bastion.pipeline.forwarding import Origin, new_request_id
 from bastion.pipeline.problem import deny_for_error, problem_response, reason_phrase
 from bastion.pipeline.request import ClientAddress, Headers, Request
 from bastion.pipeline.response import Endpoint, Response
@@ -57,11 +58,16 @@ def build_request(exchange: Exchange) -> Request:
         inbound_id = headers.get(ctx.request_id_name)
         client = ClientAddress(origin.client_ip, 0) if origin.client_ip != peer.ip else peer
     else:
-        origin = Origin(peer.ip, ctx.scheme, None, ())
+        cached = conn.untrusted_origin
+        if cached is None:
+            cached = conn.untrusted_origin = Origin(peer.ip, ctx.scheme, None, ())
+        origin = cached
         client = peer
     if origin.host:
         exchange.forwarded_host = origin.host
     exchange.origin = origin
+    request_id = policy.request_id(peer.ip, inbound_id) if inbound_id else new_request_id()
+    exchange.request_id_field = ctx.request_id_header + b": " + request_id.encode() + b"\r\n"
     return Request(
         method=_method_text(exchange.method),
         path=exchange.path.decode("latin-1"),
@@ -73,7 +79,7 @@ def build_request(exchange: Exchange) -> Request:
         host=origin.host.partition(":")[0].lower() if origin.host else exchange.host,
         http_version=exchange.version,
         tls=conn.tls,
-        request_id=policy.request_id(peer.ip, inbound_id),
+        request_id=request_id,
     )
 
 
@@ -151,8 +157,6 @@ def _decided(exchange: Exchange, decision: Decision) -> None:
         else:
             _call_endpoint(exchange, endpoint)
         return
-    from bastion.engine.proxy import forward
-
     forward(exchange)
 
 

@@ -54,6 +54,7 @@ class Exchange:
         "path",
         "query",
         "request",
+        "request_id_field",
         "response_started",
         "route",
         "sink",
@@ -91,6 +92,7 @@ class Exchange:
         self.too_large = False
         self.on_body_done: Callable[[], None] | None = None
         self.request: Request | None = None
+        self.request_id_field = b""
         self.route: Route | None = None
         self.upstream: UpstreamConnection | None = None
         self.outbound = b""

@@ -54,6 +54,9 @@ def connection_tokens(headers: RawPairs) -> frozenset[bytes]:
     return frozenset(tokens)
 
 
+_PLAIN_CONNECTION_TOKENS = frozenset({b"close", b"keep-alive", b"upgrade"})
+
+
 def _forwarded_node(ip: str) -> str:
     return f'"[{ip}]"' if ":" in ip else ip
 
@@ -62,79 +65,106 @@ def _forwarded_host(host: str) -> str:
     return '"' + host.replace("\\", "").replace('"', "") + '"'
 
 
+def forwarding_block(origin: Origin, peer_ip: str, client_host: str) -> bytes:
+    """X-Forwarded-For/-Proto/-Host and Forwarded as bastion believes them (one bytes block).
+
+    The same for every request of a connection from an untrusted peer, so callers cache it.
+    """
+    chain = [*origin.forwarded_for, peer_ip] if origin.forwarded_for else [peer_ip]
+    forwarded = ", ".join("for=" + _forwarded_node(ip) for ip in chain)
+    forwarded += ";proto=" + origin.scheme
+    text = f"x-forwarded-for: {', '.join(chain)}\r\nx-forwarded-proto: {origin.scheme}\r\n"
+    if client_host:
+        forwarded += ";host=" + _forwarded_host(client_host)
+        text += f"x-forwarded-host: {client_host}\r\n"
+    text += f"forwarded: {forwarded}\r\n"
+    return text.encode("latin-1")
+
+
 def request_head(
     method: bytes,
     target: bytes,
     headers: RawPairs,
     *,
     host: bytes,
-    origin: Origin,
-    peer_ip: str,
-    client_host: str,
-    request_id_header: bytes,
-    request_id: str,
+    skip: frozenset[bytes],
+    forwarding: bytes,
+    request_id_field: bytes,
     body_framing: bytes,
     upgrade: bool,
 ) -> bytes:
     """The head sent upstream: canonical request line, filtered fields, bastion's own fields.
 
-    ``body_framing`` is ``b"content-length: N\\r\\n"``, ``b"transfer-encoding: chunked\\r\\n"`` or
+    ``skip`` holds the fields never copied (:data:`REQUEST_REWRITTEN` and the request-id field);
+    ``forwarding`` comes from :func:`forwarding_block`; ``request_id_field`` is the whole
+    ``name: value\r\n`` line. ``body_framing`` is a Content-Length or Transfer-Encoding line, or
     empty. ``upgrade`` keeps a WebSocket handshake's Upgrade and Connection fields.
     """
-    named = connection_tokens(headers) if upgrade or _has(headers, b"connection") else frozenset()
     parts: list[bytes] = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
-    append = parts.append
+    extend = parts.extend
+    named = False
     for name, value in headers:
-        if name in REQUEST_REWRITTEN or name in named or name == request_id_header:
+        if name in skip:
+            if name == b"connection":
+                named = True
             continue
-        append(name)
-        append(b": ")
-        append(value)
-        append(b"\r\n")
-    chain = [*origin.forwarded_for, peer_ip] if origin.forwarded_for else [peer_ip]
-    forwarded = ", ".join("for=" + _forwarded_node(ip) for ip in chain)
-    forwarded += ";proto=" + origin.scheme
-    if client_host:
-        forwarded += ";host=" + _forwarded_host(client_host)
-    append(
-        (
-            f"x-forwarded-for: {', '.join(chain)}\r\n"
-            f"x-forwarded-proto: {origin.scheme}\r\n"
-            f"forwarded: {forwarded}\r\n"
-        ).encode("latin-1")
-    )
-    if client_host:
-        append(b"x-forwarded-host: " + client_host.encode("latin-1") + b"\r\n")
-    append(request_id_header + b": " + request_id.encode("ascii") + b"\r\n")
+        extend((name, b": ", value, b"\r\n"))
+    if named:
+        tokens = connection_tokens(headers) - _PLAIN_CONNECTION_TOKENS
+        if tokens:  # fields the client declared hop-by-hop: copy again without them (rare)
+            del parts[6:]
+            for name, value in headers:
+                if name not in skip and name not in tokens:
+                    extend((name, b": ", value, b"\r\n"))
+    parts.append(forwarding)
+    parts.append(request_id_field)
     if upgrade:
-        append(b"connection: upgrade\r\nupgrade: websocket\r\n")
-    append(body_framing)
-    append(b"\r\n")
+        parts.append(b"connection: upgrade\r\nupgrade: websocket\r\n")
+    parts.append(body_framing)
+    parts.append(b"\r\n")
     return b"".join(parts)
 
 
-def _has(headers: RawPairs, wanted: bytes) -> bool:
-    return any(name == wanted for name, _ in headers)
+class ResponseScan:
+    """What one pass over an upstream response head found (see :func:`scan_response`)."""
+
+    __slots__ = ("chunked", "kept", "length", "nosniff")
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[bytes, bytes]] = []
+        self.length: bytes | None = None
+        self.chunked = False
+        self.nosniff = False
 
 
-def filter_response(
-    headers: RawPairs, *, upgrade: bool, drop: bytes
-) -> tuple[list[tuple[bytes, bytes]], bool]:
-    """The upstream fields to pass on and whether one of them is ``x-content-type-options``.
+def scan_response(headers: RawPairs, skip: frozenset[bytes], *, upgrade: bool) -> ResponseScan:
+    """The upstream fields to pass on, and the framing and ``nosniff`` facts, in one pass.
 
-    ``drop`` is the request-id field, which bastion writes itself. ``upgrade`` keeps the Upgrade
-    and Connection fields of a 101 answer to a WebSocket handshake.
+    ``skip`` holds :data:`RESPONSE_REWRITTEN` and the request-id field. ``upgrade`` keeps the
+    Upgrade and Connection fields of a 101 answer to a WebSocket handshake.
     """
-    named = connection_tokens(headers) if _has(headers, b"connection") else frozenset()
-    kept: list[tuple[bytes, bytes]] = []
-    nosniff = False
+    scan = ResponseScan()
+    kept = scan.kept
+    named = False
     for pair in headers:
         name = pair[0]
-        if name in RESPONSE_REWRITTEN or name in named or name == drop:
-            if upgrade and name in (b"upgrade", b"connection"):
+        if name in skip:
+            if name == b"content-length":
+                scan.length = pair[1].strip()
+            elif name == b"transfer-encoding":
+                scan.chunked = True
+            elif name == b"connection":
+                named = True
+                if upgrade:
+                    kept.append(pair)
+            elif upgrade and name == b"upgrade":
                 kept.append(pair)
             continue
         if name == b"x-content-type-options":
-            nosniff = True
+            scan.nosniff = True
         kept.append(pair)
-    return kept, nosniff
+    if named:
+        tokens = connection_tokens(headers) - _PLAIN_CONNECTION_TOKENS
+        if tokens:
+            scan.kept = [pair for pair in kept if pair[0] not in tokens]
+    return scan

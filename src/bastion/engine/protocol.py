@@ -28,6 +28,7 @@ from bastion.engine.http11 import (
     split_target,
 )
 from bastion.engine.responses import local_response_bytes, refusal_bytes
+from bastion.pipeline.forwarding import Origin
 from bastion.pipeline.request import ClientAddress, TLSInfo
 
 _PAUSE_QUEUE = 1
@@ -59,6 +60,12 @@ class ClientProtocol(asyncio.Protocol):
         self.halted = False  # no further request will be read (refusal, upgrade, close)
         self.refusal: Refusal | None = None
         self.dispatch_after_feed = False
+        # Per-connection caches: most connections repeat the same Host and forwarding facts.
+        self.host_value = b""
+        self.host_name = ""
+        self.forwarding_key: object = None
+        self.forwarding = b""
+        self.untrusted_origin: Origin | None = None
         self.tunnel_peer: asyncio.Transport | None = None
         self.tunnel_pending: list[bytes] = []
         self._url: list[bytes] = []
@@ -298,7 +305,10 @@ class ClientProtocol(asyncio.Protocol):
             elif name == b"upgrade":
                 current.upgrade = b"websocket" in value.lower()
         if host is not None:
-            current.host = check_host(host)
+            if host != self.host_value:
+                self.host_name = check_host(host)
+                self.host_value = host
+            current.host = self.host_name
         elif version == "1.1":
             raise refuse(400, "request.invalid_host", "HTTP/1.1 requests need a Host field.")
         current.keep_alive = parser.should_keep_alive()

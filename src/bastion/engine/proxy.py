@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bastion.engine.exchange import Exchange
-from bastion.engine.headers import request_head
+from bastion.engine.headers import forwarding_block, request_head
 from bastion.pipeline.forwarding import Origin
 
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
@@ -48,25 +48,25 @@ def forward(exchange: Exchange) -> None:
     else:
         framing = b""
     raw_host = _raw_host(exchange)
-    client_host = exchange.forwarded_host or raw_host.decode("latin-1")
     host = raw_host if route.preserve_host and raw_host else upstream.authority.encode("latin-1")
     origin = exchange.origin or Origin(conn.peer.ip, ctx.scheme, None, ())
-    exchange.outbound = (
-        request_head(
-            exchange.method,
-            target,
-            exchange.headers,
-            host=host,
-            origin=origin,
-            peer_ip=conn.peer.ip,
-            client_host=client_host,
-            request_id_header=ctx.request_id_header,
-            request_id=request.request_id,
-            body_framing=framing,
-            upgrade=exchange.upgrade,
-        )
-        + body
+    client_host = exchange.forwarded_host or raw_host.decode("latin-1")
+    key = (origin, client_host)
+    if conn.forwarding_key != key:
+        conn.forwarding_key = key
+        conn.forwarding = forwarding_block(origin, conn.peer.ip, client_host)
+    head = request_head(
+        exchange.method,
+        target,
+        exchange.headers,
+        host=host,
+        skip=ctx.request_skip,
+        forwarding=conn.forwarding,
+        request_id_field=exchange.request_id_field,
+        body_framing=framing,
+        upgrade=exchange.upgrade,
     )
+    exchange.outbound = head + body if body else head
     pool = ctx.pool
     assert pool is not None
     pool.acquire(upstream, exchange)

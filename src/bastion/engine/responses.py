@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bastion.engine.headers import filter_response
+from bastion.engine.headers import ResponseScan
 from bastion.engine.http11 import Refusal, status_line
 from bastion.pipeline.decisions import Deny
 from bastion.pipeline.forwarding import new_request_id
@@ -96,41 +96,40 @@ def proxied_head(
     ctx: EngineContext,
     exchange: Exchange,
     status: int,
-    headers: Sequence[tuple[bytes, bytes]],
+    scan: ResponseScan,
     *,
     framing: bytes,
     close: bool,
     upgrade: bool = False,
 ) -> bytes:
     """The head of an upstream response after rewriting (see :mod:`bastion.engine.headers`)."""
-    kept, nosniff = filter_response(headers, upgrade=upgrade, drop=ctx.request_id_header)
     request = exchange.request
     assert request is not None
+    nosniff = scan.nosniff
+    parts = [status_line(status)]
     if ctx.response_hooks:
-        pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in kept]
+        pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scan.kept]
         pairs.extend(exchange.extra_headers)
         ctx.chain.on_response(request, status, pairs)
-        parts = _encode_pairs(pairs)
+        parts.extend(_encode_pairs(pairs))
         nosniff = any(name == "x-content-type-options" for name, _ in pairs)
     else:
-        parts = [name + b": " + value + b"\r\n" for name, value in kept]
+        extend = parts.extend
+        for name, value in scan.kept:
+            extend((name, b": ", value, b"\r\n"))
         if exchange.extra_headers:
             parts.extend(_encode_pairs(exchange.extra_headers))
             nosniff = nosniff or any(
-                n == "x-content-type-options" for n, _ in exchange.extra_headers
+                name == "x-content-type-options" for name, _ in exchange.extra_headers
             )
-    parts.insert(0, status_line(status))
-    parts.append(
-        ctx.request_id_header
-        + b": "
-        + request.request_id.encode("ascii")
-        + b"\r\n"
-        + (b"" if nosniff else _NOSNIFF)
-        + ctx.server_header
-        + (b"" if upgrade else _connection_field(exchange, close))
-        + framing
-        + b"\r\n"
-    )
+    parts.append(exchange.request_id_field)
+    if not nosniff:
+        parts.append(_NOSNIFF)
+    parts.append(ctx.server_header)
+    if not upgrade:
+        parts.append(_connection_field(exchange, close))
+    parts.append(framing)
+    parts.append(b"\r\n")
     return b"".join(parts)
 
 

@@ -141,7 +141,7 @@ async def serve(config: BastionConfig, *, worker: bool = False) -> int:
     if config.admin.enabled and not worker:
         admin = await start_admin(config, events, stats.snapshot, lambda: ready)
     if worker:
-        publisher = asyncio.create_task(_publish(config, stats))
+        publisher = asyncio.create_task(_publish(config, stats, stop))
     else:
         where = f"http://{config.listen.host}:{public.port}"
         admin_text = f", admin on http://{config.admin.listen}" if admin else ""
@@ -164,10 +164,16 @@ async def serve(config: BastionConfig, *, worker: bool = False) -> int:
     return 0
 
 
-async def _publish(config: BastionConfig, stats: TrafficStats) -> None:
+async def _publish(config: BastionConfig, stats: TrafficStats, stop: asyncio.Event) -> None:
+    """Publish this worker's counters every second; stop serving if the supervisor is gone
+    (a worker must never outlive it, holding the port with nobody to stop it)."""
     path = snapshot_path(config, os.getpid())
     path.parent.mkdir(parents=True, exist_ok=True)
+    parent = os.getppid()
     while True:
+        if os.getppid() != parent:
+            stop.set()
+            return
         try:
             write_snapshot(path, stats.snapshot())
         except OSError as exc:

@@ -24,6 +24,8 @@ from bastion.config.types import UpstreamURL
 from bastion.engine import dispatch
 from bastion.engine.context import EngineContext
 from bastion.engine.exchange import Exchange
+from bastion.engine.headers import scan_response
+from bastion.engine.protocol import ClientProtocol
 from bastion.engine.responses import CHUNKED, local_response_bytes, proxied_head
 from bastion.errors import (
     UpstreamConnectError,
@@ -169,6 +171,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.interim = False
         self.tunnel = False
         self.sent_all = True
+        self.out: list[bytes] = []  # response bytes of one read, written to the client at once
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -295,6 +298,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # bytes nobody asked for: this connection is not to be trusted
             return
         self.received = True
+        conn = exchange.conn
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -307,6 +311,16 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             self._failed(UpstreamProtocolError("invalid response"), retry=False)
             self.close()
+        if self.out:
+            self._flush(conn)
+
+    def _flush(self, conn: ClientProtocol) -> None:
+        """One write per upstream read: head, body and final chunk often travel together."""
+        out = self.out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if not conn.closed:
+            conn.write(data)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_bytes += len(name) + len(value) + 4
@@ -332,13 +346,9 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.status = status
         exchange.response_started = True
         self.head_sent = True
-        length: bytes | None = None
-        chunked = False
-        for name, value in self.headers:
-            if name == b"content-length":
-                length = value.strip()
-            elif name == b"transfer-encoding":
-                chunked = True
+        scan = scan_response(self.headers, ctx.response_skip, upgrade=False)
+        length = scan.length
+        chunked = scan.chunked
         no_body = exchange.head_only or status in (204, 304)
         self.until_close = not no_body and length is None and not chunked
         if status >= 500 and ctx.mask_errors:
@@ -355,7 +365,7 @@ class UpstreamConnection(asyncio.Protocol):
                 ctx, exchange, problem_response(deny, request.request_id), request.request_id
             )
             exchange.bytes_sent += len(data)
-            conn.write(data)
+            self.out.append(data)
             if exchange.head_only:
                 self._head_answered()
             return
@@ -377,9 +387,9 @@ class UpstreamConnection(asyncio.Protocol):
         close = not exchange.keep_alive or not exchange.body_done or ctx.draining or conn.closing
         if close:
             exchange.keep_alive = False
-        head = proxied_head(ctx, exchange, status, self.headers, framing=framing, close=close)
+        head = proxied_head(ctx, exchange, status, scan, framing=framing, close=close)
         exchange.bytes_sent += len(head)
-        conn.write(head)
+        self.out.append(head)
         if exchange.head_only:
             self._head_answered()
 
@@ -396,9 +406,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.deadline = self.ctx.loop.time() + self.ctx.upstream_read
         exchange.bytes_sent += len(body)
         if self.chunked_out:
-            exchange.conn.write(b"%x\r\n%b\r\n" % (len(body), body))
+            self.out.append(b"%x\r\n%b\r\n" % (len(body), body))
         else:
-            exchange.conn.write(body)
+            self.out.append(body)
 
     def on_message_complete(self) -> None:
         if self.interim:
@@ -407,7 +417,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.exchange is None:
             return
         if self.chunked_out:
-            self.exchange.conn.write(_LAST_CHUNK)
+            self.out.append(_LAST_CHUNK)
         self._complete(reusable=self.parser.should_keep_alive())
 
     def _complete(self, *, reusable: bool) -> None:
@@ -417,6 +427,8 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.upstream = None
         exchange.detach()
         self.deadline = 0.0
+        if self.out:
+            self._flush(exchange.conn)
         if reusable and self.sent_all and not self.closed and exchange.body_done:
             self.pool.release(self)
         else:
@@ -434,9 +446,8 @@ class UpstreamConnection(asyncio.Protocol):
         ctx = self.ctx
         exchange.status = 101
         exchange.response_started = True
-        head = proxied_head(
-            ctx, exchange, 101, self.headers, framing=b"", close=False, upgrade=True
-        )
+        scan = scan_response(self.headers, ctx.response_skip, upgrade=True)
+        head = proxied_head(ctx, exchange, 101, scan, framing=b"", close=False, upgrade=True)
         conn = exchange.conn
         conn.write(head)
         if rest:
@@ -457,6 +468,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.detach()
         self.deadline = 0.0
         if self.head_sent or exchange.response_started:
+            self.out.clear()
             self.ctx.stats.upstream_error(
                 exchange.route.name if exchange.route else "-", error.code
             )
