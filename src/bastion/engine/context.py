@@ -15,6 +15,7 @@ from bastion.engine.headers import REQUEST_REWRITTEN, RESPONSE_REWRITTEN
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.forwarding import ForwardingPolicy
+from bastion.pipeline.routing import Router
 
 if TYPE_CHECKING:
     from bastion.engine.protocol import ClientProtocol
@@ -91,6 +92,8 @@ class EngineContext:
         self.mask_errors = config.responses.mask_upstream_errors
         server = config.responses.server_header
         self.server_header = b"server: " + server.encode("latin-1") + b"\r\n" if server else b""
+        only = chain.guards[0] if len(chain.guards) == 1 else None
+        self.router_only = only if isinstance(only, Router) else None
         self.response_hooks = any(callable(getattr(g, "on_response", None)) for g in chain.guards)
         self.complete_hooks = any(callable(getattr(g, "on_complete", None)) for g in chain.guards)
         shortest = min(

@@ -38,15 +38,15 @@ def _method_text(method: bytes) -> str:
     return text
 
 
-def build_request(exchange: Exchange) -> Request:
-    """The guards' view of ``exchange``; forwarding facts believed from trusted peers only."""
+def resolve(exchange: Exchange) -> None:
+    """Who sent ``exchange``, on which host, under which request id: forwarding headers and an
+    inbound request id are believed from trusted proxies only (see ``ForwardingPolicy``)."""
     conn = exchange.conn
     ctx = conn.ctx
     peer = conn.peer
-    headers = Headers(exchange.headers)
     policy = ctx.policy
-    inbound_id: str | None = None
     if policy.trusts_anyone and policy.is_trusted(peer.ip):
+        headers = exchange.view_headers = Headers(exchange.headers)
         origin = policy.origin(
             peer.ip,
             ctx.scheme,
@@ -55,31 +55,48 @@ def build_request(exchange: Exchange) -> Request:
             x_forwarded_proto=headers.get("x-forwarded-proto"),
             x_forwarded_host=headers.get("x-forwarded-host"),
         )
-        inbound_id = headers.get(ctx.request_id_name)
-        client = ClientAddress(origin.client_ip, 0) if origin.client_ip != peer.ip else peer
+        request_id = policy.request_id(peer.ip, headers.get(ctx.request_id_name))
+        if origin.host:
+            exchange.forwarded_host = origin.host
+            exchange.host = _host_name(origin.host)
+        if origin.client_ip != peer.ip:
+            exchange.client = ClientAddress(origin.client_ip, 0)
     else:
         cached = conn.untrusted_origin
         if cached is None:
             cached = conn.untrusted_origin = Origin(peer.ip, ctx.scheme, None, ())
         origin = cached
-        client = peer
-    if origin.host:
-        exchange.forwarded_host = origin.host
+        request_id = new_request_id()
     exchange.origin = origin
-    request_id = policy.request_id(peer.ip, inbound_id) if inbound_id else new_request_id()
+    exchange.request_id = request_id
     exchange.request_id_field = ctx.request_id_header + b": " + request_id.encode() + b"\r\n"
+
+
+def _host_name(authority: str) -> str:
+    authority = authority.lower()
+    if authority.startswith("["):
+        return authority[: authority.find("]") + 1]
+    return authority.partition(":")[0]
+
+
+def build_request(exchange: Exchange) -> Request:
+    """The guards' view of ``exchange`` (after :func:`resolve`)."""
+    conn = exchange.conn
+    origin = exchange.origin
+    assert origin is not None
+    headers = exchange.view_headers
     return Request(
         method=_method_text(exchange.method),
         path=exchange.path.decode("latin-1"),
         query=exchange.query.decode("latin-1"),
-        headers=headers,
-        client=client,
-        peer=peer,
+        headers=headers if headers is not None else Headers(exchange.headers),
+        client=exchange.client or conn.peer,
+        peer=conn.peer,
         scheme=origin.scheme,
-        host=origin.host.partition(":")[0].lower() if origin.host else exchange.host,
+        host=exchange.host,
         http_version=exchange.version,
         tls=conn.tls,
-        request_id=request_id,
+        request_id=exchange.request_id,
     )
 
 
@@ -89,10 +106,19 @@ def start(exchange: Exchange) -> None:
     ctx.stats.in_flight += 1
     exchange.accounted = False
     try:
+        resolve(exchange)
+        router = ctx.router_only
+        if router is not None:
+            # The chain is the router alone: matching directly decides exactly as the chain
+            # would (an allow records no event), without a request view or a coroutine.
+            route = router.match(exchange.host, exchange.path.decode("latin-1"))
+            if route is not None and route.upstream is not None:
+                exchange.route = route
+                forward(exchange)
+                return
         exchange.request = build_request(exchange)
     except Exception:
-        logger.exception("building the request view failed")
-        exchange.request = None
+        logger.exception("dispatching a request failed")
         respond_deny(exchange, INTERNAL_ERROR)
         return
     if ctx.chain.requires_body and exchange.has_body:
@@ -188,16 +214,12 @@ def respond(exchange: Exchange, response: Response, *, close: bool = False) -> N
     conn = exchange.conn
     if conn.closed:
         return
-    request = exchange.request
-    request_id = request.request_id if request is not None else ""
-    data = local_response_bytes(conn.ctx, exchange, response, request_id, close=close)
+    data = local_response_bytes(conn.ctx, exchange, response, exchange.request_id, close=close)
     conn.send_local(exchange, data, response.status)
 
 
 def respond_deny(exchange: Exchange, deny: Deny, *, close: bool = False) -> None:
-    request = exchange.request
-    request_id = request.request_id if request is not None else ""
-    respond(exchange, problem_response(deny, request_id), close=close)
+    respond(exchange, problem_response(deny, exchange.request_id), close=close)
 
 
 def upstream_failed(exchange: Exchange, error: UpstreamError) -> None:

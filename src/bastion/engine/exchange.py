@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bastion.pipeline.forwarding import Origin
-from bastion.pipeline.request import Request
+from bastion.pipeline.request import ClientAddress, Headers, Request
 from bastion.pipeline.routing import Route
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class Exchange:
         "bytes_sent",
         "chunked",
         "chunks",
+        "client",
         "collect_limit",
         "conn",
         "content_length",
@@ -54,6 +55,7 @@ class Exchange:
         "path",
         "query",
         "request",
+        "request_id",
         "request_id_field",
         "response_started",
         "route",
@@ -66,6 +68,7 @@ class Exchange:
         "upgrade",
         "upstream",
         "version",
+        "view_headers",
     )
 
     def __init__(self, conn: ClientProtocol, method: bytes, started: float) -> None:
@@ -92,7 +95,10 @@ class Exchange:
         self.too_large = False
         self.on_body_done: Callable[[], None] | None = None
         self.request: Request | None = None
+        self.request_id = ""
         self.request_id_field = b""
+        self.client: ClientAddress | None = None  # when a trusted proxy named another client
+        self.view_headers: Headers | None = None
         self.route: Route | None = None
         self.upstream: UpstreamConnection | None = None
         self.outbound = b""

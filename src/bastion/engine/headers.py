@@ -55,6 +55,7 @@ def connection_tokens(headers: RawPairs) -> frozenset[bytes]:
 
 
 _PLAIN_CONNECTION_TOKENS = frozenset({b"close", b"keep-alive", b"upgrade"})
+_PLAIN_CONNECTION_VALUES = frozenset({b"close", b"keep-alive", b"upgrade"})
 
 
 def _forwarded_node(ip: str) -> str:
@@ -106,7 +107,7 @@ def request_head(
     for name, value in headers:
         if name in skip:
             if name == b"connection":
-                named = True
+                named = named or value.lower() not in _PLAIN_CONNECTION_VALUES
             continue
         extend((name, b": ", value, b"\r\n"))
     if named:
@@ -154,7 +155,7 @@ def scan_response(headers: RawPairs, skip: frozenset[bytes], *, upgrade: bool) -
             elif name == b"transfer-encoding":
                 scan.chunked = True
             elif name == b"connection":
-                named = True
+                named = named or pair[1].lower() not in _PLAIN_CONNECTION_VALUES
                 if upgrade:
                     kept.append(pair)
             elif upgrade and name == b"upgrade":

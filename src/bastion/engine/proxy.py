@@ -21,23 +21,22 @@ def _raw_host(exchange: Exchange) -> bytes:
 def forward(exchange: Exchange) -> None:
     """Build the upstream request head (one join) and hand the exchange to the pool."""
     route = exchange.route
-    request = exchange.request
     assert route is not None
     assert route.upstream is not None
-    assert request is not None
     conn = exchange.conn
     ctx = conn.ctx
     upstream = route.upstream
     if route.path_prefix == "/" and not upstream.base_path:
         target = exchange.path
     else:
-        target = route.upstream_path(request.path).encode("latin-1")
+        target = route.upstream_path(exchange.path.decode("latin-1")).encode("latin-1")
     if exchange.query:
         target += b"?" + exchange.query
     collected = exchange.collect_limit >= 0
     body = b""
     if collected:
-        body = request.body or b""
+        request = exchange.request
+        body = request.body if request is not None and request.body is not None else b""
         framing = b"content-length: %d\r\n" % len(body) if body or exchange.has_body else b""
     elif exchange.chunked:
         framing = _CHUNKED

@@ -104,10 +104,9 @@ def proxied_head(
 ) -> bytes:
     """The head of an upstream response after rewriting (see :mod:`bastion.engine.headers`)."""
     request = exchange.request
-    assert request is not None
     nosniff = scan.nosniff
     parts = [status_line(status)]
-    if ctx.response_hooks:
+    if ctx.response_hooks and request is not None:
         pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scan.kept]
         pairs.extend(exchange.extra_headers)
         ctx.chain.on_response(request, status, pairs)

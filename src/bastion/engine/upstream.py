@@ -313,6 +313,12 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
         if self.out:
             self._flush(conn)
+        if not self.head_sent and self.exchange is not None:
+            # Everything read so far belongs to a head that is still incomplete.
+            self.header_bytes += len(data)
+            if self.header_bytes > self.ctx.max_upstream_header_bytes:
+                self._failed(UpstreamProtocolError("response head too large"), retry=False)
+                self.close()
 
     def _flush(self, conn: ClientProtocol) -> None:
         """One write per upstream read: head, body and final chunk often travel together."""
@@ -323,9 +329,6 @@ class UpstreamConnection(asyncio.Protocol):
             conn.write(data)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_bytes += len(name) + len(value) + 4
-        if self.header_bytes > self.ctx.max_upstream_header_bytes:
-            raise UpstreamProtocolError("response head too large")
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
@@ -356,13 +359,11 @@ class UpstreamConnection(asyncio.Protocol):
             deny = Deny(
                 status, "upstream.error", reason_phrase(status), "The upstream service failed."
             )
-            request = exchange.request
-            assert request is not None
             ctx.stats.upstream_error(
                 exchange.route.name if exchange.route else "-", "upstream.error"
             )
             data = local_response_bytes(
-                ctx, exchange, problem_response(deny, request.request_id), request.request_id
+                ctx, exchange, problem_response(deny, exchange.request_id), exchange.request_id
             )
             exchange.bytes_sent += len(data)
             self.out.append(data)
@@ -446,6 +447,7 @@ class UpstreamConnection(asyncio.Protocol):
         ctx = self.ctx
         exchange.status = 101
         exchange.response_started = True
+        self.head_sent = True
         scan = scan_response(self.headers, ctx.response_skip, upgrade=True)
         head = proxied_head(ctx, exchange, 101, scan, framing=b"", close=False, upgrade=True)
         conn = exchange.conn
