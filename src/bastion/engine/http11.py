@@ -17,6 +17,7 @@ from http import HTTPStatus
 from bastion.errors import ProtocolError
 
 _HOST = re.compile(rb"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?$")
+_SUSPECT = re.compile(rb"[.%#\\]")  # a target without these needs no closer look
 _PERCENT_DOT = re.compile(rb"%2e", re.IGNORECASE)
 _PERCENT_SLASH = re.compile(rb"%(?:2f|5c)", re.IGNORECASE)
 
@@ -40,6 +41,9 @@ def split_target(url: bytes) -> tuple[bytes, bytes]:
     Absolute-form, authority-form and asterisk-form targets are refused: a gateway in front of an
     API has no use for them, and each is a known route to request-routing confusion.
     """
+    if url[:1] == b"/" and url[1:2] != b"/" and not _SUSPECT.search(url):
+        path, _, query = url.partition(b"?")
+        return path, query
     if not url.startswith(b"/") or url.startswith(b"//"):
         raise refuse(400, "request.invalid_target", "The request target must be an absolute path.")
     if b"#" in url:

@@ -124,11 +124,11 @@ def proxied_head(
     parts.append(exchange.request_id_field)
     if not nosniff:
         parts.append(_NOSNIFF)
-    parts.append(ctx.server_header)
-    if not upgrade:
-        parts.append(_connection_field(exchange, close))
-    parts.append(framing)
-    parts.append(b"\r\n")
+    if ctx.server_header:
+        parts.append(ctx.server_header)
+    if close or exchange.version == "1.0":
+        parts.append(b"" if upgrade else _connection_field(exchange, close))
+    parts.append(framing + b"\r\n")
     return b"".join(parts)
 
 

@@ -53,11 +53,14 @@ class UpstreamPool:
         self.counts: dict[PoolKey, int] = {}
         self.waiting: dict[PoolKey, deque[tuple[UpstreamURL, Exchange]]] = {}
         self.closed = False
+        self.keys: dict[int, PoolKey] = {}  # by id() of the route's (long-lived) UpstreamURL
         self._tls: ssl.SSLContext | None = None
 
     def acquire(self, url: UpstreamURL, exchange: Exchange, *, fresh: bool = False) -> None:
         """Send ``exchange`` on an idle connection, a new one, or once one frees up."""
-        key = (url.scheme, url.host, url.port)
+        key = self.keys.get(id(url))
+        if key is None:
+            key = self.keys[id(url)] = (url.scheme, url.host, url.port)
         idle = self.idle.get(key)
         while idle and not fresh:
             conn = idle.pop()
