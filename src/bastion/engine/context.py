@@ -18,8 +18,8 @@ from bastion.pipeline.forwarding import ForwardingPolicy
 from bastion.pipeline.routing import Router
 
 if TYPE_CHECKING:
+    from bastion.engine.pool import UpstreamPool
     from bastion.engine.protocol import ClientProtocol
-    from bastion.engine.upstream import UpstreamPool
 
 
 class Expiring(Protocol):

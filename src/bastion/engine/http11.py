@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from http import HTTPStatus
 
+import httptools
+
 from bastion.errors import ProtocolError
 
 _HOST = re.compile(rb"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?$")
@@ -105,3 +107,13 @@ def status_line(status: int) -> bytes:
             phrase = "Unknown"
         line = _STATUS_LINES[status] = f"HTTP/1.1 {status} {phrase}\r\n".encode("latin-1")
     return line
+
+
+def parser_refusal(exc: Exception) -> Refusal:
+    """The refusal for an error llhttp raised (its messages are not shown to the client)."""
+    message = str(exc)
+    if "invalid http version" in message.lower():
+        return refuse(505, "request.version_not_supported", "Only HTTP/1.1 and 1.0 are served.")
+    if isinstance(exc, httptools.HttpParserInvalidMethodError):
+        return refuse(501, "request.method_not_implemented", "The request method is not served.")
+    return refuse(400, "request.malformed", "The request is not valid HTTP/1.1.")

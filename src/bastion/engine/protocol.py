@@ -24,10 +24,11 @@ from bastion.engine.http11 import (
     Refusal,
     check_host,
     check_transfer_encoding,
+    parser_refusal,
     refuse,
     split_target,
 )
-from bastion.engine.responses import local_response_bytes, refusal_bytes
+from bastion.engine.responses import refusal_bytes
 from bastion.pipeline.forwarding import Origin
 from bastion.pipeline.request import ClientAddress, TLSInfo
 
@@ -36,8 +37,6 @@ _PAUSE_BODY = 2
 _PAUSE_HALT = 4
 _PAUSE_TUNNEL = 8
 _PAUSE_UPSTREAM = 16
-
-_METHODS: dict[bytes, str] = {}
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -225,7 +224,7 @@ class ClientProtocol(asyncio.Protocol):
                 raise
             self._refuse(refusal)
         except httptools.HttpParserError as exc:
-            self._refuse(_parser_refusal(exc))
+            self._refuse(parser_refusal(exc))
         else:
             if in_head and self.current is not None and self.current.status == 0:
                 self._head_fed += len(data)
@@ -456,22 +455,3 @@ class ClientProtocol(asyncio.Protocol):
         self.paused = 0
         if self.transport is not None:
             self.transport.resume_reading()
-
-
-def method_text(method: bytes) -> str:
-    text = _METHODS.get(method)
-    if text is None:
-        text = _METHODS[method] = method.decode("ascii")
-    return text
-
-
-def _parser_refusal(exc: Exception) -> Refusal:
-    message = str(exc)
-    if "invalid http version" in message.lower():
-        return refuse(505, "request.version_not_supported", "Only HTTP/1.1 and 1.0 are served.")
-    if isinstance(exc, httptools.HttpParserInvalidMethodError):
-        return refuse(501, "request.method_not_implemented", "The request method is not served.")
-    return refuse(400, "request.malformed", "The request is not valid HTTP/1.1.")
-
-
-__all__ = ["ClientProtocol", "local_response_bytes", "method_text"]

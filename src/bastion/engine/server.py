@@ -10,8 +10,8 @@ import ssl as ssl_module
 from bastion.config.models import BastionConfig
 from bastion.config.types import HostPort
 from bastion.engine.context import EngineContext
+from bastion.engine.pool import UpstreamPool
 from bastion.engine.protocol import ClientProtocol
-from bastion.engine.upstream import UpstreamPool
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
 
