@@ -114,15 +114,12 @@ class ClientProtocol(asyncio.Protocol):
             dispatch.client_gone(active)
 
     def eof_received(self) -> bool | None:
-        # A half-closed client gets its pending answers; nothing more will arrive.
-        if self.tunnel_peer is not None:
-            if self.tunnel_peer.can_write_eof():
-                self.tunnel_peer.write_eof()
+        """The client closed its side. Like nginx, bastion takes that as the client leaving: the
+        exchange in flight is abandoned (recorded as 499) rather than finished for nobody."""
+        if self.tunnel_peer is not None and self.tunnel_peer.can_write_eof():
+            self.tunnel_peer.write_eof()
             return True
-        if self.active is None and not self.queue:
-            return None
-        self.halted = True
-        return True
+        return None
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:

@@ -50,6 +50,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.received = False
         self.headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
+        self.head_size = 0
         self.head_sent = False
         self.chunked_out = False
         self.until_close = False
@@ -128,6 +129,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.until_close = False
         self.headers = []
         self.header_bytes = 0
+        self.head_size = 0
         ctx = self.ctx
         self.deadline = ctx.loop.time() + ctx.upstream_response
         transport.write(exchange.outbound)
@@ -215,6 +217,7 @@ class UpstreamConnection(asyncio.Protocol):
             conn.write(data)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value)
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
@@ -225,8 +228,11 @@ class UpstreamConnection(asyncio.Protocol):
             self.interim = True  # 100 Continue and friends are for this hop only
             self.headers = []
             self.header_bytes = 0
+            self.head_size = 0
             return
         ctx = self.ctx
+        if self.head_size > ctx.max_upstream_header_bytes:
+            raise UpstreamProtocolError("response head too large")
         conn = exchange.conn
         self.deadline = ctx.loop.time() + ctx.upstream_read
         if status == 101:

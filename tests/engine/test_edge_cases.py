@@ -1,0 +1,157 @@
+"""Less common paths: upgrades other than WebSocket, pipelined bodies, clients leaving early,
+refused expectations, verified upstream TLS, oversized upstream heads, gauges."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+
+from bastion.observability.traffic import TrafficStats
+from bastion.pipeline import Decision, Deny, Phase, Request
+from tests.engine.helpers import head_and_body, make_config, raw, start_gateway, status_of
+from tests.engine.upstream_app import Upstream
+
+
+async def test_h2c_upgrade_is_served_as_plain_http11(upstream: Upstream) -> None:
+    gw = await start_gateway(make_config(upstream.url))
+    request = (
+        b"GET /u HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\nGET /v HTTP/1.1\r\nHost: a\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    response = await raw(gw.port, request)
+    await gw.shutdown(1)
+    assert response.count(b"HTTP/1.1 200") == 2
+    first = upstream.seen[0]
+    assert first.header("upgrade") is None
+    assert first.header("http2-settings") is None
+    assert [seen.target for seen in upstream.seen] == ["/u", "/v"]
+
+
+async def test_pipelined_requests_with_bodies_keep_their_bodies(upstream: Upstream) -> None:
+    gw = await start_gateway(make_config(upstream.url))
+    request = (
+        b"POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+        b"POST /2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n0\r\n\r\n"
+        b"POST /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nConnection: close\r\n\r\nf"
+    )
+    response = await raw(gw.port, request)
+    await gw.shutdown(1)
+    assert response.count(b"HTTP/1.1 200") == 3
+    assert [(s.target, s.body) for s in upstream.seen] == [
+        ("/1", b"abc"),
+        ("/2", b"de"),
+        ("/3", b"f"),
+    ]
+
+
+async def test_client_leaving_early_closes_the_upstream_connection(upstream: Upstream) -> None:
+    stats = TrafficStats()
+    gw = await start_gateway(
+        make_config(upstream.url, timeouts={"upstream_response": 5}), stats=stats
+    )
+    _reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    writer.write(b"GET /slow?0.3 HTTP/1.1\r\nHost: a\r\n\r\n")
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    writer.close()  # like nginx, a client that closes is gone: its exchange is abandoned
+    await asyncio.sleep(0.4)
+    assert stats.in_flight == 0
+    assert stats.connections_open == 0
+    assert stats.snapshot().requests == {"api|GET|499": 1}
+    assert gw.context.pool is not None
+    assert not any(gw.context.pool.idle.values())  # never reused after an incomplete exchange
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"http://127.0.0.1:{gw.port}/x")).status_code == 200
+    await gw.shutdown(1)
+
+
+class DenyAll:
+    name: ClassVar[str] = "deny-all"
+    phase: ClassVar[Phase] = Phase.AUTHENTICATE
+    requires_body: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.fail_open = False
+
+    def check(self, request: Request) -> Decision:
+        return Deny(401, "auth.missing_credentials", "Unauthorized")
+
+
+async def test_denied_request_gets_no_100_continue(upstream: Upstream) -> None:
+    gw = await start_gateway(make_config(upstream.url), guards=[DenyAll()])
+    response = await raw(
+        gw.port,
+        b"POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n",
+    )
+    await gw.shutdown(1)
+    assert status_of(response) == 401
+    assert b"100 Continue" not in response
+    fields, _ = head_and_body(response)
+    assert fields["connection"] == "close"  # the unread body cannot be skipped safely
+    assert upstream.seen == []
+
+
+async def test_upstream_tls_certificate_is_verified(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    reached: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reached.append(await reader.read(100))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    gw = await start_gateway(make_config(f"https://127.0.0.1:{port}"))
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"http://127.0.0.1:{gw.port}/x")
+    await gw.shutdown(1)
+    server.close()
+    assert r.status_code == 502
+    assert r.json()["code"] == "upstream.unreachable"
+    assert not any(reached)  # the self-signed upstream never saw the request
+
+
+async def test_oversized_upstream_head_is_a_502() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"v" * 100_000 + b"\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    gw = await start_gateway(make_config(f"http://127.0.0.1:{port}"))
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"http://127.0.0.1:{gw.port}/x")
+    await gw.shutdown(1)
+    server.close()
+    assert r.status_code == 502
+    assert r.json()["code"] == "upstream.bad_response"
+
+
+async def test_gauges_return_to_zero(upstream: Upstream) -> None:
+    stats = TrafficStats()
+    gw = await start_gateway(make_config(upstream.url), stats=stats)
+    async with httpx.AsyncClient() as client:
+        await asyncio.gather(
+            *(client.get(f"http://127.0.0.1:{gw.port}/slow?0.05") for _ in range(10))
+        )
+        assert stats.connections_open > 0
+    await gw.shutdown(1)
+    assert stats.in_flight == 0
+    assert stats.connections_open == 0
+    assert stats.snapshot().requests == {"api|GET|200": 10}
