@@ -12,6 +12,7 @@ an upstream sees it, and is counted in :meth:`TrafficStats.protocol_error`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from typing import cast
 
@@ -31,6 +32,8 @@ from bastion.engine.http11 import (
 from bastion.engine.responses import refusal_bytes
 from bastion.pipeline.forwarding import Origin
 from bastion.pipeline.request import ClientAddress, TLSInfo
+
+logger = logging.getLogger("bastion.engine")
 
 _PAUSE_QUEUE = 1
 _PAUSE_BODY = 2
@@ -218,7 +221,8 @@ class ClientProtocol(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             refusal = exc.__context__
             if not isinstance(refusal, Refusal):
-                raise
+                logger.error("request parsing failed", exc_info=refusal)
+                refusal = refuse(500, "gateway.internal_error", "The request could not be handled.")
             self._refuse(refusal)
         except httptools.HttpParserError as exc:
             self._refuse(parser_refusal(exc))
@@ -299,7 +303,7 @@ class ClientProtocol(asyncio.Protocol):
                     raise refuse(417, "request.expectation_failed", "Only 100-continue is served.")
                 current.expect_continue = version == "1.1"
             elif name == b"upgrade":
-                current.upgrade = b"websocket" in value.lower()
+                current.upgrade = value.strip().lower() == b"websocket"
         if host is not None:
             if host != self.host_value:
                 self.host_name = check_host(host)
@@ -307,6 +311,7 @@ class ClientProtocol(asyncio.Protocol):
             current.host = self.host_name
         elif version == "1.1":
             raise refuse(400, "request.invalid_host", "HTTP/1.1 requests need a Host field.")
+        current.upgrade = current.upgrade and parser.should_upgrade()  # needs Connection: upgrade
         current.keep_alive = parser.should_keep_alive()
         current.status = -1  # head complete; the response status is not known yet
         current.body_done = not current.has_body
