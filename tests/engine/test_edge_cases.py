@@ -11,8 +11,13 @@ from typing import ClassVar
 
 import httpx
 
+from bastion.config.types import HostPort
+from bastion.engine.server import GatewayServer
+from bastion.observability.events import MemorySink
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline import Decision, Deny, Phase, Request
+from bastion.pipeline.chain import GuardChain
+from bastion.pipeline.routing import Route, Router
 from tests.engine.helpers import head_and_body, make_config, raw, start_gateway, status_of
 from tests.engine.upstream_app import Upstream
 
@@ -97,14 +102,35 @@ async def test_denied_request_gets_no_100_continue(upstream: Upstream) -> None:
     assert upstream.seen == []
 
 
-async def test_upstream_tls_certificate_is_verified(tmp_path: Path) -> None:
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
         check=True,
         capture_output=True,
     )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_listener_sets_https_scheme(upstream: Upstream, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    config = make_config(upstream.url)
+    chain = GuardChain([Router([Route.from_config(r) for r in config.routes])], MemorySink())
+    gw = GatewayServer(config=config, chain=chain, listen=HostPort("127.0.0.1", 0), ssl=context)
+    await gw.start()
+    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(cert))) as client:
+        r = await client.get(f"https://127.0.0.1:{gw.port}/x")
+    await gw.shutdown(1)
+    assert r.status_code == 200
+    assert upstream.seen[-1].header("x-forwarded-proto") == "https"
+
+
+async def test_upstream_tls_certificate_is_verified(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     reached: list[bytes] = []

@@ -145,3 +145,31 @@ async def test_100mb_upload_streams_with_bounded_memory(upstream: Upstream, tmp_
         assert body["body_bytes"] == total
         growth_mib = (_peak_rss_kib(process.pid) - before) / 1024
         assert growth_mib < 20, f"gateway peak RSS grew by {growth_mib:.1f} MiB"
+
+
+async def test_100mb_download_streams_with_bounded_memory(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    total = 100 * 1024 * 1024
+    async with gateway_process(tmp_path, upstream.url, admin={"enabled": False}) as (
+        process,
+        config,
+    ):
+        host, port = config["listen"].split(":")
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://{config['listen']}/warm")).status_code == 200
+        before = _peak_rss_kib(process.pid)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /big?%d HTTP/1.1\r\nHost: a\r\n\r\n" % total)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert b"content-length: %d" % total in head
+        received = 0
+        while received < total:
+            chunk = await asyncio.wait_for(reader.read(1024 * 1024), 30)
+            assert chunk
+            received += len(chunk)
+            if received < 8 * 1024 * 1024:
+                await asyncio.sleep(0.01)  # a slow reader first: the gateway must not buffer
+        writer.close()
+        growth_mib = (_peak_rss_kib(process.pid) - before) / 1024
+        assert growth_mib < 20, f"gateway peak RSS grew by {growth_mib:.1f} MiB"

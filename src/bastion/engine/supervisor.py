@@ -121,6 +121,9 @@ class Supervisor:
         await self._stop_workers()
         if admin is not None:
             await admin.shutdown(1.0)
+        close = getattr(events, "close", None)
+        if callable(close):
+            close()
         return 1 if self.failed.is_set() else 0
 
     async def _stop_workers(self) -> None:
