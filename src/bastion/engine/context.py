@@ -11,6 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING, Protocol
 
 from bastion.config.models import BastionConfig
+from bastion.config.types import UpstreamURL
 from bastion.engine.headers import REQUEST_REWRITTEN, RESPONSE_REWRITTEN
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
@@ -108,4 +109,10 @@ class EngineContext:
         self.connections: set[ClientProtocol] = set()
         self.draining = False
         self.drained: asyncio.Event | None = None  # set once draining and the last one closed
+        self.authorities: dict[int, bytes] = {}  # id() of a route's UpstreamURL -> Host value
         self.pool: UpstreamPool | None = None  # set by the server (shared by its connections)
+
+    def authority(self, upstream: UpstreamURL) -> bytes:
+        """The Host value for ``upstream``, cached (routes and their URLs live as long as we do)."""
+        value = self.authorities[id(upstream)] = upstream.authority.encode("latin-1")
+        return value

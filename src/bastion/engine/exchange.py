@@ -54,6 +54,7 @@ class Exchange:
         "outbound",
         "path",
         "query",
+        "raw_host",
         "request",
         "request_id",
         "request_id_field",
@@ -79,6 +80,7 @@ class Exchange:
         self.query = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.host = ""
+        self.raw_host = b""
         self.version = "1.1"
         self.keep_alive = True
         self.chunked = False

@@ -65,7 +65,8 @@ class ClientProtocol(asyncio.Protocol):
         # Per-connection caches: most connections repeat the same Host and forwarding facts.
         self.host_value = b""
         self.host_name = ""
-        self.forwarding_key: object = None
+        self.forwarding_origin: Origin | None = None
+        self.forwarding_host = ""
         self.forwarding = b""
         self.untrusted_origin: Origin | None = None
         self.tunnel_peer: asyncio.Transport | None = None
@@ -309,6 +310,7 @@ class ClientProtocol(asyncio.Protocol):
                 self.host_name = check_host(host)
                 self.host_value = host
             current.host = self.host_name
+            current.raw_host = host.strip()
         elif version == "1.1":
             raise refuse(400, "request.invalid_host", "HTTP/1.1 requests need a Host field.")
         current.upgrade = current.upgrade and parser.should_upgrade()  # needs Connection: upgrade

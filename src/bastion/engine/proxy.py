@@ -11,13 +11,6 @@ _CHUNKED = b"transfer-encoding: chunked\r\n"
 _EMPTY_BODY = b"content-length: 0\r\n"
 
 
-def _raw_host(exchange: Exchange) -> bytes:
-    for name, value in exchange.headers:
-        if name == b"host":
-            return value.strip()
-    return b""
-
-
 def forward(exchange: Exchange) -> None:
     """Build the upstream request head (one join) and hand the exchange to the pool."""
     route = exchange.route
@@ -46,13 +39,16 @@ def forward(exchange: Exchange) -> None:
         framing = _EMPTY_BODY
     else:
         framing = b""
-    raw_host = _raw_host(exchange)
-    host = raw_host if route.preserve_host and raw_host else upstream.authority.encode("latin-1")
+    raw_host = exchange.raw_host
+    if route.preserve_host and raw_host:
+        host = raw_host
+    else:
+        host = ctx.authorities.get(id(upstream)) or ctx.authority(upstream)
     origin = exchange.origin or Origin(conn.peer.ip, ctx.scheme, None, ())
     client_host = exchange.forwarded_host or raw_host.decode("latin-1")
-    key = (origin, client_host)
-    if conn.forwarding_key != key:
-        conn.forwarding_key = key
+    if conn.forwarding_origin is not origin or conn.forwarding_host != client_host:
+        conn.forwarding_origin = origin
+        conn.forwarding_host = client_host
         conn.forwarding = forwarding_block(origin, conn.peer.ip, client_host)
     head = request_head(
         exchange.method,
