@@ -489,7 +489,8 @@ def machine_info() -> dict[str, Any]:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return ""
-        return (done.stdout + done.stderr).strip().splitlines()[0] if done.returncode == 0 else ""
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        return lines[0] if done.returncode == 0 and lines else ""
 
     return {
         "cores": os.cpu_count(),
@@ -499,6 +500,9 @@ def machine_info() -> dict[str, Any]:
         "nginx": version(["nginx", "-v"]),
         "wrk": version(["wrk", "-v"]) or "wrk",
         "git_commit": version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "src_modified": bool(
+            version(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"])
+        ),
     }
 
 
@@ -542,8 +546,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-retries",
         type=int,
-        default=5,
-        help="extra rounds allowed to replace rounds disturbed by other processes (5)",
+        default=10,
+        help="runs repeated, in all, because other processes disturbed them (10)",
     )
     parser.add_argument(
         "--foreign-limit",
@@ -612,6 +616,7 @@ def check_tools(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_tools(args)
+    machine = machine_info()  # before bastion starts: the commit it runs
     work = Path(tempfile.mkdtemp(prefix="bastion-bench-"))
     fleet = Fleet(work)
     try:
@@ -649,6 +654,8 @@ def run(args: argparse.Namespace) -> int:
             f" wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s on core {LOAD_CORE}"
         )
         print(f"{cand_name}: {shlex.join(cand_cmd)}")
+        dirty = " + uncommitted changes in src/" if machine["src_modified"] else ""
+        print(f"commit {machine['git_commit']}{dirty}; nginx {machine['nginx']}")
         if args.warmup > 0:
             print(f"warm-up {args.warmup:g}s each ...", flush=True)
             for name in names:
@@ -657,19 +664,25 @@ def run(args: argparse.Namespace) -> int:
 
         ours = {proc.popen.pid for proc in fleet.procs}
         rounds: list[dict[str, Any]] = []
-        index = 0
-        while (
-            sum(not rd["disturbed"] for rd in rounds) < args.rounds
-            and index < args.rounds + args.max_retries
-        ):
-            index += 1
-            if args.quiet_wait > 0:
-                wait_quiet(ours, args.foreign_limit, args.quiet_wait)
+        retries_left = args.max_retries
+        for index in range(1, args.rounds + 1):
             results = {}
             order = names if args.order == "fixed" or index % 2 else names[::-1]
             for name in order:
                 proc, port = slots[name]
-                results[name] = run_wrk(proc, port, args, args.duration, ours)
+                while True:
+                    if args.quiet_wait > 0:
+                        wait_quiet(ours, args.foreign_limit, args.quiet_wait)
+                    results[name] = run_wrk(proc, port, args, args.duration, ours)
+                    share = results[name].foreign_share
+                    if share <= args.foreign_limit or retries_left <= 0:
+                        break
+                    retries_left -= 1
+                    print(
+                        f"  {name}: other processes used {share:.0%} of a core meanwhile;"
+                        f" run again ({retries_left} retries left)",
+                        flush=True,
+                    )
             rounds.append(round_record(index, results, cand_name, args.foreign_limit))
             print_round(rounds[-1], results, names, cand_name)
 
@@ -707,7 +720,12 @@ def run(args: argparse.Namespace) -> int:
                 " these medians are unreliable, run again on a quiet machine"
             )
         elif len(clean) < len(rounds):
-            print(f"  {len(rounds) - len(clean)} disturbed round(s) left out")
+            print(
+                f"  {len(rounds) - len(clean)} disturbed round(s) left out; with them:"
+                f" throughput {statistics.median(rd['throughput_ratio'] for rd in rounds):.2f}x,"
+                f" p99 {statistics.median(rd['p99_ratio'] for rd in rounds):.2f}x,"
+                f" cpu/req {statistics.median(rd['cpu_per_request_ratio'] for rd in rounds):.2f}x"
+            )
         if errors:
             print(f"  WARNING: {errors} non-2xx responses or socket errors; see the rounds above")
 
@@ -722,7 +740,7 @@ def run(args: argparse.Namespace) -> int:
                         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
                         "candidate": cand_name,
                         "candidate_cmd": cand_cmd,
-                        "machine": machine_info(),
+                        "machine": machine,
                         "params": {
                             "rounds": args.rounds,
                             "max_retries": args.max_retries,
