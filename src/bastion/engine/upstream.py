@@ -50,7 +50,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.received = False
         self.headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
-        self.head_size = 0
+        self.fed = 0
         self.head_sent = False
         self.chunked_out = False
         self.until_close = False
@@ -129,7 +129,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.until_close = False
         self.headers = []
         self.header_bytes = 0
-        self.head_size = 0
+        self.fed = 0
         ctx = self.ctx
         self.deadline = ctx.loop.time() + ctx.upstream_response
         transport.write(exchange.outbound)
@@ -186,6 +186,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # bytes nobody asked for: this connection is not to be trusted
             return
         self.received = True
+        self.fed = self.header_bytes + len(data)
         conn = exchange.conn
         try:
             self.parser.feed_data(data)
@@ -217,7 +218,6 @@ class UpstreamConnection(asyncio.Protocol):
             conn.write(data)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.head_size += len(name) + len(value)
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
@@ -228,10 +228,12 @@ class UpstreamConnection(asyncio.Protocol):
             self.interim = True  # 100 Continue and friends are for this hop only
             self.headers = []
             self.header_bytes = 0
-            self.head_size = 0
             return
         ctx = self.ctx
-        if self.head_size > ctx.max_upstream_header_bytes:
+        if self.fed > ctx.max_upstream_header_bytes and (
+            sum(len(name) + len(value) + 4 for name, value in self.headers)
+            > ctx.max_upstream_header_bytes
+        ):  # counted only when this read could hold a head that large
             raise UpstreamProtocolError("response head too large")
         conn = exchange.conn
         self.deadline = ctx.loop.time() + ctx.upstream_read
