@@ -202,8 +202,11 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
         if self.out:
             self._flush(conn)
-        if not self.head_sent and self.exchange is not None:
-            # Everything read so far belongs to a head that is still incomplete.
+        if self.exchange is None:
+            return
+        if self.head_sent:  # the longest pause allowed in a body counts from this read
+            self.deadline = self.ctx.loop.time() + self.ctx.upstream_read
+        else:  # everything read so far belongs to a head that is still incomplete
             self.header_bytes += len(data)
             if self.header_bytes > self.ctx.max_upstream_header_bytes:
                 self._failed(UpstreamProtocolError("response head too large"), retry=False)
@@ -236,7 +239,6 @@ class UpstreamConnection(asyncio.Protocol):
         ):  # counted only when this read could hold a head that large
             raise UpstreamProtocolError("response head too large")
         conn = exchange.conn
-        self.deadline = ctx.loop.time() + ctx.upstream_read
         if status == 101:
             self.interim = True  # answered in _upgraded, once llhttp hands over the connection
             return
@@ -298,7 +300,6 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is None or self.masked:
             return
-        self.deadline = self.ctx.loop.time() + self.ctx.upstream_read
         exchange.bytes_sent += len(body)
         if self.chunked_out:
             self.out.append(b"%x\r\n%b\r\n" % (len(body), body))
@@ -320,7 +321,7 @@ class UpstreamConnection(asyncio.Protocol):
         assert exchange is not None
         self.exchange = None
         exchange.upstream = None
-        exchange.detach()
+        exchange.sink = exchange.sink_end = None
         self.deadline = 0.0
         if self.out:
             self._flush(exchange.conn)
