@@ -181,3 +181,21 @@ async def test_gauges_return_to_zero(upstream: Upstream) -> None:
     assert stats.in_flight == 0
     assert stats.connections_open == 0
     assert stats.snapshot().requests == {"api|GET|200": 10}
+
+
+async def test_upstream_transfer_coding_other_than_chunked_is_a_502() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nnot-really-gzip")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    gw = await start_gateway(make_config(f"http://127.0.0.1:{port}"))
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"http://127.0.0.1:{gw.port}/x")
+    await gw.shutdown(1)
+    server.close()
+    assert r.status_code == 502
+    assert r.json()["code"] == "upstream.bad_response"

@@ -129,12 +129,13 @@ def request_head(
 class ResponseScan:
     """What one pass over an upstream response head found (see :func:`scan_response`)."""
 
-    __slots__ = ("chunked", "kept", "length", "nosniff")
+    __slots__ = ("chunked", "kept", "length", "nosniff", "other_coding")
 
     def __init__(self) -> None:
         self.kept: list[tuple[bytes, bytes]] = []
         self.length: bytes | None = None
         self.chunked = False
+        self.other_coding = False  # a transfer coding bastion does not decode (refused)
         self.nosniff = False
 
 
@@ -153,7 +154,10 @@ def scan_response(headers: RawPairs, skip: frozenset[bytes], *, upgrade: bool) -
             if name == b"content-length":
                 scan.length = pair[1].strip()
             elif name == b"transfer-encoding":
-                scan.chunked = True
+                if pair[1].strip().lower() == b"chunked":
+                    scan.chunked = True
+                else:
+                    scan.other_coding = True
             elif name == b"connection":
                 named = named or pair[1].lower() not in _PLAIN_CONNECTION_VALUES
                 if upgrade:

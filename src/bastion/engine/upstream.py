@@ -242,10 +242,12 @@ class UpstreamConnection(asyncio.Protocol):
         if status == 101:
             self.interim = True  # answered in _upgraded, once llhttp hands over the connection
             return
+        scan = scan_response(self.headers, ctx.response_skip, upgrade=False)
+        if scan.other_coding:  # e.g. "gzip, chunked": its framing would be lost in the rewrite
+            raise UpstreamProtocolError("unsupported transfer coding")
         exchange.status = status
         exchange.response_started = True
         self.head_sent = True
-        scan = scan_response(self.headers, ctx.response_skip, upgrade=False)
         length = scan.length
         chunked = scan.chunked
         no_body = exchange.head_only or status in (204, 304)
