@@ -199,3 +199,17 @@ async def test_upstream_transfer_coding_other_than_chunked_is_a_502() -> None:
     server.close()
     assert r.status_code == 502
     assert r.json()["code"] == "upstream.bad_response"
+
+
+async def test_pipelined_request_reusing_the_upstream_connection_mid_read(
+    upstream: Upstream,
+) -> None:
+    """The next pipelined request may take the upstream connection while the previous response's
+    last read is still being handled; that read must not count against the new response."""
+    gw = await start_gateway(make_config(upstream.url, limits={"max_upstream_header_bytes": 1024}))
+    pipeline = b"GET /big?200000 HTTP/1.1\r\nHost: a\r\n\r\n" * 3
+    pipeline += b"GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    response = await raw(gw.port, pipeline)
+    await gw.shutdown(1)
+    assert response.count(b"HTTP/1.1 200 OK") == 4
+    assert b"HTTP/1.1 502" not in response

@@ -202,8 +202,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
         if self.out:
             self._flush(conn)
-        if self.exchange is None:
-            return
+        if self.exchange is not exchange:
+            return  # complete (possibly already carrying the client's next request)
         if self.head_sent:  # the longest pause allowed in a body counts from this read
             self.deadline = self.ctx.loop.time() + self.ctx.upstream_read
         else:  # everything read so far belongs to a head that is still incomplete
