@@ -207,3 +207,14 @@ async def test_local_endpoint_served_by_engine() -> None:
         assert r.status_code == 404
     await gw.shutdown(1)
     assert gw.stats.snapshot().requests["health|GET|200"] == 1
+
+
+async def test_many_pipelined_denials_answered_in_order(upstream: Upstream) -> None:
+    """Denials complete synchronously; a long pipeline of them must not nest without bound."""
+    config = make_config(upstream.url, limits={"max_pipelined": 1024})
+    gw = await start_gateway(config, guards=[BodyGuard()])
+    evil = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nevil" * 600
+    denied = await raw(gw.port, evil + b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    await gw.shutdown(1)
+    assert denied.count(b"HTTP/1.1 422") == 600
+    assert denied.count(b"HTTP/1.1 200") == 1

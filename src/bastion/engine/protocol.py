@@ -40,6 +40,7 @@ _PAUSE_BODY = 2
 _PAUSE_HALT = 4
 _PAUSE_TUNNEL = 8
 _PAUSE_UPSTREAM = 16
+_MAX_NESTED_STARTS = 8
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -62,6 +63,7 @@ class ClientProtocol(asyncio.Protocol):
         self.halted = False  # no further request will be read (refusal, upgrade, close)
         self.refusal: Refusal | None = None
         self.dispatch_after_feed = False
+        self._depth = 0
         # Per-connection caches: most connections repeat the same Host and forwarding facts.
         self.host_value = b""
         self.host_name = ""
@@ -394,13 +396,26 @@ class ClientProtocol(asyncio.Protocol):
         self._resume(_PAUSE_QUEUE)
         if self.queue:
             self.active = self.queue.popleft()
-            dispatch.start(self.active)
+            if self._depth < _MAX_NESTED_STARTS:
+                # Answers bastion gives itself finish synchronously, so starting the next
+                # pipelined exchange here nests; past a few levels, go through the loop instead.
+                self._depth += 1
+                try:
+                    dispatch.start(self.active)
+                finally:
+                    self._depth -= 1
+            else:
+                self.ctx.loop.call_soon(self._start_later, self.active)
         elif self.refusal is not None:
             self._answer_refusal(self.refusal)
         elif self.halted:
             self.close()
         elif self.current is None:
             self.deadline = self.ctx.loop.time() + self.ctx.idle
+
+    def _start_later(self, exchange: Exchange) -> None:
+        if not self.closed and self.active is exchange:
+            dispatch.start(exchange)
 
     @property
     def closing(self) -> bool:
