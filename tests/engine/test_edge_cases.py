@@ -213,3 +213,13 @@ async def test_pipelined_request_reusing_the_upstream_connection_mid_read(
     await gw.shutdown(1)
     assert response.count(b"HTTP/1.1 200 OK") == 4
     assert b"HTTP/1.1 502" not in response
+
+
+async def test_many_pipelined_h2c_upgrades_are_parsed_iteratively(upstream: Upstream) -> None:
+    gw = await start_gateway(make_config(upstream.url, limits={"max_pipelined": 1024}))
+    one = b"GET /u HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+    response = await raw(
+        gw.port, one * 1000 + b"GET /v HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    await gw.shutdown(1)
+    assert response.count(b"HTTP/1.1 200") == 1001

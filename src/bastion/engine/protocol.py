@@ -216,26 +216,34 @@ class ClientProtocol(asyncio.Protocol):
                 self.tunnel_pending.append(data)
                 self._pause(_PAUSE_TUNNEL)
             return
-        in_head = self.current is None or self.current.status == 0
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            self._upgraded(data[upgrade.args[0] :])
-        except httptools.HttpParserCallbackError as exc:
-            refusal = exc.__context__
-            if not isinstance(refusal, Refusal):
-                logger.error("request parsing failed", exc_info=refusal)
-                refusal = refuse(500, "gateway.internal_error", "The request could not be handled.")
-            self._refuse(refusal)
-        except httptools.HttpParserError as exc:
-            self._refuse(parser_refusal(exc))
-        else:
-            if in_head and self.current is not None and self.current.status == 0:
-                self._head_fed += len(data)
-                if self._head_fed > self._head_limit:
-                    self._refuse(
-                        refuse(431, "request.headers_too_large", "The request head is too large.")
+        while True:
+            in_head = self.current is None or self.current.status == 0
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserUpgrade as upgrade:
+                data = data[upgrade.args[0] :]
+                if self._upgraded(data) and data:
+                    continue  # not a WebSocket: go on parsing what followed, with a new parser
+            except httptools.HttpParserCallbackError as exc:
+                refusal = exc.__context__
+                if not isinstance(refusal, Refusal):
+                    logger.error("request parsing failed", exc_info=refusal)
+                    refusal = refuse(
+                        500, "gateway.internal_error", "The request could not be handled."
                     )
+                self._refuse(refusal)
+            except httptools.HttpParserError as exc:
+                self._refuse(parser_refusal(exc))
+            else:
+                if in_head and self.current is not None and self.current.status == 0:
+                    self._head_fed += len(data)
+                    if self._head_fed > self._head_limit:
+                        self._refuse(
+                            refuse(
+                                431, "request.headers_too_large", "The request head is too large."
+                            )
+                        )
+            break
         if self.dispatch_after_feed:
             self.dispatch_after_feed = False
             active = self.active
@@ -347,19 +355,22 @@ class ClientProtocol(asyncio.Protocol):
             self.deadline = 0.0
         current.end()
 
-    def _upgraded(self, rest: bytes) -> None:
-        """llhttp stopped after a request announcing an upgrade (the message itself is complete)."""
+    def _upgraded(self, rest: bytes) -> bool:
+        """llhttp stopped after a request announcing an upgrade (the message itself is complete).
+
+        A WebSocket handshake halts parsing (the rest is tunnel data for later); any other
+        upgrade (h2c, ...) is served as a plain request: the answer is whether to go on parsing
+        ``rest`` with a fresh parser.
+        """
         last = self.last_parsed
         if last is not None and last.upgrade:
             self.halted = True
             if rest:
                 self.tunnel_pending.append(rest)
                 self._pause(_PAUSE_TUNNEL)
-            return
-        # An upgrade to something other than WebSocket is served as a plain request.
+            return False
         self.parser = httptools.HttpRequestParser(self)
-        if rest:
-            self.data_received(rest)
+        return True
 
     # -- answering -----------------------------------------------------------------------------
 
