@@ -11,6 +11,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from bastion.observability.events import MemorySink
 from bastion.observability.traffic import TrafficStats
 from tests.engine.helpers import head_and_body, make_config, raw, start_gateway, status_of
 from tests.engine.upstream_app import Upstream
@@ -78,6 +79,9 @@ async def test_smuggling_variant_refused_before_upstream(
     assert fields["content-type"] == "application/problem+json"
     assert orjson.loads(body)["code"] == code
     assert stats.protocol_errors == {code: 1}
+    events = gw.chain.events
+    assert isinstance(events, MemorySink)
+    assert events.actions() == [code]  # one security event per refusal
     assert upstream.seen == []
     assert upstream.connections == 0
 

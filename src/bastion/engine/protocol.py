@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from typing import cast
 
@@ -30,6 +31,7 @@ from bastion.engine.http11 import (
     split_target,
 )
 from bastion.engine.responses import refusal_bytes
+from bastion.observability.events import SecurityEvent
 from bastion.pipeline.forwarding import Origin
 from bastion.pipeline.request import ClientAddress, TLSInfo
 
@@ -437,7 +439,19 @@ class ClientProtocol(asyncio.Protocol):
         """Stop reading; answer the refusal once the exchanges before it are answered."""
         self.halted = True
         self._pause(_PAUSE_HALT)
-        self.ctx.stats.protocol_error(refusal.refusal_code)
+        ctx = self.ctx
+        ctx.stats.protocol_error(refusal.refusal_code)
+        ctx.chain.events.emit(
+            SecurityEvent(
+                action=refusal.refusal_code,
+                outcome="failure",
+                timestamp=time.time(),
+                guard="engine",
+                client_ip=self.peer.ip,
+                status=refusal.refusal_status,
+                reason=refusal.message,
+            )
+        )
         if (
             self.current is not None
             and self.current.status != 0
