@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import httptools
 
 from bastion.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from bastion.engine.exchange import Exchange
 
 _HOST = re.compile(rb"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?$")
 _SUSPECT = re.compile(rb"[.%#\\]")  # a target without these needs no closer look
@@ -81,6 +85,33 @@ def check_host(value: bytes) -> str:
     if text.startswith("["):
         return text[: text.index("]") + 1]
     return text.partition(":")[0]
+
+
+def inspect_fields(exchange: Exchange, version: str) -> bytes | None:
+    """Framing and intent from the request's fields (set on ``exchange``); its Host value.
+
+    Refuses several Host fields, Transfer-Encoding other than chunked (or on HTTP/1.0) and
+    expectations other than ``100-continue``. llhttp has already refused conflicting or invalid
+    Content-Length fields, so the one present is a plain decimal number.
+    """
+    host: bytes | None = None
+    for name, value in exchange.headers:
+        if name == b"host":
+            if host is not None:
+                raise refuse(400, "request.invalid_host", "The request has several Host fields.")
+            host = value
+        elif name == b"transfer-encoding":
+            check_transfer_encoding(value, version)
+            exchange.chunked = True
+        elif name == b"content-length":
+            exchange.content_length = int(value)
+        elif name == b"expect":
+            if value.strip().lower() != b"100-continue":
+                raise refuse(417, "request.expectation_failed", "Only 100-continue is served.")
+            exchange.expect_continue = version == "1.1"
+        elif name == b"upgrade":
+            exchange.upgrade = value.strip().lower() == b"websocket"
+    return host
 
 
 def check_transfer_encoding(value: bytes, http_version: str) -> None:

@@ -25,7 +25,7 @@ from bastion.engine.exchange import Exchange
 from bastion.engine.http11 import (
     Refusal,
     check_host,
-    check_transfer_encoding,
+    inspect_fields,
     parser_refusal,
     refuse,
     split_target,
@@ -298,25 +298,7 @@ class ClientProtocol(asyncio.Protocol):
         current.version = version
         url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
         current.path, current.query = split_target(url)
-        host: bytes | None = None
-        for name, value in current.headers:
-            if name == b"host":
-                if host is not None:
-                    raise refuse(
-                        400, "request.invalid_host", "The request has several Host fields."
-                    )
-                host = value
-            elif name == b"transfer-encoding":
-                check_transfer_encoding(value, version)
-                current.chunked = True
-            elif name == b"content-length":
-                current.content_length = int(value)
-            elif name == b"expect":
-                if value.strip().lower() != b"100-continue":
-                    raise refuse(417, "request.expectation_failed", "Only 100-continue is served.")
-                current.expect_continue = version == "1.1"
-            elif name == b"upgrade":
-                current.upgrade = value.strip().lower() == b"websocket"
+        host = inspect_fields(current, version)
         if host is not None:
             if host != self.host_value:
                 self.host_name = check_host(host)
