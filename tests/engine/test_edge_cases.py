@@ -223,3 +223,21 @@ async def test_many_pipelined_h2c_upgrades_are_parsed_iteratively(upstream: Upst
     )
     await gw.shutdown(1)
     assert response.count(b"HTTP/1.1 200") == 1001
+
+
+async def test_slow_upload_is_not_an_upstream_timeout(upstream: Upstream) -> None:
+    """upstream_response counts from the end of the request: a long upload is paced by
+    body_read, not cut by the wait for the response head."""
+    gw = await start_gateway(
+        make_config(upstream.url, timeouts={"upstream_response": 0.3, "body_read": 0.5})
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    writer.write(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n")
+    for piece in (b"ab", b"cd", b"ef"):
+        await asyncio.sleep(0.2)
+        writer.write(piece)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+    writer.close()
+    await gw.shutdown(1)
+    assert status_of(head) == 200
+    assert upstream.seen[-1].body == b"abcdef"

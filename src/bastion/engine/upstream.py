@@ -131,10 +131,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.header_bytes = 0
         self.fed = 0
         ctx = self.ctx
-        self.deadline = ctx.loop.time() + ctx.upstream_response
-        transport.write(exchange.outbound)
         streaming = exchange.has_body and exchange.collect_limit < 0
         self.sent_all = not streaming
+        # Waiting for the response head starts once the request is sent; while a body streams,
+        # the client's body_read deadline paces it (and pause_writing watches the upstream).
+        self.deadline = 0.0 if streaming else ctx.loop.time() + ctx.upstream_response
+        transport.write(exchange.outbound)
         if streaming:
             exchange.conn.send_continue(exchange)
             if exchange.chunked:
@@ -149,18 +151,25 @@ class UpstreamConnection(asyncio.Protocol):
     def _write_last_chunk(self) -> None:
         if self.transport is not None:
             self.transport.write(_LAST_CHUNK)
-        self.sent_all = True
+        self._body_sent()
 
     def _body_sent(self) -> None:
         self.sent_all = True
+        if not self.head_sent:
+            self.deadline = self.ctx.loop.time() + self.ctx.upstream_response
 
     def pause_writing(self) -> None:
+        """The upstream does not take the request body as fast as the client sends it."""
         if self.exchange is not None:
             self.exchange.conn.pause_for_upstream()
+            if not self.head_sent:  # an upstream that stops reading for good is cut off
+                self.deadline = self.ctx.loop.time() + self.ctx.upstream_read
 
     def resume_writing(self) -> None:
         if self.exchange is not None:
             self.exchange.conn.resume_for_upstream()
+            if not self.head_sent and not self.sent_all:
+                self.deadline = 0.0
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.closed:
