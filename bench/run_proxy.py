@@ -453,6 +453,25 @@ def round_record(
     }
 
 
+def pooled_clean_runs(
+    rounds: list[dict[str, Any]], names: tuple[str, str], foreign_limit: float
+) -> dict[str, Any]:
+    """Per proxy, medians over its undisturbed runs, whichever round they belong to."""
+    pooled: dict[str, Any] = {}
+    for name in names:
+        runs = [rd[name] for rd in rounds if rd[name]["foreign_cores"] <= foreign_limit]
+        if not runs:
+            return {}
+        pooled[name] = {
+            "runs": len(runs),
+            "rps": statistics.median(r["rps"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "cpu_us": statistics.median(r["cpu_us_per_request"] for r in runs),
+        }
+    pooled["throughput_ratio"] = pooled[names[1]]["rps"] / pooled[names[0]]["rps"]
+    return pooled
+
+
 def print_round(
     record: dict[str, Any], results: dict[str, WrkResult], names: tuple[str, str], cand_name: str
 ) -> None:
@@ -726,6 +745,18 @@ def run(args: argparse.Namespace) -> int:
                 f" p99 {statistics.median(rd['p99_ratio'] for rd in rounds):.2f}x,"
                 f" cpu/req {statistics.median(rd['cpu_per_request_ratio'] for rd in rounds):.2f}x"
             )
+        pooled = pooled_clean_runs(rounds, names, args.foreign_limit)
+        if pooled:
+            print(
+                "  clean runs pooled across rounds (median):"
+                + "".join(
+                    f" {name} {pooled[name]['rps']:.0f} req/s, p99"
+                    f" {fmt_ms(pooled[name]['p99_ms'])}, {pooled[name]['cpu_us']:.1f}us/req"
+                    f" ({pooled[name]['runs']} runs);"
+                    for name in names
+                )
+                + f" throughput {pooled['throughput_ratio']:.2f}x"
+            )
         if errors:
             print(f"  WARNING: {errors} non-2xx responses or socket errors; see the rounds above")
 
@@ -766,6 +797,7 @@ def run(args: argparse.Namespace) -> int:
                             "throughput_met": tp_ok,
                             "p99_met": p99_ok,
                         },
+                        "pooled_clean_runs": pooled,
                         "errors": errors,
                     },
                     indent=2,
