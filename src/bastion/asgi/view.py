@@ -9,30 +9,25 @@ only the few this module needs are decoded, so a request no guard looks at costs
 
 from __future__ import annotations
 
-import re
 import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 from bastion.asgi.types import Scope
+from bastion.pipeline import paths
 from bastion.pipeline.decisions import Deny
 from bastion.pipeline.forwarding import ForwardingPolicy, new_request_id
+from bastion.pipeline.paths import path_problem
 from bastion.pipeline.request import ClientAddress, Headers, Request, TLSInfo
 
 NO_PEER = ClientAddress("", 0)
 """The peer of a request the server gives no address for (a Unix socket): trusted by no policy."""
 
-DOT_SEGMENTS = Deny(
-    400, "request.invalid_path", "Bad Request", "The path must not hold dot segments."
-)
-ENCODED_NUL = Deny(
-    400, "request.invalid_path", "Bad Request", "The path holds an encoded NUL byte."
-)
+DOT_SEGMENTS = Deny(400, "request.invalid_path", "Bad Request", paths.DOT_SEGMENTS)
+ENCODED_NUL = Deny(400, "request.invalid_path", "Bad Request", paths.ENCODED_NUL)
 
 _SCHEMES = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
-_PERCENT_DOT = re.compile("%2e", re.IGNORECASE)
-_PERCENT_SLASH = re.compile("%(?:2f|5c)", re.IGNORECASE)
 _PATH_SAFE = "/:@!$&'()*+,;="  # RFC 3986 pchar and '/', besides the unreserved characters
 _FORWARDING = (b"x-forwarded-for", b"forwarded", b"x-forwarded-proto", b"x-forwarded-host")
 _TLS_VERSIONS = {0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
@@ -57,23 +52,11 @@ def raw_path(scope: Scope) -> str:
 
 
 def path_refusal(path: str) -> Deny | None:
-    """The denial for a path the gateway engine would refuse, or ``None``: dot segments (raw or
-    percent-encoded, with ``%2f``, ``%5c`` and ``\\`` read as ``/``) and encoded NUL bytes.
-
-    Guards compare the path as received while the app's router may normalise it; a path in
-    which ``..`` could be resolved differently by the two is refused outright, as in gateway mode
-    (the same rules as ``engine.http11.check_path``).
-    """
-    if "." not in path and "%" not in path and "\\" not in path:
+    """The denial for a path the gateway engine would refuse too (``pipeline.paths``), or None."""
+    problem = path_problem(path.encode("latin-1"))
+    if problem is None:
         return None
-    decoded = _PERCENT_DOT.sub(".", path)
-    decoded = _PERCENT_SLASH.sub("/", decoded).replace("\\", "/")
-    if "%00" in decoded:
-        return ENCODED_NUL
-    for segment in decoded.split("/"):
-        if segment in (".", ".."):
-            return DOT_SEGMENTS
-    return None
+    return DOT_SEGMENTS if problem == paths.DOT_SEGMENTS else ENCODED_NUL
 
 
 def host_name(value: str) -> str:

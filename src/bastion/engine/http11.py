@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING
 import httptools
 
 from bastion.errors import ProtocolError
+from bastion.pipeline.paths import path_problem
 
 if TYPE_CHECKING:
     from bastion.engine.exchange import Exchange
 
 _HOST = re.compile(rb"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?$")
 _SUSPECT = re.compile(rb"[.%#\\]")  # a target without these needs no closer look
-_PERCENT_DOT = re.compile(rb"%2e", re.IGNORECASE)
-_PERCENT_SLASH = re.compile(rb"%(?:2f|5c)", re.IGNORECASE)
 
 
 class Refusal(ProtocolError):
@@ -60,20 +59,10 @@ def split_target(url: bytes) -> tuple[bytes, bytes]:
 
 
 def check_path(path: bytes) -> None:
-    """Refuse dot segments, raw or percent-encoded, and encoded NUL bytes.
-
-    Guards match routes on the path as received while an upstream may normalise it; a path in
-    which ``..`` could be resolved differently by the two is refused outright.
-    """
-    if b"." not in path and b"%" not in path and b"\\" not in path:
-        return
-    decoded = _PERCENT_DOT.sub(b".", path)
-    decoded = _PERCENT_SLASH.sub(b"/", decoded).replace(b"\\", b"/")
-    if b"%00" in decoded:
-        raise refuse(400, "request.invalid_path", "The path holds an encoded NUL byte.")
-    for segment in decoded.split(b"/"):
-        if segment in (b".", b".."):
-            raise refuse(400, "request.invalid_path", "The path must not hold dot segments.")
+    """Refuse the paths :func:`bastion.pipeline.paths.path_problem` names."""
+    problem = path_problem(path)
+    if problem is not None:
+        raise refuse(400, "request.invalid_path", problem)
 
 
 def check_host(value: bytes) -> str:
