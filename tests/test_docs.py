@@ -29,3 +29,14 @@ def test_every_config_field_is_documented() -> None:
         if f"`{name}`" not in DOC
     ]
     assert missing == []
+
+
+def test_every_problem_code_is_documented() -> None:
+    import re
+
+    problems = (Path(__file__).parent.parent / "docs" / "problems.md").read_text()
+    source = "\n".join(p.read_text() for p in (Path(__file__).parent.parent / "src").rglob("*.py"))
+    codes = set(re.findall(r'"((?:request|upstream|route|guard|gateway)\.[a-z_]+)"', source))
+    codes.discard("guard.failed")  # an event action, never a client-facing problem
+    missing = sorted(code for code in codes if f"`{code}`" not in problems)
+    assert missing == []

@@ -204,7 +204,9 @@ def test_body_past_the_limit_is_413(serve: Serve, client: httpx.Client) -> None:
     assert at_limit.status_code == 200
     assert calls == ["/upload"]
     assert guard.seen == [b"x" * 1000]
-    assert sink.actions() == []  # a protocol refusal, counted, as in the gateway
+    # A refusal before the chain: counted and recorded once each, as in the gateway.
+    assert sink.actions() == ["request.body_too_large"] * 2
+    assert {e.status for e in sink.events} == {413}
     assert mw.stats.protocol_errors == {"request.body_too_large": 2}
 
 
@@ -390,7 +392,7 @@ def test_dot_segments_are_refused_as_the_gateway_does(serve: Serve, client: http
         assert status == 400, path
         assert json.loads(body)["code"] == "request.invalid_path"
     assert calls == []
-    assert sink.actions() == []
+    assert sink.actions() == ["request.invalid_path"] * 3
     assert mw.stats.protocol_errors == {"request.invalid_path": 3}
 
 

@@ -20,7 +20,7 @@ from bastion.asgi.view import ScopeReader, first_header, path_refusal
 from bastion.assembly import build_events, build_middleware_chain
 from bastion.config.loader import load_config
 from bastion.config.models import BastionConfig
-from bastion.observability.events import EventSink
+from bastion.observability.events import EventSink, SecurityEvent
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.decisions import Deny
@@ -219,10 +219,23 @@ class BastionMiddleware:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _refuse_malformed(self, exchange: HTTPExchange, deny: Deny) -> None:
-        """Answer a refusal decided before the chain (size cap, unsafe path). Like the gateway
-        engine, it is counted as a protocol error, not recorded as a guard's security event."""
+    def _record_refusal(self, request: Request, deny: Deny) -> None:
+        """A refusal decided before the chain (size cap, unsafe path): counted as a protocol
+        error and recorded as one security event, exactly as the gateway engine does."""
         self.stats.protocol_error(deny.code)
+        self.events.emit(
+            SecurityEvent.for_request(
+                request,
+                action=deny.code,
+                outcome="failure",
+                guard="middleware",
+                status=deny.status,
+                reason=deny.detail,
+            )
+        )
+
+    async def _refuse_malformed(self, exchange: HTTPExchange, deny: Deny) -> None:
+        self._record_refusal(exchange.request, deny)
         await exchange.respond(problem_response(deny, exchange.request.request_id))
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -232,7 +245,7 @@ class BastionMiddleware:
         try:
             deny = path_refusal(request.path)
             if deny is not None:
-                self.stats.protocol_error(deny.code)
+                self._record_refusal(request, deny)
             elif self._guarded:
                 decision = await self.chain.run(request)
                 if isinstance(decision, Deny):
