@@ -28,7 +28,8 @@ def test_healthz_and_readyz_follow_readiness() -> None:
     state = {"ready": False}
     routes = endpoints(load_config(None), TrafficSnapshot, lambda: state["ready"])
     status, _, body = get(routes, "/healthz")
-    assert status == 200 and orjson.loads(body)["status"] == "ok"
+    assert status == 200
+    assert orjson.loads(body)["status"] == "ok"
     assert get(routes, "/readyz")[0] == 503
     state["ready"] = True
     assert get(routes, "/readyz")[0] == 200

@@ -58,7 +58,9 @@ def test_secret_values_are_masked_in_errors() -> None:
 
 def test_duplicate_routes_and_admin_on_public_port_are_refused() -> None:
     up = "http://127.0.0.1:9000"
-    problems = problems_of({"routes": [{"name": "a", "upstream": up}, {"name": "a", "upstream": up}]})
+    problems = problems_of(
+        {"routes": [{"name": "a", "upstream": up}, {"name": "a", "upstream": up}]}
+    )
     assert "route name 'a' is used twice" in problems[0]
     problems = problems_of(
         {

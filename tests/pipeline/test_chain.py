@@ -180,7 +180,9 @@ def test_response_and_completion_hooks_are_called() -> None:
 @pytest.mark.parametrize("bad", ["raise"])
 def test_a_raising_response_hook_does_not_break_the_response(bad: str) -> None:
     class BadHook(HookGuard):
-        def on_response(self, request: Request, status: int, headers: list[tuple[str, str]]) -> None:
+        def on_response(
+            self, request: Request, status: int, headers: list[tuple[str, str]]
+        ) -> None:
             raise ValueError(bad)
 
     chain = GuardChain([BadHook([])], MemorySink())

@@ -43,13 +43,18 @@ ROUTES = [
 )
 def test_most_specific_route_wins(host: str, path: str, expected: str) -> None:
     matched = Router(ROUTES).match(host, path)
-    assert matched is not None and matched.name == expected
+    assert matched is not None
+    assert matched.name == expected
 
 
 def test_no_matching_route_is_a_404_denial() -> None:
     router = Router([route("api", "/api")])
     request = Request(
-        method="GET", path="/other", query="", headers=Headers([]), client=ClientAddress("1.2.3.4", 1)
+        method="GET",
+        path="/other",
+        query="",
+        headers=Headers([]),
+        client=ClientAddress("1.2.3.4", 1),
     )
     decision = router.check(request)
     assert isinstance(decision, Deny)
@@ -60,7 +65,11 @@ def test_no_matching_route_is_a_404_denial() -> None:
 def test_matched_route_is_shared_in_state() -> None:
     router = Router([route("api", "/api")])
     request = Request(
-        method="GET", path="/api/x", query="", headers=Headers([]), client=ClientAddress("1.2.3.4", 1)
+        method="GET",
+        path="/api/x",
+        query="",
+        headers=Headers([]),
+        client=ClientAddress("1.2.3.4", 1),
     )
     router.check(request)
     assert request.state[ROUTE].name == "api"

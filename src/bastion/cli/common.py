@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,3 +42,19 @@ def prepare_state_dir(config: BastionConfig) -> None:
                 " expected a writable directory"
             )
         )
+
+
+def run_gateway(config: BastionConfig) -> int:
+    """Run the engine until it stops; a listener that cannot be opened is one readable line."""
+    from bastion.engine.runtime import run
+
+    try:
+        return run(config)
+    except OSError as exc:
+        reason = re.sub(r"^\[Errno \d+\] ", "", str(exc))
+        click.echo(
+            f"bastion: cannot listen ({reason}); expected listen {config.listen} and"
+            f" admin.listen {config.admin.listen} to be free addresses of this machine",
+            err=True,
+        )
+        return EXIT_FAILURE

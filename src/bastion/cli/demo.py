@@ -13,7 +13,14 @@ from pathlib import Path
 
 import click
 
-from bastion.cli.common import EXIT_FAILURE, EXIT_OK, fail_config, load_or_exit, prepare_state_dir
+from bastion.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    fail_config,
+    load_or_exit,
+    prepare_state_dir,
+    run_gateway,
+)
 from bastion.config.models import BastionConfig
 from bastion.config.types import HostPort, parse_host_port
 from bastion.demo.api import DemoAPI
@@ -150,9 +157,7 @@ def demo(
             click.echo(f"  # {step.title}: expect {step.shows}\n  {step.curl}\n")
         click.echo("Ctrl-C stops the demo.")
 
-    from bastion.engine.runtime import run
-
-    code = run(config)
+    code = run_gateway(config)
     upstream.stop()
     if check:
         passed = sum(results)

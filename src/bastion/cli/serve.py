@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from bastion.cli.common import fail_config, load_or_exit, prepare_state_dir
+from bastion.cli.common import fail_config, load_or_exit, prepare_state_dir, run_gateway
 from bastion.errors import ConfigError
 from bastion.validation.document import load_document
 
@@ -56,6 +56,4 @@ def serve(
             fail_config(exc)
     prepare_state_dir(config)
 
-    from bastion.engine.runtime import run
-
-    sys.exit(run(config))
+    sys.exit(run_gateway(config))
