@@ -1,24 +1,5 @@
-from __future__ import annotations
+"""The advisories run through the real engine, with the engine tests' uvloop and upstream."""
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from tests.engine.conftest import pytest_asyncio_loop_factories, upstream
 
-import pytest
-import uvloop
-
-from tests.engine.upstream_app import Upstream, start_upstream
-
-
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """The engine runs on uvloop in production, so its tests do too."""
-    return {"uvloop": uvloop.new_event_loop}
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    up = await start_upstream()
-    yield up
-    assert up.server is not None
-    up.server.close()
+__all__ = ["pytest_asyncio_loop_factories", "upstream"]

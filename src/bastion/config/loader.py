@@ -71,27 +71,39 @@ def build_config(data: Mapping[str, Any], source: str = "config") -> BastionConf
         raise ConfigError(f"{source} is invalid", format_validation_error(exc)) from None
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(
+    path: Path,
+    *,
+    what: str = "a YAML config file",
+    prefix: str = "",
+    max_bytes: int = _MAX_CONFIG_BYTES,
+) -> dict[str, Any]:
+    """The mapping in the YAML (or JSON) file at ``path``; every failure names file and place.
+
+    ``what`` says what the file should have been, ``prefix`` names the config field that pointed
+    to it (``openapi: ``), so that the operator knows which setting to fix.
+    """
+    name = f"{prefix}{path}"
     try:
         size = os.stat(path).st_size
-        if size > _MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: {size} bytes; expected a config file under 4 MiB")
+        if size > max_bytes:
+            raise ConfigError(f"{name}: {size} bytes; expected {what} of at most {max_bytes}")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; expected a YAML config file") from None
+        raise ConfigError(f"{name}: no such file; expected {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.__class__.__name__}: {exc})") from None
+        raise ConfigError(f"{name}: cannot be read ({exc.__class__.__name__}: {exc})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError(f"{path}: {problem}{where}; expected valid YAML") from None
+        raise ConfigError(f"{name}: {problem}{where}; expected valid YAML or JSON") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level is a {type(data).__name__}; expected a mapping")
+        raise ConfigError(f"{name}: top level is a {type(data).__name__}; expected a mapping")
     return data
 
 
