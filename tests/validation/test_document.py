@@ -27,7 +27,7 @@ def test_json_documents_load(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("openapi: 3.1.0\npaths: [a\n", r"openapi: .*spec.yaml: .* at line 2, column \d+"),
+        ("openapi: 3.1.0\npaths: [a\n", r"openapi: .*spec.yaml: .* at line 3, column \d+"),
         ("swagger: '2.0'\n", r"has openapi '\(missing\)'; expected 3.0.x or 3.1.x"),
         ("openapi: 4.0.0\n", r"has openapi '4.0.0'; expected 3.0.x or 3.1.x"),
         ("openapi: 3.1.0\npaths: [1, 2]\n", r"paths is not a mapping"),
