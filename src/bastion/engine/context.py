@@ -15,7 +15,7 @@ from bastion.config.types import UpstreamURL
 from bastion.engine.headers import REQUEST_REWRITTEN, RESPONSE_REWRITTEN
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
-from bastion.pipeline.forwarding import ForwardingPolicy
+from bastion.pipeline.forwarding import ForwardingPolicy, request_id_source
 from bastion.pipeline.routing import Router
 
 if TYPE_CHECKING:
@@ -88,6 +88,10 @@ class EngineContext:
         self.upstream_read = timeouts.upstream_read
         self.request_id_header = config.proxy.request_id_header.encode("ascii")
         self.request_id_name = config.proxy.request_id_header
+        id_base, self.request_numbers = request_id_source()
+        # A new request id's whole field is this prefix, the counter in 8 hex digits, CRLF.
+        self.request_id_prefix = self.request_id_header + b": " + id_base.encode("ascii")
+        self.trusts_anyone = self.policy.trusts_anyone
         self.request_skip = REQUEST_REWRITTEN | {self.request_id_header}
         self.response_skip = RESPONSE_REWRITTEN | {self.request_id_header}
         self.mask_errors = config.responses.mask_upstream_errors

@@ -16,7 +16,7 @@ from bastion.engine.proxy import forward
 from bastion.engine.responses import local_response_bytes
 from bastion.errors import UpstreamError
 from bastion.pipeline.decisions import ALLOW, Decision, Deny
-from bastion.pipeline.forwarding import Origin, new_request_id
+from bastion.pipeline.forwarding import Origin
 from bastion.pipeline.problem import deny_for_error, problem_response, reason_phrase
 from bastion.pipeline.request import ClientAddress, Headers, Request
 from bastion.pipeline.response import Endpoint, Response
@@ -45,7 +45,7 @@ def resolve(exchange: Exchange) -> None:
     ctx = conn.ctx
     peer = conn.peer
     policy = ctx.policy
-    if policy.trusts_anyone and policy.is_trusted(peer.ip):
+    if ctx.trusts_anyone and policy.is_trusted(peer.ip):
         headers = exchange.view_headers = Headers(exchange.headers)
         origin = policy.origin(
             peer.ip,
@@ -61,15 +61,16 @@ def resolve(exchange: Exchange) -> None:
             exchange.host = _host_name(origin.host)
         if origin.client_ip != peer.ip:
             exchange.client = ClientAddress(origin.client_ip, 0)
-    else:
-        cached = conn.untrusted_origin
-        if cached is None:
-            cached = conn.untrusted_origin = Origin(peer.ip, ctx.scheme, None, ())
-        origin = cached
-        request_id = new_request_id()
-    exchange.origin = origin
-    exchange.request_id = request_id
-    exchange.request_id_field = ctx.request_id_header + b": " + request_id.encode() + b"\r\n"
+        exchange.origin = origin
+        exchange.request_id_text = request_id
+        exchange.request_id_field = ctx.request_id_header + b": " + request_id.encode() + b"\r\n"
+        return
+    untrusted = conn.untrusted_origin
+    if untrusted is None:
+        untrusted = conn.untrusted_origin = Origin(peer.ip, ctx.scheme, None, ())
+    exchange.origin = untrusted
+    # A new id (see new_request_id), written as bytes; its text is derived only when needed.
+    exchange.request_id_field = ctx.request_id_prefix + b"%08x\r\n" % next(ctx.request_numbers)
 
 
 def _host_name(authority: str) -> str:

@@ -44,6 +44,7 @@ class Exchange:
         "expect_continue",
         "extra_headers",
         "forwarded_host",
+        "has_body",
         "head_only",
         "headers",
         "host",
@@ -56,8 +57,8 @@ class Exchange:
         "query",
         "raw_host",
         "request",
-        "request_id",
         "request_id_field",
+        "request_id_text",
         "response_started",
         "route",
         "sink",
@@ -72,9 +73,9 @@ class Exchange:
         "view_headers",
     )
 
-    def __init__(self, conn: ClientProtocol, method: bytes, started: float) -> None:
+    def __init__(self, conn: ClientProtocol, started: float) -> None:
         self.conn = conn
-        self.method = method
+        self.method = b""
         self.started = started
         self.path = b"/"
         self.query = b""
@@ -85,10 +86,11 @@ class Exchange:
         self.keep_alive = True
         self.chunked = False
         self.content_length = 0
+        self.has_body = False  # set with chunked/content_length when the head is complete
         self.body_done = True
         self.expect_continue = False
         self.upgrade = False
-        self.head_only = method == b"HEAD"
+        self.head_only = False
         self.chunks: list[bytes] = []
         self.buffered = 0
         self.sink: Sink | None = None
@@ -97,8 +99,8 @@ class Exchange:
         self.too_large = False
         self.on_body_done: Callable[[], None] | None = None
         self.request: Request | None = None
-        self.request_id = ""
-        self.request_id_field = b""
+        self.request_id_text = ""
+        self.request_id_field = b""  # the whole "x-request-id: ...\r\n" line
         self.client: ClientAddress | None = None  # when a trusted proxy named another client
         self.view_headers: Headers | None = None
         self.route: Route | None = None
@@ -114,8 +116,14 @@ class Exchange:
         self.response_started = False
 
     @property
-    def has_body(self) -> bool:
-        return self.chunked or self.content_length > 0
+    def request_id(self) -> str:
+        """The request id as text, taken from :attr:`request_id_field` the first time it is
+        needed (a forwarded request only ever writes the field)."""
+        text = self.request_id_text
+        if not text and self.request_id_field:
+            field = self.request_id_field
+            text = self.request_id_text = field[field.index(b": ") + 2 : -2].decode("latin-1")
+        return text
 
     @property
     def replayable(self) -> bool:

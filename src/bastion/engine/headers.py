@@ -86,7 +86,6 @@ def request_head(
     method: bytes,
     target: bytes,
     headers: RawPairs,
-    *,
     host: bytes,
     skip: frozenset[bytes],
     forwarding: bytes,

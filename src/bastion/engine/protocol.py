@@ -70,16 +70,20 @@ class ClientProtocol(asyncio.Protocol):
         self.host_value = b""
         self.host_name = ""
         self.forwarding_origin: Origin | None = None
-        self.forwarding_host = ""
+        self.forwarding_key: bytes | str = b""
         self.forwarding = b""
         self.untrusted_origin: Origin | None = None
         self.tunnel_peer: asyncio.Transport | None = None
         self.tunnel_pending: list[bytes] = []
-        self._url: list[bytes] = []
-        self._url_len = 0
+        self.host_raw = b""
+        self._url = b""
         self._header_bytes = 0
         self._head_fed = 0
         self._head_limit = ctx.max_request_line + ctx.max_header_bytes + 1024
+        self._header_read = ctx.header_read
+        self._max_request_line = ctx.max_request_line
+        self._max_header_bytes = ctx.max_header_bytes
+        self._max_headers = ctx.max_headers
 
     # -- connection lifecycle ------------------------------------------------------------------
 
@@ -253,31 +257,31 @@ class ClientProtocol(asyncio.Protocol):
                 dispatch.start(active)
 
     def on_message_begin(self) -> None:
-        ctx = self.ctx
-        now = ctx.loop.time()
-        self.current = Exchange(self, b"", now)
-        self._url.clear()
-        self._url_len = 0
+        now = self.ctx.loop.time()
+        self.current = Exchange(self, now)
+        self._url = b""
         self._header_bytes = 0
         self._head_fed = 0
-        self.deadline = now + ctx.header_read
+        self.deadline = now + self._header_read
 
     def on_url(self, url: bytes) -> None:
-        self._url.append(url)
-        self._url_len += len(url)
-        if self._url_len + 16 > self.ctx.max_request_line:
+        if self._url:  # the target arrived in pieces (bounded by max_request_line)
+            url = self._url + url
+        self._url = url
+        if len(url) + 16 > self._max_request_line:
             raise refuse(414, "request.uri_too_long", "The request line is too long.")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         current = self.current
         assert current is not None
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self.ctx.max_header_bytes:
+        size = self._header_bytes + len(name) + len(value) + 4
+        self._header_bytes = size
+        if size > self._max_header_bytes:
             raise refuse(431, "request.headers_too_large", "The header section is too large.")
-        if current.status != 0:
+        if current.status:
             return  # a trailer field: never forwarded
         headers = current.headers
-        if len(headers) >= self.ctx.max_headers:
+        if len(headers) >= self._max_headers:
             raise refuse(
                 431, "request.headers_too_large", "The request has too many header fields."
             )
@@ -296,23 +300,28 @@ class ClientProtocol(asyncio.Protocol):
         if method == b"CONNECT":
             raise refuse(400, "request.invalid_target", "CONNECT is not served.")
         current.version = version
-        url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
-        current.path, current.query = split_target(url)
+        current.path, current.query = split_target(self._url)
         host = inspect_fields(current, version)
         if host is not None:
             if host != self.host_value:
                 self.host_name = check_host(host)
                 self.host_value = host
+                self.host_raw = host.strip()
             current.host = self.host_name
-            current.raw_host = host.strip()
+            current.raw_host = self.host_raw
         elif version == "1.1":
             raise refuse(400, "request.invalid_host", "HTTP/1.1 requests need a Host field.")
-        current.upgrade = current.upgrade and parser.should_upgrade()  # needs Connection: upgrade
+        if current.upgrade:
+            current.upgrade = parser.should_upgrade()  # needs Connection: upgrade
         current.keep_alive = parser.should_keep_alive()
         current.status = -1  # head complete; the response status is not known yet
-        current.body_done = not current.has_body
         ctx = self.ctx
-        self.deadline = ctx.loop.time() + ctx.body_read if current.has_body else 0.0
+        if current.chunked or current.content_length > 0:
+            current.has_body = True
+            current.body_done = False
+            self.deadline = ctx.loop.time() + ctx.body_read
+        else:
+            self.deadline = 0.0
         if self.active is None and not self.queue:
             self.active = current
             self.dispatch_after_feed = True  # unless the rest of this packet breaks framing

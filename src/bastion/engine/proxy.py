@@ -45,21 +45,25 @@ def forward(exchange: Exchange) -> None:
     else:
         host = ctx.authorities.get(id(upstream)) or ctx.authority(upstream)
     origin = exchange.origin or Origin(conn.peer.ip, ctx.scheme, None, ())
-    client_host = exchange.forwarded_host or raw_host.decode("latin-1")
-    if conn.forwarding_origin is not origin or conn.forwarding_host != client_host:
+    # The forwarding block is cached per connection: raw_host is the connection's cached Host
+    # value (the same object while the client repeats it), so the check is usually by identity.
+    key: bytes | str = exchange.forwarded_host or raw_host
+    cached = conn.forwarding_key
+    if conn.forwarding_origin is not origin or (cached is not key and cached != key):
         conn.forwarding_origin = origin
-        conn.forwarding_host = client_host
+        conn.forwarding_key = key
+        client_host = key if isinstance(key, str) else key.decode("latin-1")
         conn.forwarding = forwarding_block(origin, conn.peer.ip, client_host)
     head = request_head(
         exchange.method,
         target,
         exchange.headers,
-        host=host,
-        skip=ctx.request_skip,
-        forwarding=conn.forwarding,
-        request_id_field=exchange.request_id_field,
-        body_framing=framing,
-        upgrade=exchange.upgrade,
+        host,
+        ctx.request_skip,
+        conn.forwarding,
+        exchange.request_id_field,
+        framing,
+        exchange.upgrade,
     )
     exchange.outbound = head + body if body else head
     pool = ctx.pool

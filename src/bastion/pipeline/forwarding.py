@@ -13,7 +13,7 @@ import ipaddress
 import itertools
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -129,6 +129,12 @@ _ID_COUNTER = itertools.count(1)
 def new_request_id() -> str:
     """A process-unique id: a random per-process base and a counter (cheap, never repeated)."""
     return f"{_ID_BASE}{next(_ID_COUNTER):08x}"
+
+
+def request_id_source() -> tuple[str, Iterator[int]]:
+    """The base and the counter behind :func:`new_request_id`, for a writer that formats ids
+    itself (the engine writes ``base + "%08x" % next(counter)`` as bytes, the same ids)."""
+    return _ID_BASE, _ID_COUNTER
 
 
 def forwarded_for_value(origin: Origin, peer_ip: str) -> str:

@@ -1,0 +1,150 @@
+"""Micro-benchmark of the engine's per-request Python path, without sockets.
+
+A raw request is fed into a :class:`ClientProtocol` whose transport is a fake; the exchange is
+forwarded on a pooled :class:`UpstreamConnection` whose transport is a fake too, which is then fed
+an nginx-like response. What is timed is everything bastion does in Python per proxied request
+(parsing callbacks, checks, header rewriting, pool, stats), not the event loop or the kernel.
+
+    .venv/bin/python bench/micro_engine.py            # µs per request, best of 7 runs
+    .venv/bin/python bench/micro_engine.py --profile  # cProfile of one run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import time
+from typing import Any
+
+import uvloop
+
+from bastion.config.models import BastionConfig
+from bastion.engine.context import EngineContext
+from bastion.engine.pool import UpstreamPool
+from bastion.engine.protocol import ClientProtocol
+from bastion.engine.upstream import UpstreamConnection
+from bastion.observability.events import NullSink
+from bastion.observability.traffic import TrafficStats
+from bastion.pipeline.chain import GuardChain
+from bastion.pipeline.routing import Route, Router
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.24.0\r\nDate: Fri, 27 Nov 2026 21:00:00 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+)
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self, peer: tuple[str, int]) -> None:
+        super().__init__()
+        self.peer = peer
+        self.sent: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: Any) -> None:
+        self.sent.append(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.peer if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return True
+
+
+def setup(loop: asyncio.AbstractEventLoop) -> tuple[ClientProtocol, FakeTransport, FakeTransport]:
+    config = BastionConfig.model_validate(
+        {
+            "routes": [{"name": "api", "upstream": "http://127.0.0.1:9000"}],
+            "events": {"sink": "none"},
+            "admin": {"enabled": False},
+        }
+    )
+    routes = [Route.from_config(r) for r in config.routes]
+    chain = GuardChain([Router(routes)], NullSink())
+    ctx = EngineContext(config=config, chain=chain, stats=TrafficStats(), loop=loop, scheme="http")
+    pool = ctx.pool = UpstreamPool(ctx)
+    upstream_url = routes[0].upstream
+    assert upstream_url is not None
+    key = (upstream_url.scheme, upstream_url.host, upstream_url.port)
+    up = UpstreamConnection(pool, key)
+    up_transport = FakeTransport(("127.0.0.1", 9000))
+    up.connection_made(up_transport)
+    pool.counts[key] = 1
+    pool.release(up)
+    client = ClientProtocol(ctx)
+    client_transport = FakeTransport(("127.0.0.1", 40000))
+    client.connection_made(client_transport)
+    return client, client_transport, up_transport
+
+
+def run(n: int, loop: asyncio.AbstractEventLoop) -> float:
+    client, client_transport, up_transport = setup(loop)
+    pool = client.ctx.pool
+    assert pool is not None
+    up = next(iter(pool.idle.values()))[0]
+    feed_client = client.data_received
+    feed_up = up.data_received
+    sent_up = up_transport.sent
+    sent_client = client_transport.sent
+    start = time.perf_counter()
+    for _ in range(n):
+        feed_client(REQUEST)
+        feed_up(RESPONSE)
+        sent_up.clear()
+        sent_client.clear()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def show(loop: asyncio.AbstractEventLoop) -> None:
+    client, client_transport, up_transport = setup(loop)
+    pool = client.ctx.pool
+    assert pool is not None
+    up: UpstreamConnection = next(iter(pool.idle.values()))[0]
+    client.data_received(REQUEST)
+    up.data_received(RESPONSE)
+    print(b"".join(up_transport.sent).decode())
+    print(b"".join(client_transport.sent).decode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--show", action="store_true", help="print one exchange's bytes")
+    args = parser.parse_args()
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    if args.show:
+        show(loop)
+        return
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(run, args.n, loop)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return
+    results = sorted(run(args.n, loop) for _ in range(args.runs))
+    median = results[len(results) // 2]
+    print(f"{results[0]:.2f} us/request (best of {args.runs}; median {median:.2f})")
+
+
+if __name__ == "__main__":
+    main()
