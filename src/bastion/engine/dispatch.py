@@ -103,11 +103,19 @@ def build_request(exchange: Exchange) -> Request:
 
 def start(exchange: Exchange) -> None:
     """Dispatch the exchange at the head of its connection's queue."""
-    ctx = exchange.conn.ctx
+    conn = exchange.conn
+    ctx = conn.ctx
     ctx.stats.in_flight += 1
     exchange.accounted = False
     try:
-        resolve(exchange)
+        untrusted = conn.untrusted_origin
+        if untrusted is not None:  # the peer is not a trusted proxy: resolve() in short
+            exchange.origin = untrusted
+            exchange.request_id_field = ctx.request_id_prefix + b"%08x\r\n" % next(
+                ctx.request_numbers
+            )
+        else:
+            resolve(exchange)
         router = ctx.router_only
         if router is not None:
             # The chain is the router alone: matching directly decides exactly as the chain
@@ -271,11 +279,13 @@ def completed(exchange: Exchange) -> None:
         return
     exchange.accounted = True
     ctx = exchange.conn.ctx
-    ctx.stats.in_flight -= 1
+    stats = ctx.stats
+    stats.in_flight -= 1
     seconds = ctx.loop.time() - exchange.started
     route = exchange.route
     status = exchange.status if exchange.status > 0 else 499
-    ctx.stats.record(route.name if route else "-", _method_text(exchange.method), status, seconds)
+    method = _METHODS.get(exchange.method) or _method_text(exchange.method)
+    stats.record(route.name if route else "-", method, status, seconds)
     request = exchange.request
     if ctx.complete_hooks and request is not None:
         ctx.chain.on_complete(request, status, exchange.bytes_sent, seconds)

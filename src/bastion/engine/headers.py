@@ -128,47 +128,58 @@ def request_head(
 class ResponseScan:
     """What one pass over an upstream response head found (see :func:`scan_response`)."""
 
-    __slots__ = ("chunked", "kept", "length", "nosniff", "other_coding")
+    __slots__ = ("chunked", "kept", "length", "nosniff", "other_coding", "parts")
 
     def __init__(self) -> None:
-        self.kept: list[tuple[bytes, bytes]] = []
+        self.kept: list[tuple[bytes, bytes]] = []  # the fields passed on, when asked for
+        # The response head being written: a slot for the status line, then the fields passed
+        # on, already as ``name: value\r\n`` pieces (bastion's own fields are appended later).
+        self.parts: list[bytes] = [b""]
         self.length: bytes | None = None
         self.chunked = False
         self.other_coding = False  # a transfer coding bastion does not decode (refused)
         self.nosniff = False
 
 
-def scan_response(headers: RawPairs, skip: frozenset[bytes], *, upgrade: bool) -> ResponseScan:
+def scan_response(
+    headers: RawPairs, skip: frozenset[bytes], *, upgrade: bool, pairs: bool = False
+) -> ResponseScan:
     """The upstream fields to pass on, and the framing and ``nosniff`` facts, in one pass.
 
     ``skip`` holds :data:`RESPONSE_REWRITTEN` and the request-id field. ``upgrade`` keeps the
-    Upgrade and Connection fields of a 101 answer to a WebSocket handshake.
+    Upgrade and Connection fields of a 101 answer to a WebSocket handshake. The kept fields are
+    encoded into :attr:`ResponseScan.parts` as they are found; ``pairs`` also lists them in
+    :attr:`ResponseScan.kept` (for response hooks, which may change them).
     """
     scan = ResponseScan()
     kept = scan.kept
+    extend = scan.parts.extend
     named = False
     for pair in headers:
         name = pair[0]
         if name in skip:
             if name == b"content-length":
                 scan.length = pair[1].strip()
-            elif name == b"transfer-encoding":
+                continue
+            if name == b"transfer-encoding":
                 if pair[1].strip().lower() == b"chunked":
                     scan.chunked = True
                 else:
                     scan.other_coding = True
-            elif name == b"connection":
+                continue
+            if name == b"connection":
                 named = named or pair[1].lower() not in _PLAIN_CONNECTION_VALUES
-                if upgrade:
-                    kept.append(pair)
-            elif upgrade and name == b"upgrade":
-                kept.append(pair)
-            continue
-        if name == b"x-content-type-options":
+                if not upgrade:
+                    continue
+            elif not upgrade or name != b"upgrade":
+                continue
+        elif name == b"x-content-type-options":
             scan.nosniff = True
-        kept.append(pair)
+        extend((name, b": ", pair[1], b"\r\n"))
+        if pairs:
+            kept.append(pair)
     if named:
-        tokens = connection_tokens(headers) - _PLAIN_CONNECTION_TOKENS
-        if tokens:
-            scan.kept = [pair for pair in kept if pair[0] not in tokens]
+        tokens = connection_tokens(headers) - _PLAIN_CONNECTION_TOKENS - skip
+        if tokens:  # fields the upstream declared hop-by-hop: scan again without them (rare)
+            return scan_response(headers, skip | tokens, upgrade=upgrade, pairs=pairs)
     return scan

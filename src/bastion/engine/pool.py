@@ -44,7 +44,8 @@ class UpstreamPool:
         idle = self.idle.get(key)
         while idle and not fresh:
             conn = idle.pop()
-            if conn.usable():
+            transport = conn.transport
+            if not conn.closed and transport is not None and not transport.is_closing():
                 conn.send(exchange, reused=True)
                 return
             conn.close()
@@ -94,13 +95,16 @@ class UpstreamPool:
     def release(self, conn: UpstreamConnection) -> None:
         """A connection finished a complete exchange: hand it to a waiter, keep it, or close it."""
         key = conn.key
-        waiting = self.waiting.get(key)
-        while waiting:
-            _, exchange = waiting.popleft()
-            if not exchange.conn.closed and exchange.status <= 0:
-                conn.send(exchange, reused=True)
-                return
-        idle = self.idle.setdefault(key, [])
+        if self.waiting:
+            waiting = self.waiting.get(key)
+            while waiting:
+                _, exchange = waiting.popleft()
+                if not exchange.conn.closed and exchange.status <= 0:
+                    conn.send(exchange, reused=True)
+                    return
+        idle = self.idle.get(key)
+        if idle is None:
+            idle = self.idle[key] = []
         if self.closed or len(idle) >= self.max_idle:
             conn.close()
             return

@@ -397,7 +397,8 @@ class ClientProtocol(asyncio.Protocol):
             self.queue.clear()
             self.close()
             return
-        self._resume(_PAUSE_QUEUE)
+        if self.paused & _PAUSE_QUEUE:
+            self._resume(_PAUSE_QUEUE)
         if self.queue:
             self.active = self.queue.popleft()
             if self._depth < _MAX_NESTED_STARTS:

@@ -105,17 +105,15 @@ def proxied_head(
     """The head of an upstream response after rewriting (see :mod:`bastion.engine.headers`)."""
     request = exchange.request
     nosniff = scan.nosniff
-    parts = [status_line(status)]
     if ctx.response_hooks and request is not None:
         pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scan.kept]
         pairs.extend(exchange.extra_headers)
         ctx.chain.on_response(request, status, pairs)
-        parts.extend(_encode_pairs(pairs))
+        parts = [status_line(status), *_encode_pairs(pairs)]
         nosniff = any(name == "x-content-type-options" for name, _ in pairs)
     else:
-        extend = parts.extend
-        for name, value in scan.kept:
-            extend((name, b": ", value, b"\r\n"))
+        parts = scan.parts
+        parts[0] = status_line(status)
         if exchange.extra_headers:
             parts.extend(_encode_pairs(exchange.extra_headers))
             nosniff = nosniff or any(

@@ -251,7 +251,9 @@ class UpstreamConnection(asyncio.Protocol):
         if status == 101:
             self.interim = True  # answered in _upgraded, once llhttp hands over the connection
             return
-        scan = scan_response(self.headers, ctx.response_skip, upgrade=False)
+        scan = scan_response(
+            self.headers, ctx.response_skip, upgrade=False, pairs=ctx.response_hooks
+        )
         if scan.other_coding:  # e.g. "gzip, chunked": its framing would be lost in the rewrite
             raise UpstreamProtocolError("unsupported transfer coding")
         exchange.status = status
@@ -334,7 +336,8 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.upstream = None
         exchange.sink = exchange.sink_end = None
         self.deadline = 0.0
-        if self.out:
+        out = self.out
+        if out:
             self._flush(exchange.conn)
         if reusable and self.sent_all and not self.closed and exchange.body_done:
             self.pool.release(self)
@@ -354,7 +357,9 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.status = 101
         exchange.response_started = True
         self.head_sent = True
-        scan = scan_response(self.headers, ctx.response_skip, upgrade=True)
+        scan = scan_response(
+            self.headers, ctx.response_skip, upgrade=True, pairs=ctx.response_hooks
+        )
         head = proxied_head(ctx, exchange, 101, scan, framing=b"", close=False, upgrade=True)
         conn = exchange.conn
         conn.write(head)

@@ -7,8 +7,8 @@ With several worker processes, each publishes its snapshot and the admin listene
 
 from __future__ import annotations
 
-import bisect
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -77,12 +77,13 @@ class TrafficStats:
 
     def record(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
-        self._requests[key] = self._requests.get(key, 0) + 1
+        requests = self._requests
+        requests[key] = requests.get(key, 0) + 1
         buckets = self._buckets.get(route)
         if buckets is None:
             buckets = self._buckets[route] = [0] * (len(LATENCY_BUCKETS) + 1)
             self._latency_sum[route] = 0.0
-        buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self._latency_sum[route] += seconds
 
     def upstream_error(self, route: str, code: str) -> None:
