@@ -88,7 +88,7 @@ def steps(base: str) -> list[Step]:
         Step(
             "A JSON body streams to the upstream",
             "curl -i -H 'content-type: application/json'"
-            f" -d '{{\"name\": \"chair\"}}' {base}/items",
+            f' -d \'{{"name": "chair"}}\' {base}/items',
             _request("POST", "/items", b'{"name": "chair"}', {"content-type": "application/json"}),
             lambda o: o.status == 201,
             "201 Created from the demo API",
