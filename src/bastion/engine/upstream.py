@@ -337,13 +337,18 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.sink = exchange.sink_end = None
         self.deadline = 0.0
         out = self.out
-        if out:
-            self._flush(exchange.conn)
+        conn = exchange.conn
+        if out:  # _flush, inlined: the usual end of every proxied exchange
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            transport = conn.transport
+            if transport is not None and not conn.closed:
+                transport.write(data)
         if reusable and self.sent_all and not self.closed and exchange.body_done:
             self.pool.release(self)
         else:
             self.close()
-        exchange.conn.finish(exchange)
+        conn.finish(exchange)
 
     def _upgraded(self, rest: bytes) -> None:
         exchange = self.exchange
