@@ -273,15 +273,17 @@ def client_gone(exchange: Exchange) -> None:
     completed(exchange)
 
 
-def completed(exchange: Exchange) -> None:
-    """Account for an exchange once: traffic counters, in-flight gauge, completion hooks."""
+def completed(exchange: Exchange, now: float = 0.0) -> None:
+    """Account for an exchange once: traffic counters, in-flight gauge, completion hooks.
+
+    ``now`` is the loop time if the caller has just read it."""
     if exchange.accounted:
         return
     exchange.accounted = True
     ctx = exchange.conn.ctx
     stats = ctx.stats
     stats.in_flight -= 1
-    seconds = ctx.loop.time() - exchange.started
+    seconds = (now or ctx.loop.time()) - exchange.started
     route = exchange.route
     status = exchange.status if exchange.status > 0 else 499
     method = _METHODS.get(exchange.method) or _method_text(exchange.method)

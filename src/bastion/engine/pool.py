@@ -92,8 +92,10 @@ class UpstreamPool:
         if not exchange.conn.closed and exchange.status <= 0:
             dispatch.upstream_failed(exchange, error)
 
-    def release(self, conn: UpstreamConnection) -> None:
-        """A connection finished a complete exchange: hand it to a waiter, keep it, or close it."""
+    def release(self, conn: UpstreamConnection, now: float = 0.0) -> None:
+        """A connection finished a complete exchange: hand it to a waiter, keep it, or close it.
+
+        ``now`` is the loop time if the caller has just read it."""
         key = conn.key
         if self.waiting:
             waiting = self.waiting.get(key)
@@ -108,7 +110,7 @@ class UpstreamPool:
         if self.closed or len(idle) >= self.max_idle:
             conn.close()
             return
-        conn.deadline = self.ctx.loop.time() + self.idle_timeout
+        conn.deadline = (now or self.ctx.loop.time()) + self.idle_timeout
         idle.append(conn)
 
     def forget(self, conn: UpstreamConnection) -> None:

@@ -384,9 +384,13 @@ class ClientProtocol(asyncio.Protocol):
         self.halted = True
         dispatch.deny_body_too_large(exchange)
 
-    def finish(self, exchange: Exchange) -> None:
-        """The response of the active exchange is complete: account for it, then go on."""
-        dispatch.completed(exchange)
+    def finish(self, exchange: Exchange, now: float = 0.0) -> None:
+        """The response of the active exchange is complete: account for it, then go on.
+
+        ``now`` is the loop time if the caller has just read it."""
+        if not now:
+            now = self.ctx.loop.time()
+        dispatch.completed(exchange, now)
         if self.active is exchange:
             self.active = None
         if self.closed:
@@ -416,7 +420,7 @@ class ClientProtocol(asyncio.Protocol):
         elif self.halted:
             self.close()
         elif self.current is None:
-            self.deadline = self.ctx.loop.time() + self.ctx.idle
+            self.deadline = now + self.ctx.idle
 
     def _start_later(self, exchange: Exchange) -> None:
         if not self.closed and self.active is exchange:

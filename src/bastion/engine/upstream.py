@@ -344,11 +344,12 @@ class UpstreamConnection(asyncio.Protocol):
             transport = conn.transport
             if transport is not None and not conn.closed:
                 transport.write(data)
+        now = self.ctx.loop.time()
         if reusable and self.sent_all and not self.closed and exchange.body_done:
-            self.pool.release(self)
+            self.pool.release(self, now)
         else:
             self.close()
-        conn.finish(exchange)
+        conn.finish(exchange, now)
 
     def _upgraded(self, rest: bytes) -> None:
         exchange = self.exchange
