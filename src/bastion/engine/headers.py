@@ -126,60 +126,72 @@ def request_head(
 
 
 class ResponseScan:
-    """What one pass over an upstream response head found (see :func:`scan_response`)."""
+    """What an upstream response head holds once its fields are sorted (see :func:`scan_response`).
 
-    __slots__ = ("chunked", "kept", "length", "nosniff", "other_coding", "parts")
+    :attr:`parts` is the response head being written: a slot for the status line, then the
+    fields passed on as ``name, b": ", value, b"\\r\\n"`` groups (bastion appends its own fields).
+    """
 
-    def __init__(self) -> None:
-        self.kept: list[tuple[bytes, bytes]] = []  # the fields passed on, when asked for
-        # The response head being written: a slot for the status line, then the fields passed
-        # on, already as ``name: value\r\n`` pieces (bastion's own fields are appended later).
-        self.parts: list[bytes] = [b""]
+    __slots__ = ("chunked", "close", "length", "nosniff", "other_coding", "parts")
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
         self.length: bytes | None = None
         self.chunked = False
         self.other_coding = False  # a transfer coding bastion does not decode (refused)
         self.nosniff = False
+        self.close = False  # the upstream will close the connection after this response
+
+    def pairs(self) -> list[tuple[bytes, bytes]]:
+        """The fields passed on, as ``(name, value)`` pairs (for response hooks)."""
+        parts = self.parts
+        return [(parts[i], parts[i + 2]) for i in range(1, len(parts), 4)]
+
+
+def field_bytes(parts: list[bytes], special: RawPairs) -> int:
+    """The size of a response head's fields (``name: value\\r\\n`` each), for the head limit."""
+    return sum(map(len, parts)) + sum(len(name) + len(value) + 4 for name, value in special)
 
 
 def scan_response(
-    headers: RawPairs, skip: frozenset[bytes], *, upgrade: bool, pairs: bool = False
+    parts: list[bytes], special: RawPairs, skip: frozenset[bytes], *, upgrade: bool
 ) -> ResponseScan:
-    """The upstream fields to pass on, and the framing and ``nosniff`` facts, in one pass.
+    """Sort the fields of an upstream response head; framing and ``nosniff`` facts in one pass.
 
-    ``skip`` holds :data:`RESPONSE_REWRITTEN` and the request-id field. ``upgrade`` keeps the
-    Upgrade and Connection fields of a 101 answer to a WebSocket handshake. The kept fields are
-    encoded into :attr:`ResponseScan.parts` as they are found; ``pairs`` also lists them in
-    :attr:`ResponseScan.kept` (for response hooks, which may change them).
+    The parser callback has already split the fields (lower-case names) in two, in arrival
+    order: those not in ``skip`` went to ``parts`` as encoded groups after a status-line slot
+    (so that a typical response costs no second pass over them), and those in ``skip``
+    (:data:`RESPONSE_REWRITTEN` and the request-id field) to ``special``, which is read here.
+
+    ``upgrade`` keeps the Upgrade and Connection fields of a 101 answer to a WebSocket
+    handshake. Fields named by a Connection header are hop-by-hop too and are dropped.
     """
-    scan = ResponseScan()
-    kept = scan.kept
-    extend = scan.parts.extend
+    scan = ResponseScan(parts)
     named = False
-    for pair in headers:
-        name = pair[0]
-        if name in skip:
-            if name == b"content-length":
-                scan.length = pair[1].strip()
-                continue
-            if name == b"transfer-encoding":
-                if pair[1].strip().lower() == b"chunked":
-                    scan.chunked = True
-                else:
-                    scan.other_coding = True
-                continue
-            if name == b"connection":
-                named = named or pair[1].lower() not in _PLAIN_CONNECTION_VALUES
-                if not upgrade:
-                    continue
-            elif not upgrade or name != b"upgrade":
-                continue
-        elif name == b"x-content-type-options":
-            scan.nosniff = True
-        extend((name, b": ", pair[1], b"\r\n"))
-        if pairs:
-            kept.append(pair)
+    for name, value in special:
+        if name == b"content-length":
+            scan.length = value.strip()
+        elif name == b"transfer-encoding":
+            if value.strip().lower() == b"chunked":
+                scan.chunked = True
+            else:
+                scan.other_coding = True
+        elif name == b"connection":
+            lowered = value.lower()
+            if b"close" in lowered:
+                scan.close = True
+            named = named or lowered not in _PLAIN_CONNECTION_VALUES
+            if upgrade:
+                parts += (name, b": ", value, b"\r\n")
+        elif upgrade and name == b"upgrade":
+            parts += (name, b": ", value, b"\r\n")
     if named:
-        tokens = connection_tokens(headers) - _PLAIN_CONNECTION_TOKENS - skip
-        if tokens:  # fields the upstream declared hop-by-hop: scan again without them (rare)
-            return scan_response(headers, skip | tokens, upgrade=upgrade, pairs=pairs)
+        tokens = connection_tokens(special) - _PLAIN_CONNECTION_TOKENS - skip
+        if tokens:  # fields the upstream declared hop-by-hop: not passed on (rare)
+            kept = [parts[0]]
+            for i in range(1, len(parts), 4):
+                if parts[i] not in tokens:
+                    kept += parts[i : i + 4]
+            parts = scan.parts = kept
+    scan.nosniff = b"x-content-type-options" in parts[1::4]
     return scan

@@ -106,7 +106,7 @@ def proxied_head(
     request = exchange.request
     nosniff = scan.nosniff
     if ctx.response_hooks and request is not None:
-        pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scan.kept]
+        pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scan.pairs()]
         pairs.extend(exchange.extra_headers)
         ctx.chain.on_response(request, status, pairs)
         parts = [status_line(status), *_encode_pairs(pairs)]

@@ -20,7 +20,7 @@ import httptools
 
 from bastion.engine import dispatch
 from bastion.engine.exchange import Exchange
-from bastion.engine.headers import scan_response
+from bastion.engine.headers import ResponseScan, field_bytes, scan_response
 from bastion.engine.protocol import ClientProtocol
 from bastion.engine.responses import CHUNKED, local_response_bytes, proxied_head
 from bastion.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
@@ -48,7 +48,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.received = False
-        self.headers: list[tuple[bytes, bytes]] = []
+        # The fields of the response head being read, sorted by on_header (see scan_response).
+        self.skip = pool.ctx.response_skip
+        self.parts: list[bytes] = [b""]
+        self.special: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
         self.fed = 0
         self.head_sent = False
@@ -127,7 +130,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.interim = False
         self.chunked_out = False
         self.until_close = False
-        self.headers = []
+        self.parts = [b""]
+        self.special = []
         self.header_bytes = 0
         self.fed = 0
         ctx = self.ctx
@@ -230,7 +234,13 @@ class UpstreamConnection(asyncio.Protocol):
             conn.write(data)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        """Sort each field as it arrives: most are passed on as they are, already encoded;
+        the ones bastion rewrites or withholds are kept aside for scan_response."""
+        name = name.lower()
+        if name in self.skip:
+            self.special.append((name, value))
+        else:
+            self.parts += (name, b": ", value, b"\r\n")
 
     def on_headers_complete(self) -> None:
         exchange = self.exchange
@@ -238,22 +248,20 @@ class UpstreamConnection(asyncio.Protocol):
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self.interim = True  # 100 Continue and friends are for this hop only
-            self.headers = []
+            self.parts = [b""]
+            self.special = []
             self.header_bytes = 0
             return
         ctx = self.ctx
         if self.fed > ctx.max_upstream_header_bytes and (
-            sum(len(name) + len(value) + 4 for name, value in self.headers)
-            > ctx.max_upstream_header_bytes
+            field_bytes(self.parts, self.special) > ctx.max_upstream_header_bytes
         ):  # counted only when this read could hold a head that large
             raise UpstreamProtocolError("response head too large")
         conn = exchange.conn
         if status == 101:
             self.interim = True  # answered in _upgraded, once llhttp hands over the connection
             return
-        scan = scan_response(
-            self.headers, ctx.response_skip, upgrade=False, pairs=ctx.response_hooks
-        )
+        scan = scan_response(self.parts, self.special, ctx.response_skip, upgrade=False)
         if scan.other_coding:  # e.g. "gzip, chunked": its framing would be lost in the rewrite
             raise UpstreamProtocolError("unsupported transfer coding")
         exchange.status = status
@@ -277,7 +285,7 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.bytes_sent += len(data)
             self.out.append(data)
             if exchange.head_only:
-                self._head_answered()
+                self._head_answered(scan)
             return
         self.chunked_out = False
         if no_body:
@@ -301,12 +309,12 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.bytes_sent += len(head)
         self.out.append(head)
         if exchange.head_only:
-            self._head_answered()
+            self._head_answered(scan)
 
-    def _head_answered(self) -> None:
+    def _head_answered(self, scan: ResponseScan) -> None:
         """llhttp does not know a response answers HEAD and would wait for its body: stop it."""
         self.parser = httptools.HttpResponseParser(self)
-        self._complete(reusable=_keeps_alive(self.headers))
+        self._complete(reusable=not scan.close)
         raise _HeadDone
 
     def on_body(self, body: bytes) -> None:
@@ -363,9 +371,7 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.status = 101
         exchange.response_started = True
         self.head_sent = True
-        scan = scan_response(
-            self.headers, ctx.response_skip, upgrade=True, pairs=ctx.response_hooks
-        )
+        scan = scan_response(self.parts, self.special, ctx.response_skip, upgrade=True)
         head = proxied_head(ctx, exchange, 101, scan, framing=b"", close=False, upgrade=True)
         conn = exchange.conn
         conn.write(head)
@@ -400,10 +406,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.pool.acquire(route.upstream, exchange, fresh=True)
             return
         dispatch.upstream_failed(exchange, error)
-
-
-def _keeps_alive(headers: list[tuple[bytes, bytes]]) -> bool:
-    return not any(name == b"connection" and b"close" in value.lower() for name, value in headers)
 
 
 class _HeadDone(Exception):
