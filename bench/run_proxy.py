@@ -503,13 +503,13 @@ def machine_info() -> dict[str, Any]:
                 cpu_model = line.split(":", 1)[1].strip()
                 break
 
-    def version(argv: list[str]) -> str:
+    def version(argv: list[str], any_status: bool = False) -> str:
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return ""
         lines = (done.stdout + done.stderr).strip().splitlines()
-        return lines[0] if done.returncode == 0 and lines else ""
+        return lines[0] if (done.returncode == 0 or any_status) and lines else ""
 
     return {
         "cores": os.cpu_count(),
@@ -517,7 +517,7 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "nginx": version(["nginx", "-v"]),
-        "wrk": version(["wrk", "-v"]) or "wrk",
+        "wrk": version(["wrk", "-v"], any_status=True),  # wrk -v exits 1
         "git_commit": version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
         "src_modified": bool(
             version(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"])
