@@ -233,6 +233,22 @@ def cpu_snapshot() -> dict[int, tuple[int, float]]:
     return snap
 
 
+def user_seconds(pgid: int) -> float:
+    """User-mode CPU seconds of the live processes of one process group (the proxy)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[11])
+    return total / CLK_TCK
+
+
 def cpu_delta(
     before: dict[int, tuple[int, float]], after: dict[int, tuple[int, float]], pgids: set[int]
 ) -> tuple[float, float]:
@@ -319,6 +335,7 @@ class WrkResult:
     duration_s: float = 0.0
     load_core_busy: float = 0.0
     foreign_cpu_s: float = 0.0
+    proxy_user_s: float = 0.0
 
     @property
     def errors(self) -> int:
@@ -336,6 +353,11 @@ class WrkResult:
     @property
     def cpu_us_per_request(self) -> float:
         return self.proxy_cpu_s / self.requests * 1e6 if self.requests else 0.0
+
+    @property
+    def user_us_per_request(self) -> float:
+        """The user-mode part of cpu_us_per_request; the rest is the kernel (sockets)."""
+        return self.proxy_user_s / self.requests * 1e6 if self.requests else 0.0
 
 
 def parse_wrk(out: str) -> WrkResult:
@@ -381,6 +403,7 @@ def run_wrk(
         "--latency",
         f"http://{HOST}:{port}/",
     ]
+    user_before = user_seconds(proxy.popen.pid)
     snap_before = cpu_snapshot()
     cores_before = core_times()
     started = time.monotonic()
@@ -388,12 +411,14 @@ def run_wrk(
     elapsed = time.monotonic() - started
     cores_after = core_times()
     snap_after = cpu_snapshot()
+    user_after = user_seconds(proxy.popen.pid)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     if not proxy.alive():
         raise RuntimeError(f"{proxy.name} died during the run; its output:\n{proxy.log_tail()}")
     result = parse_wrk(done.stdout)
     result.proxy_cpu_s, _ = cpu_delta(snap_before, snap_after, {proxy.popen.pid})
+    result.proxy_user_s = user_after - user_before
     # wrk is reaped by this process, so its time lands in our own group's cutime.
     _, foreign = cpu_delta(snap_before, snap_after, ours | {os.getpgrp()})
     result.foreign_cpu_s = foreign
@@ -441,6 +466,7 @@ def round_record(
                 "proxy_core_busy": r.proxy_core_busy,
                 "foreign_cores": r.foreign_share,
                 "cpu_us_per_request": r.cpu_us_per_request,
+                "user_us_per_request": r.user_us_per_request,
             }
             for name, r in results.items()
         },
@@ -478,14 +504,14 @@ def print_round(
     print(f"\nround {record['round']}")
     print(
         f"  {'proxy':<10} {'req/s':>10} {'p50':>9} {'p99':>9} {'core1':>6} {'core0':>6}"
-        f" {'other':>6} {'cpu/req':>9} {'errors':>7}"
+        f" {'other':>6} {'cpu/req':>9} {'usr/req':>9} {'errors':>7}"
     )
     for name in names:
         r = results[name]
         print(
             f"  {name:<10} {r.rps:>10.0f} {fmt_ms(r.p50_ms):>9} {fmt_ms(r.p99_ms):>9}"
             f" {r.proxy_core_busy:>6.0%} {r.load_core_busy:>6.0%} {r.foreign_share:>6.0%}"
-            f" {r.cpu_us_per_request:>7.1f}us {r.errors:>7}"
+            f" {r.cpu_us_per_request:>7.1f}us {r.user_us_per_request:>7.1f}us {r.errors:>7}"
         )
     print(
         f"  {cand_name}/nginx: throughput {record['throughput_ratio']:.2f}x,"
