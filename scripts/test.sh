@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what the test suite needs on a fresh machine (a virtualenv with the project and its
 # test extras), then runs the same checks CI runs: ruff, ruff format, mypy --strict, pytest.
+# The project is installed as a user gets it (not editable), so the tests exercise the engine
+# as compiled by mypyc (see setup.py); BASTION_PURE_PYTHON=1 tests the pure-Python build.
 # Extra arguments go to pytest (for example: bash scripts/test.sh -k engine -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test]'
 
 echo "== ruff"
 .venv/bin/ruff check src tests bench
