@@ -93,3 +93,14 @@ class UpstreamTimeout(UpstreamError):
 class UpstreamProtocolError(UpstreamError):
     code = "upstream.bad_response"
     status = 502
+
+
+def describe(exc: BaseException) -> str:
+    """What may be logged of ``exc``: its type, and its message only when bastion wrote it.
+
+    A foreign exception's text may quote what it was handling (a backend URL with its password,
+    a token, a header), so guards', endpoints' and hooks' failures are logged by type alone.
+    """
+    if isinstance(exc, BastionError):
+        return f"{type(exc).__name__}: {exc.message}"
+    return f"{type(exc).__name__} (message withheld)"

@@ -14,7 +14,7 @@ from bastion.engine import drive
 from bastion.engine.exchange import Exchange
 from bastion.engine.proxy import forward
 from bastion.engine.responses import local_response_bytes
-from bastion.errors import UpstreamError
+from bastion.errors import UpstreamError, describe
 from bastion.pipeline.decisions import ALLOW, Decision, Deny
 from bastion.pipeline.forwarding import Origin
 from bastion.pipeline.problem import deny_for_error, problem_response, reason_phrase
@@ -166,7 +166,7 @@ def _chain_done(exchange: Exchange, task: asyncio.Task[Decision]) -> None:
         return
     error = task.exception()
     if error is not None:
-        logger.error("the guard chain failed: %s: %s", type(error).__name__, error)
+        logger.error("the guard chain failed: %s", describe(error))
         respond_deny(exchange, INTERNAL_ERROR)
         return
     _decided(exchange, task.result())
@@ -213,7 +213,7 @@ def _endpoint_done(exchange: Exchange, task: asyncio.Task[Response]) -> None:
         return
     error = task.exception()
     if error is not None:
-        logger.error("endpoint failed: %s: %s", type(error).__name__, error)
+        logger.error("endpoint failed: %s", describe(error))
         respond_deny(exchange, INTERNAL_ERROR)
         return
     respond(exchange, task.result())

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import cast
 
+from bastion.errors import describe
 from bastion.observability.events import EventSink, SecurityEvent
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny
 from bastion.pipeline.guard import CompletionHook, Guard, ResponseHook
@@ -27,6 +28,10 @@ GUARD_FAILED = Deny(
     "A security check could not be completed; the request was refused.",
     headers=(("retry-after", "1"),),
 )
+
+
+def _name(hook: object) -> str:
+    return str(getattr(hook, "name", type(hook).__name__))
 
 
 class GuardChain:
@@ -86,23 +91,19 @@ class GuardChain:
         for hook in self._response_hooks:
             try:
                 hook.on_response(request, status, headers)
-            except Exception:
-                logger.exception("response hook of %s failed", getattr(hook, "name", hook))
+            except Exception as exc:
+                logger.error("response hook of %s failed: %s", _name(hook), describe(exc))
 
     def on_complete(self, request: Request, status: int, bytes_sent: int, seconds: float) -> None:
         for hook in self._complete_hooks:
             try:
                 hook.on_complete(request, status, bytes_sent, seconds)
-            except Exception:
-                logger.exception("completion hook of %s failed", getattr(hook, "name", hook))
+            except Exception as exc:
+                logger.error("completion hook of %s failed: %s", _name(hook), describe(exc))
 
     def _failed(self, guard: Guard, request: Request, exc: Exception) -> Decision:
         logger.error(
-            "guard %s failed on request %s: %s: %s",
-            guard.name,
-            request.request_id,
-            type(exc).__name__,
-            exc,
+            "guard %s failed on request %s: %s", guard.name, request.request_id, describe(exc)
         )
         self.events.emit(
             SecurityEvent.for_request(
