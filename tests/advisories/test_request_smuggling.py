@@ -77,11 +77,14 @@ async def test_smuggling_variant_refused_before_upstream(
     fields, body = head_and_body(response)
     assert fields["connection"] == "close"
     assert fields["content-type"] == "application/problem+json"
-    assert orjson.loads(body)["code"] == code
+    problem = orjson.loads(body)
+    assert problem["code"] == code
     assert stats.protocol_errors == {code: 1}
     events = gw.chain.events
     assert isinstance(events, MemorySink)
     assert events.actions() == [code]  # one security event per refusal
+    # The client's report, the response header and the log line share one request id.
+    assert problem["request_id"] == fields["x-request-id"] == events.events[0].request_id
     assert upstream.seen == []
     assert upstream.connections == 0
 

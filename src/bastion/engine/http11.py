@@ -34,6 +34,7 @@ class Refusal(ProtocolError):
         super().__init__(detail)
         self.refusal_status = status
         self.refusal_code = code
+        self.request_id = ""  # set when refused, so the answer and the event share it
 
 
 def refuse(status: int, code: str, detail: str) -> Refusal:

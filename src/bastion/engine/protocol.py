@@ -32,7 +32,7 @@ from bastion.engine.http11 import (
 )
 from bastion.engine.responses import refusal_bytes
 from bastion.observability.events import SecurityEvent
-from bastion.pipeline.forwarding import Origin
+from bastion.pipeline.forwarding import Origin, new_request_id
 from bastion.pipeline.request import ClientAddress, TLSInfo
 
 logger = logging.getLogger("bastion.engine")
@@ -437,12 +437,14 @@ class ClientProtocol(asyncio.Protocol):
         self._pause(_PAUSE_HALT)
         ctx = self.ctx
         ctx.stats.protocol_error(refusal.refusal_code)
+        refusal.request_id = new_request_id()
         ctx.chain.events.emit(
             SecurityEvent(
                 action=refusal.refusal_code,
                 outcome="failure",
                 timestamp=time.time(),
                 guard="engine",
+                request_id=refusal.request_id,
                 client_ip=self.peer.ip,
                 status=refusal.refusal_status,
                 reason=refusal.message,

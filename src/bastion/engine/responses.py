@@ -75,7 +75,7 @@ def refusal_bytes(ctx: EngineContext, refusal: Refusal) -> bytes:
         reason_phrase(refusal.refusal_status),
         refusal.message,
     )
-    request_id = new_request_id()
+    request_id = refusal.request_id or new_request_id()
     response = problem_response(deny, request_id)
     parts = [status_line(response.status), *_encode_pairs(response.headers)]
     parts.append(
