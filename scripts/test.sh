@@ -2,7 +2,7 @@
 # Sets up what the test suite needs on a fresh machine (a virtualenv with the project and its
 # test extras), then runs the same checks CI runs: ruff, ruff format, mypy --strict, pytest.
 # The project is installed as a user gets it (not editable), so the tests exercise the engine
-# as compiled by mypyc (see setup.py); BASTION_PURE_PYTHON=1 tests the pure-Python build.
+# as compiled by mypyc (see setup.py), then once more from src/, the pure-Python reference.
 # Extra arguments go to pytest (for example: bash scripts/test.sh -k engine -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +14,14 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test]'
 
+.venv/bin/python -c 'import bastion.engine.protocol as m; print("== engine build:", "compiled (mypyc)" if m.__file__.endswith(".so") else "pure Python (no C compiler?)")'
+
 echo "== ruff"
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 echo "== mypy --strict"
 .venv/bin/mypy
-echo "== pytest"
-exec .venv/bin/pytest "$@"
+echo "== pytest: bastion as installed (engine compiled by mypyc where a compiler is present)"
+.venv/bin/pytest "$@"
+echo "== pytest: the pure-Python source (editable installs, machines without a C compiler)"
+PYTHONPATH=src exec .venv/bin/pytest "$@"
