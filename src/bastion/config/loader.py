@@ -7,6 +7,7 @@ field holds a secret) and what was expected. ``bastion check-config`` runs this 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,24 @@ def _path_text(path: Sequence[str | int]) -> str:
     return text or "(top level)"
 
 
+_EXPECTED = {
+    "tuple_type": "expected a list",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+}
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+
+
 def _shown(value: Any) -> str:
-    text = repr(value)
+    """The bad value as an operator may see it: never a URL's user:password, never the contents
+    of a whole section (it may hold secrets whose own fields are masked), and never long."""
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)} items"
+    text = _URL_USERINFO.sub(r"\1***@", repr(value))
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -46,7 +63,7 @@ def format_validation_error(error: ValidationError) -> list[str]:
     problems: list[str] = []
     for item in error.errors(include_url=False):
         path = [p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        message = item["msg"].removeprefix("Value error, ")
+        message = _EXPECTED.get(item["type"]) or item["msg"].removeprefix("Value error, ")
         where = _path_text(path)
         if item["type"] == "extra_forbidden":
             problems.append(f"{where}: unknown field; expected one of the documented fields")
