@@ -47,21 +47,27 @@ class UpstreamConnection(asyncio.Protocol):
         self.deadline = 0.0
         self.closed = False
         self.reused = False
-        self.received = False
-        # The fields of the response head being read, sorted by on_header (see scan_response).
         self.skip = pool.ctx.response_skip
+        self.tunnel = False
+        self.sent_all = True
+        self.out: list[bytes] = []  # response bytes of one read, written to the client at once
+        self._begin_exchange()
+
+    def _begin_exchange(self) -> None:
+        """Reset everything that belongs to one exchange: the one place a field is added, so
+        nothing of a previous response (a mask, a framing, a half-read head) leaks into the next
+        one on a reused connection."""
+        self.received = False
+        self.head_sent = False
+        self.masked = False
+        self.interim = False
+        self.chunked_out = False
+        self.until_close = False
+        # The fields of the response head being read, sorted by on_header (see scan_response).
         self.parts: list[bytes] = [b""]
         self.special: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
         self.fed = 0
-        self.head_sent = False
-        self.chunked_out = False
-        self.until_close = False
-        self.masked = False
-        self.interim = False
-        self.tunnel = False
-        self.sent_all = True
-        self.out: list[bytes] = []  # response bytes of one read, written to the client at once
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -124,16 +130,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange = exchange
         exchange.upstream = self
         self.reused = reused
-        self.received = False
-        self.head_sent = False
-        self.masked = False
-        self.interim = False
-        self.chunked_out = False
-        self.until_close = False
-        self.parts = [b""]
-        self.special = []
-        self.header_bytes = 0
-        self.fed = 0
+        self._begin_exchange()
         ctx = self.ctx
         streaming = exchange.has_body and exchange.collect_limit < 0
         self.sent_all = not streaming
