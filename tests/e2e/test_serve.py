@@ -14,14 +14,9 @@ import orjson
 import pytest
 
 from tests.engine.upstream_app import Upstream, start_upstream
+from tests.ports import free_port
 
 BASTION = str(Path(sys.executable).parent / "bastion")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def raw_exchange(port: int, data: bytes) -> bytes:

@@ -4,7 +4,6 @@ masked, stale pooled connections retried."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import httpx
 import orjson
@@ -20,19 +19,12 @@ from tests.engine.helpers import (
     status_of,
 )
 from tests.engine.upstream_app import Upstream
-
-
-def _closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
+from tests.ports import free_port  # released at once: nothing listens there
 
 
 async def test_upstream_down_502() -> None:
     stats = TrafficStats()
-    gw = await start_gateway(make_config(f"http://127.0.0.1:{_closed_port()}"), stats=stats)
+    gw = await start_gateway(make_config(f"http://127.0.0.1:{free_port()}"), stats=stats)
     async with httpx.AsyncClient() as client:
         r = await client.get(f"http://127.0.0.1:{gw.port}/x")
     await gw.shutdown(1)
@@ -127,7 +119,7 @@ async def test_upstream_slow_body_cut_off(upstream: Upstream) -> None:
 
 
 async def test_problem_body_is_json_with_request_id() -> None:
-    gw = await start_gateway(make_config(f"http://127.0.0.1:{_closed_port()}"))
+    gw = await start_gateway(make_config(f"http://127.0.0.1:{free_port()}"))
     response = await raw(gw.port, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     await gw.shutdown(1)
     fields, body = head_and_body(response)
