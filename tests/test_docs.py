@@ -8,7 +8,9 @@ from pydantic import BaseModel
 
 from bastion.config.models import BastionConfig, RouteConfig
 
-DOC = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+DOCS = Path(__file__).parent.parent / "docs"
+# The reference page, plus the practice pages that document their own sections.
+DOC = "\n".join(page.read_text() for page in sorted(DOCS.glob("*.md")))
 
 
 def leaf_fields(model: type[BaseModel]) -> list[str]:
@@ -18,7 +20,7 @@ def leaf_fields(model: type[BaseModel]) -> list[str]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             names.extend(leaf_fields(annotation))
         else:
-            names.append(name)
+            names.append(field.alias or name)
     return names
 
 

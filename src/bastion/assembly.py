@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from bastion.auth.assembly import auth_guards
 from bastion.config.models import BastionConfig
 from bastion.observability.events import EventSink, NullSink
 from bastion.observability.writer import JsonLinesWriter
@@ -34,9 +35,9 @@ def config_routes(config: BastionConfig) -> list[Route]:
     return [Route.from_config(route) for route in config.routes]
 
 
-def build_guards(config: BastionConfig) -> list[Guard]:
+def build_guards(config: BastionConfig, events: EventSink) -> list[Guard]:
     """The practice guards the config enables (authentication, limits, validation, ...)."""
-    return []
+    return [*auth_guards(config, events)]
 
 
 def build_gateway_chain(
@@ -45,9 +46,9 @@ def build_gateway_chain(
     """The chain of the public listener: the router (config routes plus bastion's own
     endpoints, such as the token endpoint) followed by the guards the config enables."""
     router = Router([*endpoints, *config_routes(config)])
-    return GuardChain([router, *build_guards(config)], events)
+    return GuardChain([router, *build_guards(config, events)], events)
 
 
 def build_middleware_chain(config: BastionConfig, events: EventSink) -> GuardChain:
     """The chain inside an ASGI app: no router (the app is the only destination)."""
-    return GuardChain(build_guards(config), events)
+    return GuardChain(build_guards(config, events), events)

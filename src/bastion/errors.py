@@ -9,6 +9,7 @@ not an error but a :class:`bastion.pipeline.Deny` value.
     BastionError
     ├── ConfigError              config.invalid        a config file or option is wrong (exit 2)
     ├── StateError               state.unavailable     the state directory or a store failed
+    │   └── BackendUnavailable   backend.unavailable   Redis or PostgreSQL cannot be reached in time
     ├── ProtocolError            request.malformed     a client broke HTTP/1.1 (engine -> 4xx)
     │   ├── HeadersTooLarge      request.headers_too_large      (431)
     │   ├── RequestLineTooLong   request.uri_too_long           (414)
@@ -53,6 +54,16 @@ class ConfigError(BastionError):
 class StateError(BastionError):
     code = "state.unavailable"
     status = 503
+
+
+class BackendUnavailable(StateError):
+    """A shared backend (Redis, PostgreSQL) did not answer in time or refused the connection.
+
+    Storage code raises it from the driver's own errors (``raise ... from exc``) so that guards
+    and policies see one type; the message never contains a connection URL or password.
+    """
+
+    code = "backend.unavailable"
 
 
 class ProtocolError(BastionError):

@@ -12,6 +12,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bastion.config.auth import AuthConfig, RouteAuthConfig
+from bastion.config.backends import PostgresConfig, RedisConfig
 from bastion.config.types import (
     ByteSize,
     Duration,
@@ -99,6 +101,7 @@ class RouteConfig(Model):
     host: str | None = Field(None, description="exact host, or *.example.com; any when unset")
     strip_prefix: bool = False
     preserve_host: bool = Field(False, description="send the client's Host instead of upstream's")
+    auth: RouteAuthConfig = RouteAuthConfig()
 
     @field_validator("name")
     @classmethod
@@ -164,6 +167,9 @@ class BastionConfig(Model):
     admin: AdminConfig = AdminConfig()
     events: EventsConfig = EventsConfig()
     openapi: Path | None = None
+    auth: AuthConfig = AuthConfig()
+    redis: RedisConfig = RedisConfig()
+    postgres: PostgresConfig = PostgresConfig()
 
     @model_validator(mode="after")
     def _routes_unique(self) -> Self:

@@ -1,0 +1,1 @@
+"""Practice 1: strong authentication and the credential lifecycle."""

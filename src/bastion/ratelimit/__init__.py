@@ -1,0 +1,1 @@
+"""Practice 2: rate limiting (algorithms, storage, policies and the guard)."""

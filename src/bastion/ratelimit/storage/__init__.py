@@ -1,0 +1,1 @@
+"""Where rate-limit state lives: memory (one process) or Redis (every instance)."""
