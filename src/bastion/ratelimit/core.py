@@ -75,7 +75,7 @@ class Rate:
 
     @classmethod
     def parse(cls, text: str, burst: int | None = None) -> Rate:
-        """``"100/minute"``, ``"10/s"``, ``"1000/5m"``, ``"5/15min"``; burst defaults to the limit."""
+        """``"100/minute"``, ``"10/s"``, ``"1000/5m"``; ``burst`` defaults to the limit."""
         match = _RATE.match(text.lower())
         if match is None or match.group(3) not in _UNITS:
             raise ValueError(
@@ -92,8 +92,8 @@ class Rate:
         return self.period / self.limit
 
     def __str__(self) -> str:
-        period = f"{self.period:g}s"
-        return f"{self.limit}/{period}" + (f" burst {self.burst}" if self.burst != self.limit else "")
+        text = f"{self.limit}/{self.period:g}s"
+        return text if self.burst == self.limit else f"{text} burst {self.burst}"
 
 
 @dataclass(frozen=True, slots=True)
