@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bastion.config.auth import AuthConfig, RouteAuthConfig
 from bastion.config.backends import PostgresConfig, RedisConfig
+from bastion.config.ratelimit import RateLimitConfig, check_route_override
 from bastion.config.types import (
     ByteSize,
     Duration,
@@ -102,12 +103,23 @@ class RouteConfig(Model):
     strip_prefix: bool = False
     preserve_host: bool = Field(False, description="send the client's Host instead of upstream's")
     auth: RouteAuthConfig = RouteAuthConfig()
+    login: bool = Field(False, description="failed answers count toward the login lockout")
+    rate_limits: dict[str, str] = Field(
+        default_factory=dict, description="policy name -> this route's rate, or 'off'"
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         if not _ROUTE_NAME.match(value):
             raise ValueError("expected a lower-case name of letters, digits, '-', '_' or '.'")
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        for policy, rate in value.items():
+            check_route_override(policy, rate)
         return value
 
     @field_validator("path_prefix")
@@ -168,6 +180,7 @@ class BastionConfig(Model):
     events: EventsConfig = EventsConfig()
     openapi: Path | None = None
     auth: AuthConfig = AuthConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
     redis: RedisConfig = RedisConfig()
     postgres: PostgresConfig = PostgresConfig()
 
@@ -186,4 +199,27 @@ class BastionConfig(Model):
             )
         if self.admin.enabled and self.admin.listen == self.listen:
             raise ValueError("admin.listen equals listen; expected the admin on its own port")
+        return self
+
+    @model_validator(mode="after")
+    def _rate_limit_references(self) -> Self:
+        routes = {r.name for r in self.routes}
+        policies = {p.name for p in self.rate_limit.policies}
+        for policy in self.rate_limit.policies:
+            unknown = sorted(set(policy.routes) - routes)
+            if unknown and self.routes:
+                raise ValueError(
+                    f"rate_limit.policies[{policy.name}].routes names unknown routes "
+                    f"{', '.join(unknown)}; expected one of: {', '.join(sorted(routes))}"
+                )
+        known = ", ".join(sorted(policies)) or "none (rate_limit.policies is empty)"
+        for route in self.routes:
+            unknown = sorted(set(route.rate_limits) - policies)
+            if unknown:
+                raise ValueError(
+                    f"routes[{route.name}].rate_limits names unknown policies "
+                    f"{', '.join(unknown)}; expected one of: {known}"
+                )
+        if self.rate_limit.storage == "redis" and self.redis.url is None:
+            raise ValueError("rate_limit.storage is 'redis' but redis.url is not set")
         return self

@@ -39,8 +39,9 @@ class Deny:
     """Stop the request here and answer ``status`` with an RFC 9457 problem.
 
     ``code`` is stable and documented (``auth.missing_credentials``). ``detail`` is shown to the
-    client, so it must never contain a secret or echo client input. ``fields`` go only to the
-    security event (already redacted by the guard).
+    client, so it must never contain a secret or echo client input. ``extensions`` are extra
+    members of the problem document (RFC 9457 §3.2, e.g. ``violated-policies``), under the same
+    rule. ``fields`` go only to the security event (already redacted by the guard).
     """
 
     status: int
@@ -50,6 +51,7 @@ class Deny:
     headers: HeaderPairs = ()
     errors: tuple[ProblemField, ...] = ()
     fields: Mapping[str, Any] = field(default_factory=dict)
+    extensions: Mapping[str, Any] = field(default_factory=dict)
 
 
 Decision = Allow | Deny

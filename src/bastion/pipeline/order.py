@@ -14,6 +14,11 @@ from bastion.pipeline.guard import Guard, Phase
 GUARD_ORDER: dict[str, tuple[Phase, int]] = {
     # route: which route (upstream or local endpoint) the request is for
     "router": (Phase.ROUTE, 10),
+    # login lockout: refuse a locked-out client before any credential is checked
+    "login_limit": (Phase.ROUTE, 20),
+    # rate limiting: request rate per policy, then in-flight requests per consumer
+    "rate_limit": (Phase.RATE_LIMIT, 10),
+    "concurrency": (Phase.RATE_LIMIT, 20),
 }
 
 _UNRANKED = 1_000

@@ -22,7 +22,8 @@ def reason_phrase(status: int) -> str:
 
 
 def problem_body(deny: Deny, request_id: str, instance: str | None = None) -> bytes:
-    doc: dict[str, object] = {
+    doc: dict[str, object] = dict(deny.extensions) if deny.extensions else {}
+    doc |= {
         "type": PROBLEM_TYPE_BASE + deny.code,
         "title": deny.title,
         "status": deny.status,
