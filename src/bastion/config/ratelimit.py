@@ -179,4 +179,4 @@ def check_route_override(policy: str, rate: str) -> None:
         try:
             parse_rate(rate)
         except ValueError as exc:
-            raise ValueError(f"rate_limits.{policy}: {exc}") from None
+            raise ValueError(f"rate_limits.{policy}: got {rate!r}; {exc}") from None
