@@ -8,6 +8,7 @@ import pytest
 
 from bastion.observability.events import MemorySink
 from bastion.pipeline import ALLOW, Allow, Decision, Deny, GuardChain, Phase, Request
+from bastion.pipeline.identity import IDENTITY, Identity
 from bastion.pipeline.order import GUARD_ORDER
 from bastion.pipeline.request import ClientAddress, Headers
 
@@ -189,3 +190,26 @@ def test_a_raising_response_hook_does_not_break_the_response(bad: str) -> None:
     headers: list[tuple[str, str]] = [("a", "b")]
     chain.on_response(make_request(), 200, headers)
     assert headers == [("a", "b")]
+
+
+class Authenticates(Recorder):
+    """Sets an identity, as an authentication guard does."""
+
+    def check(self, request: Request) -> Decision:
+        request.state[IDENTITY] = Identity(consumer="acme", method="api_key", key_id="k1")
+        return ALLOW
+
+
+async def test_events_after_authentication_carry_the_consumer_as_user_id() -> None:
+    calls: list[str] = []
+    events = MemorySink()
+    deny = Deny(429, "ratelimit.exceeded", "Too Many Requests")
+    chain = GuardChain(
+        [
+            Authenticates("auth", Phase.AUTHENTICATE, calls),
+            Recorder("limit", Phase.RATE_LIMIT, calls, deny),
+        ],
+        events,
+    )
+    assert await chain.run(make_request()) is deny
+    assert [(e.action, e.user_id) for e in events.events] == [("ratelimit.exceeded", "acme")]

@@ -16,6 +16,7 @@ from bastion.errors import describe
 from bastion.observability.events import EventSink, SecurityEvent
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny
 from bastion.pipeline.guard import CompletionHook, Guard, ResponseHook
+from bastion.pipeline.identity import IDENTITY
 from bastion.pipeline.order import ordered
 from bastion.pipeline.request import Request
 
@@ -118,6 +119,8 @@ class GuardChain:
         return ALLOW if guard.fail_open else GUARD_FAILED
 
     def _record(self, guard: Guard, request: Request, decision: Decision) -> None:
+        identity = request.state.get(IDENTITY)
+        user_id = identity.consumer if identity is not None else None
         if isinstance(decision, Deny):
             event = SecurityEvent.for_request(
                 request,
@@ -126,6 +129,7 @@ class GuardChain:
                 guard=guard.name,
                 status=decision.status,
                 reason=decision.detail or decision.title,
+                user_id=user_id,
                 fields=decision.fields,
             )
         else:
@@ -134,6 +138,7 @@ class GuardChain:
                 action=decision.event or guard.name,
                 outcome="success",
                 guard=guard.name,
+                user_id=user_id,
                 fields=decision.fields,
             )
         self.events.emit(event)
