@@ -7,19 +7,47 @@ quota, when it resets, when to retry). In-process limiters answer synchronously
 injectable clock, so that tests move time by hand.
 
 Semantics shared by every implementation (memory and Redis give the same verdicts for the same
-sequence of hits and times):
+sequence of hits and times; ``tests/ratelimit/scenarios.py`` holds the vectors both replay):
 
+- Time is counted in whole microseconds: ``now = round(clock() * 1_000_000)`` (Redis ``TIME``
+  gives them), ``P = round(period * 1_000_000)``, and every formula below is exact integer
+  arithmetic (``//`` floors); durations are returned as seconds, ``microseconds / 1_000_000``.
+  In float seconds, a period that is no power of two in binary (``10/s``) accumulates rounding
+  and a bucket of 10 admits 9 hits at once. Rates of more than 1,000,000 hits per second are
+  refused at construction.
+- A hit costs ``n >= 1`` (``ValueError`` otherwise). A hit whose cost exceeds the capacity (the
+  burst for ``gcra``, the limit otherwise) can never be admitted: it is refused, counts nothing,
+  and gets ``retry_after = period`` (finite, for ``Retry-After``); policies should refuse such
+  costs when they are configured. A refused hit never counts.
+- ``peek`` returns exactly the verdict a hit of cost 1 would get now, and changes nothing.
 - ``gcra`` (token bucket): ``rate.limit`` hits per ``rate.period`` sustained, at most
-  ``rate.burst`` at once from a full bucket. Emission interval ``T = period / limit``; per key the
-  theoretical arrival time ``tat``. A hit of cost ``n`` at ``now``: ``new = max(tat, now) + n*T``;
-  admitted iff ``new - burst*T <= now``, and then ``tat = new``. ``remaining`` is the whole number
-  of hits admitted right after; ``reset_after`` is ``tat - now`` (until the bucket is full again);
-  ``retry_after`` (refused only) is ``new - burst*T - now``.
-- ``sliding_window`` (counter approximation): windows of ``period`` seconds aligned on multiples of
-  ``period``; the estimate is ``previous * (1 - elapsed/period) + current``; admitted iff
-  ``estimate + n <= limit``.
-- ``sliding_log`` (exact): the timestamps of admitted hits in the last ``period`` seconds;
-  admitted iff ``count + n <= limit``. For small limits only.
+  ``rate.burst`` at once from a full bucket. Emission interval ``T = ceil(P / limit)`` (rounded
+  up, so the sustained rate never exceeds the configured one), ``tau = burst * T``; per key the
+  theoretical arrival time ``tat`` (absent, or ``tat <= now``: a full bucket). A hit of cost
+  ``n`` at ``now``: ``new = max(tat, now) + n*T``; admitted iff ``new - tau <= now``, and then
+  ``tat = new``. ``limit`` is ``burst``; ``remaining = (now + tau - max(tat, now)) // T`` with
+  ``tat`` after the hit (the hits of cost 1 still admitted now; at least 0); ``reset_after`` is
+  ``max(tat, now) - now`` (until the bucket is full again); ``retry_after`` (refused only) is
+  ``new - tau - now``.
+- ``sliding_window`` (counter approximation): windows ``[k*P, (k+1)*P)``; per key the counts
+  (sums of admitted costs) of the current window and the one before it (older ones are 0). At
+  ``e = now - start`` into the current window the estimate is ``current + previous * (P - e) / P``;
+  admitted iff ``estimate + n <= limit``, then ``current += n``. Since ``limit`` and ``n`` are
+  whole, that is evaluated exactly as ``current + ceil(previous * (P - e) / P) + n <= limit``.
+  ``limit`` is ``rate.limit`` (``burst`` is unused); ``remaining = limit - estimate`` after the hit,
+  with that ceiling (at least 0); ``reset_after`` is until the estimate is 0: the end of the next
+  window if ``current > 0``, else the end of this one if ``previous > 0``, else 0;
+  ``retry_after`` (refused only) is until the earliest time a hit of the same cost is admitted,
+  exactly (a hit then is admitted, one microsecond before is not): with
+  ``room = limit - current - n``, at ``start + P - room * P // previous`` if ``room >= 0``, else
+  in the next window, at ``start + 2*P - (limit - n) * P // current``. Products such as
+  ``limit * P`` stay exact in Lua's doubles while below 2**53.
+- ``sliding_log`` (exact): the timestamps of admitted hits (a hit of cost ``n`` is ``n`` entries);
+  an entry at ``t`` counts while ``now - t < P``. Admitted iff ``count + n <= limit``, then ``n``
+  entries at ``now``. ``remaining = limit - count`` after the hit; ``reset_after`` is until the
+  newest entry expires (``newest + P - now``, 0 when none counts); ``retry_after`` is until the
+  ``(count + n - limit)``-th oldest entry expires. For ``limit <= SLIDING_LOG_MAX_LIMIT`` only
+  (``ValueError`` at construction otherwise).
 """
 
 from __future__ import annotations
