@@ -1,0 +1,145 @@
+"""Rate limits and lockouts shared by every gateway instance, in Redis.
+
+Each decision is one Lua script (``lua/``, shipped as package data), run atomically by Redis and
+batched with the other decisions of the same event-loop tick by :class:`RedisClient`. The scripts
+do the arithmetic of :mod:`bastion.ratelimit.algorithms` operation for operation, on whole
+microseconds held in Lua's doubles (exact below 2**53), so that memory and Redis give the same
+verdicts: the scenario vectors of ``tests/ratelimit/scenarios.py`` run against both.
+
+Time is Redis ``TIME`` unless a clock is injected (tests), in which case ``now`` travels with
+the call. Keys are ``<key_prefix>rl:{<namespace>:<key>}:<g|w|l>`` and
+``<key_prefix>lo:{<namespace>:<key>}``: each script touches one key, so a cluster sends it to one
+slot whatever the client key holds, and every key carries a PEXPIRE, so nothing lingers once it
+no longer matters. The algorithm's letter keeps a changed configuration from reading another
+algorithm's state.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any, Final
+
+from bastion.backends.redis import RedisClient, Script, ScriptCommand, bulk
+from bastion.ratelimit.algorithms import US, Params, microseconds
+from bastion.ratelimit.core import Algorithm, Clock, Rate, Verdict
+
+_EXACT: Final = 2**53
+_SUFFIX: Final[dict[Algorithm, bytes]] = {
+    "gcra": b"}:g",
+    "sliding_window": b"}:w",
+    "sliding_log": b"}:l",
+}
+_ONE: Final = bulk(b"1")
+_SERVER_TIME: Final = bulk(b"")
+
+
+def load_script(name: str) -> Script:
+    """``lua/<name>.lua`` with the shared helpers of ``lua/common.lua`` in front."""
+    folder = resources.files("bastion.ratelimit.storage") / "lua"
+    common = (folder / "common.lua").read_text("utf-8")
+    return Script(name, common + "\n" + (folder / f"{name}.lua").read_text("utf-8"))
+
+
+SCRIPTS: Final[dict[str, Script]] = {
+    name: load_script(name) for name in ("gcra", "sliding_window", "sliding_log")
+}
+
+
+def _key_head(key_prefix: str, kind: str, namespace: str) -> bytes:
+    return f"{key_prefix}{kind}:{{{namespace}:".encode()
+
+
+class RedisLimiter:
+    """One rate with one algorithm, counted in Redis (:class:`bastion.ratelimit.core.AsyncLimiter`).
+
+    ``namespace`` separates the counters of different policies (``per-ip``,
+    ``per-consumer#gold``); ``clock`` (seconds) replaces Redis ``TIME`` in tests.
+    """
+
+    __slots__ = (
+        "_capacity",
+        "_client",
+        "_clock",
+        "_command",
+        "_hit_args",
+        "_key_head",
+        "_key_tail",
+        "_peek_args",
+        "_rate",
+        "_refused_retry",
+        "algorithm",
+    )
+
+    def __init__(
+        self,
+        client: RedisClient,
+        algorithm: Algorithm,
+        rate: Rate,
+        *,
+        namespace: str,
+        key_prefix: str = "bastion:",
+        clock: Clock | None = None,
+    ) -> None:
+        params = Params(algorithm, rate)
+        if algorithm == "sliding_window" and rate.limit * params.period >= _EXACT:
+            raise ValueError(
+                f"sliding_window in Redis counts exactly up to limit x period < 2**53 "
+                f"microseconds (about 9e9 hits x seconds); {rate} exceeds it: use gcra"
+            )
+        script = SCRIPTS[algorithm]
+        client.register(script)
+        if algorithm == "gcra":
+            constants: tuple[int, ...] = (params.interval, params.tolerance, params.capacity)
+        else:
+            constants = (params.period, params.capacity)
+        encoded = b"".join([bulk(b"%d" % value) for value in constants])
+        self._client = client
+        self._command: ScriptCommand = script.command(1, 3 + len(constants))
+        self._hit_args = _ONE + encoded
+        self._peek_args = bulk(b"0") + encoded
+        self._key_head = _key_head(key_prefix, "rl", namespace)
+        self._key_tail = _SUFFIX[algorithm]
+        self._clock = clock
+        self._capacity = params.capacity
+        self._refused_retry = params.refused_retry
+        self._rate = rate
+        self.algorithm = algorithm
+
+    @property
+    def rate(self) -> Rate:
+        return self._rate
+
+    def redis_key(self, key: str) -> str:
+        """The Redis key holding ``key``'s state (tests and operators)."""
+        return (self._key_head + key.encode("utf-8", "surrogateescape") + self._key_tail).decode(
+            "utf-8", "surrogateescape"
+        )
+
+    async def hit(self, key: str, cost: int = 1) -> Verdict:
+        if cost < 1:
+            raise ValueError(f"a hit costs at least 1, got {cost}")
+        cost_arg = _ONE if cost == 1 else bulk(b"%d" % cost)
+        reply = await self._client.call(self._command, self._tail(key, cost_arg, self._hit_args))
+        return self._verdict(reply)
+
+    async def peek(self, key: str) -> Verdict:
+        reply = await self._client.call(self._command, self._tail(key, _ONE, self._peek_args))
+        return self._verdict(reply)
+
+    def _tail(self, key: str, cost_arg: bytes, args: bytes) -> bytes:
+        name = self._key_head + key.encode("utf-8", "surrogateescape") + self._key_tail
+        clock = self._clock
+        now = _SERVER_TIME if clock is None else bulk(b"%d" % microseconds(clock()))
+        return b"$%d\r\n%b\r\n%b%b%b" % (len(name), name, cost_arg, now, args)
+
+    def _verdict(self, reply: Any) -> Verdict:
+        allowed, remaining, reset, retry = reply
+        if allowed:
+            return Verdict(True, self._capacity, remaining, reset / US)
+        return Verdict(
+            False,
+            self._capacity,
+            remaining,
+            reset / US,
+            retry / US if retry >= 0 else self._refused_retry,
+        )
