@@ -14,6 +14,7 @@ about 285 years).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Final
 
 from bastion.ratelimit.core import SLIDING_LOG_MAX_LIMIT, Algorithm, Rate, Verdict
@@ -157,24 +158,27 @@ def window_expired(p: Params, state: WindowState, now: int) -> bool:
 # --- sliding log (exact) ------------------------------------------------------------------------
 
 
-def sliding_log(p: Params, log: LogState | None, now: int, cost: int) -> tuple[LogState, Verdict]:
-    """A hit on a sliding-log key: its log (updated in place, expired entries dropped: copying it
-    would cost ``limit`` per hit) and the verdict."""
+def sliding_log(
+    p: Params, log: LogState | None, now: int, cost: int, record: bool = True
+) -> tuple[LogState, Verdict]:
+    """A hit on a sliding-log key: its log and the verdict. The log is updated in place (copying
+    it would cost ``limit`` per hit): expired entries are dropped, and an admitted hit is appended
+    unless ``record`` is false (a peek)."""
     if cost < 1:
         _refuse_cost(cost)
     if log is None:
         log = []
-    horizon = now - p.period
-    if log and log[0] <= horizon:
-        drop = 1
-        while drop < len(log) and log[drop] <= horizon:
-            drop += 1
-        del log[:drop]
+    elif log and log[0] <= now - p.period:
+        del log[: bisect_right(log, now - p.period)]
     count = len(log)
     limit = p.capacity
     if count + cost <= limit:
-        log.extend([now] * cost)
-        return log, Verdict(True, limit, limit - count - cost, (now + p.period - now) / US)
+        if record:
+            if cost == 1:
+                log.append(now)
+            else:
+                log.extend([now] * cost)
+        return log, Verdict(True, limit, limit - count - cost, p.period / US)
     reset = (log[-1] + p.period - now) / US if log else 0.0
     if cost > limit:
         retry = p.refused_retry
