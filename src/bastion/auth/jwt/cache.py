@@ -1,0 +1,140 @@
+"""Verified tokens, remembered so that a signature is checked once per token, not per request.
+
+Keyed by a hash of the token (the cache never holds a bearer token itself), bounded in entries
+(oldest evicted first), every entry ending at the token's ``exp``. A hit is re-checked against
+revocation (``jti`` or subject) and against the issuer's key revision: when a key leaves an
+issuer's set, tokens it signed are verified again, and refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bastion.pipeline.identity import Identity
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VerifiedToken:
+    """A token whose signature and claims held. ``identity`` is what guards put in state."""
+
+    issuer: str
+    claims: Mapping[str, Any]
+    header: Mapping[str, Any]
+    expires_at: float
+    identity: Identity
+    kid: str | None = None
+    revision: int = 0
+    valid_until: float = field(default=0.0)  # exp + leeway: when a cached entry stops counting
+
+    @property
+    def subject(self) -> str | None:
+        sub = self.claims.get("sub")
+        return sub if isinstance(sub, str) else None
+
+    @property
+    def jti(self) -> str | None:
+        jti = self.claims.get("jti")
+        return jti if isinstance(jti, str) else None
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return self.identity.scopes
+
+
+class Revocations(Protocol):
+    """Which verified tokens no longer count. Synchronous: it runs on every cache hit, so an
+    implementation keeps its answer in memory (a shared one is pushed to it, e.g. over Redis).
+    """
+
+    def is_revoked(self, token: VerifiedToken) -> bool: ...
+
+
+class MemoryRevocations:
+    """Revoked ``jti`` values (each kept until the token's ``exp``) and revoked subjects (every
+    token of that issuer and subject issued at or before the revocation)."""
+
+    def __init__(self) -> None:
+        self._jtis: dict[tuple[str, str], float] = {}
+        self._subjects: dict[tuple[str, str], float] = {}
+
+    def revoke_jti(self, issuer: str, jti: str, *, expires_at: float) -> None:
+        self._jtis[(issuer, jti)] = expires_at
+
+    def revoke_subject(self, issuer: str, subject: str, *, at: float) -> None:
+        self._subjects[(issuer, subject)] = at
+
+    def prune(self, now: float) -> None:
+        """Forget revoked ``jti`` values whose tokens have expired anyway."""
+        self._jtis = {key: exp for key, exp in self._jtis.items() if exp > now}
+
+    def is_revoked(self, token: VerifiedToken) -> bool:
+        if not (self._jtis or self._subjects):
+            return False
+        jti = token.jti
+        if jti is not None and (token.issuer, jti) in self._jtis:
+            return True
+        sub = token.subject
+        if sub is not None:
+            at = self._subjects.get((token.issuer, sub))
+            if at is not None:
+                iat = token.claims.get("iat")
+                return not isinstance(iat, int | float) or iat <= at
+        return False
+
+
+class NoRevocations:
+    def is_revoked(self, token: VerifiedToken) -> bool:
+        return False
+
+
+def token_key(token: str) -> bytes:
+    """The cache key of a token: 16 bytes of BLAKE2b (the token itself is never stored)."""
+    return hashlib.blake2b(token.encode("ascii", "replace"), digest_size=16).digest()
+
+
+class TokenCache:
+    """A bounded map from token hash to :class:`VerifiedToken`, entries ending at ``exp``."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        if max_entries < 0:
+            raise ValueError("max_entries cannot be negative")
+        self.max_entries = max_entries
+        self._entries: dict[bytes, VerifiedToken] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: bytes, now: float) -> VerifiedToken | None:
+        """The entry for ``key`` if it is still within its token's lifetime."""
+        entry = self._entries.get(key)
+        if entry is not None and now >= entry.valid_until:
+            del self._entries[key]
+            return None
+        return entry
+
+    def put(self, key: bytes, token: VerifiedToken, now: float) -> None:
+        if self.max_entries == 0:
+            return
+        entries = self._entries
+        if len(entries) >= self.max_entries and key not in entries:
+            self._evict(now)
+        entries[key] = token
+
+    def discard(self, key: bytes) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def _evict(self, now: float) -> None:
+        """Drop expired entries; if none were, drop the oldest tenth (insertion order)."""
+        entries = self._entries
+        expired = [k for k, v in entries.items() if now >= v.valid_until]
+        for key in expired:
+            del entries[key]
+        if len(entries) >= self.max_entries:
+            for key in list(entries)[: max(1, self.max_entries // 10)]:
+                del entries[key]

@@ -1,0 +1,551 @@
+"""bastion's own signing keys: generation, storage, scheduled rotation, JWKS, RFC 9068 tokens.
+
+A key's life, all derived from two times it is born with (``activates_at``) and its successor's
+``activates_at`` (its retirement)::
+
+    pending ──activates_at──▶ current ──successor activates──▶ retired ──max lifetime──▶ gone
+    (published, not signing)  (signs)                        (published: its tokens may be valid)
+
+A scheduled rotation creates the next key ``publish_ahead`` before it starts signing, so that
+verifiers that cache bastion's JWKS (for up to ``publish_ahead``) already know it. An on-demand
+rotation (``bastion jwks rotate``) makes a key that signs at once; ``revoke_previous`` also drops
+the older keys (a compromised key), which invalidates every token they signed.
+
+Keys live in a :class:`SigningKeyStore`: :class:`FileSigningKeyStore` (one 0600 file per key
+under the state directory, a lock file for rotations) or :class:`MemorySigningKeyStore`; a shared
+store (PostgreSQL) implements the same three methods. ``append`` is a compare-and-set, so that
+several gateway instances rotating at the same moment create one key, not several.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import stat
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, Protocol
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bastion.auth.jwt.jose import PrivateKey, VerificationKey, sign_compact
+from bastion.auth.jwt.jwk import jwk_from_public_key, thumbprint
+from bastion.auth.jwt.keyset import KeySet
+from bastion.auth.jwt.settings import SigningSettings
+from bastion.errors import StateError
+
+SigningAlgorithm = Literal["EdDSA", "ES256"]
+REGISTERED_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr"}
+)
+_KID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSigningKey:
+    """One signing key as a store holds it. ``private_pem`` is PKCS#8 PEM (never logged)."""
+
+    kid: str
+    alg: SigningAlgorithm
+    created_at: float
+    activates_at: float
+    private_pem: bytes = field(repr=False)
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "kid": self.kid,
+                "alg": self.alg,
+                "created_at": self.created_at,
+                "activates_at": self.activates_at,
+                "private_key": self.private_pem.decode("ascii"),
+            }
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> StoredSigningKey:
+        doc = json.loads(raw)
+        if doc.get("alg") not in ("EdDSA", "ES256") or not _KID.match(str(doc.get("kid"))):
+            raise ValueError("not a bastion signing key")
+        return cls(
+            kid=doc["kid"],
+            alg=doc["alg"],
+            created_at=float(doc["created_at"]),
+            activates_at=float(doc["activates_at"]),
+            private_pem=doc["private_key"].encode("ascii"),
+        )
+
+
+def generate_key(alg: SigningAlgorithm, *, now: float, activates_at: float) -> StoredSigningKey:
+    """A fresh key: Ed25519 for EdDSA, P-256 for ES256; the kid is random (not derived)."""
+    private: PrivateKey = (
+        Ed25519PrivateKey.generate() if alg == "EdDSA" else ec.generate_private_key(ec.SECP256R1())
+    )
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return StoredSigningKey(secrets.token_urlsafe(12), alg, now, activates_at, pem)
+
+
+class SigningKeyStore(Protocol):
+    """Where signing keys persist. ``append`` adds ``key`` only if the most recently created key
+    is still ``after`` (``None``: the store is empty) and says whether it did: one rotation wins
+    when instances race. ``delete`` removes keys by kid (retired ones, or compromised ones)."""
+
+    async def load(self) -> list[StoredSigningKey]: ...
+
+    async def append(self, key: StoredSigningKey, *, after: str | None) -> bool: ...
+
+    async def delete(self, kids: Collection[str]) -> None: ...
+
+
+def _newest(keys: Iterable[StoredSigningKey]) -> str | None:
+    ordered = sorted(keys, key=lambda k: (k.created_at, k.kid))
+    return ordered[-1].kid if ordered else None
+
+
+class MemorySigningKeyStore:
+    """Keys in this process only (tests, and gateways that accept new keys at each start)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, StoredSigningKey] = {}
+
+    async def load(self) -> list[StoredSigningKey]:
+        return list(self._keys.values())
+
+    async def append(self, key: StoredSigningKey, *, after: str | None) -> bool:
+        if _newest(self._keys.values()) != after:
+            return False
+        self._keys[key.kid] = key
+        return True
+
+    async def delete(self, kids: Collection[str]) -> None:
+        for kid in kids:
+            self._keys.pop(kid, None)
+
+
+class FileSigningKeyStore:
+    """One ``<kid>.json`` file per key (mode 0600) in a 0700 directory, under ``state_dir``.
+
+    Appends and deletes hold an exclusive ``flock`` on ``.lock`` so that gateway processes on one
+    machine rotate once. Files readable by group or others are refused at load (as ssh does).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _ensure_dir(self) -> None:
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"signing key directory cannot be created ({exc.strerror})") from None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._ensure_dir()
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _read_all(self) -> list[StoredSigningKey]:
+        if not self.directory.exists():
+            return []
+        keys = []
+        for path in sorted(self.directory.glob("*.json")):
+            info = path.stat()
+            if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise StateError(
+                    f"signing key file {path.name} is accessible to others (chmod 600)"
+                )
+            try:
+                key = StoredSigningKey.from_json(path.read_bytes())
+            except (ValueError, KeyError, TypeError, UnicodeError):
+                raise StateError(f"signing key file {path.name} is not a bastion key") from None
+            if path.stem != key.kid:
+                raise StateError(f"signing key file {path.name} does not match its kid")
+            keys.append(key)
+        return keys
+
+    async def load(self) -> list[StoredSigningKey]:
+        return self._read_all()
+
+    async def append(self, key: StoredSigningKey, *, after: str | None) -> bool:
+        with self._locked():
+            if _newest(self._read_all()) != after:
+                return False
+            temporary = self.directory / f".{key.kid}.tmp"
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, key.to_json())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, self.directory / f"{key.kid}.json")
+            return True
+
+    async def delete(self, kids: Collection[str]) -> None:
+        with self._locked():
+            for kid in kids:
+                if _KID.match(kid):
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.directory / f"{kid}.json").unlink()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """An access token as issued. ``token`` is the bearer credential: never log it."""
+
+    token: str = field(repr=False)
+    jti: str
+    kid: str
+    issued_at: int
+    expires_at: int
+    scope: str
+
+    @property
+    def expires_in(self) -> int:
+        return self.expires_at - self.issued_at
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    """One loaded key with its derived times."""
+
+    stored: StoredSigningKey
+    private: PrivateKey = field(repr=False)
+    public_jwk: Mapping[str, Any]
+    verification: VerificationKey
+    retired_at: float | None
+
+
+class SigningKeys:
+    """bastion's signing keys at work: the current key signs, the published ones verify.
+
+    Also a :class:`~bastion.auth.jwt.keyset.KeySource` for bastion's own issuer: ``find`` looks
+    among published keys, ``refetch`` reloads the store (another instance may have rotated).
+    """
+
+    def __init__(
+        self,
+        store: SigningKeyStore,
+        *,
+        issuer: str,
+        algorithm: SigningAlgorithm = "EdDSA",
+        token_lifetime: float = 300.0,
+        max_token_lifetime: float = 3600.0,
+        rotation_interval: float = 7 * 86400.0,
+        publish_ahead: float = 600.0,
+        leeway: float = 30.0,
+        reload_cooldown: float = 5.0,
+        maintenance_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not 0 < token_lifetime <= max_token_lifetime:
+            raise ValueError("token_lifetime must be positive and at most max_token_lifetime")
+        if not 0 <= publish_ahead < rotation_interval:
+            raise ValueError("publish_ahead must be shorter than rotation_interval")
+        self.store = store
+        self.issuer = issuer
+        self.algorithm = algorithm
+        self.token_lifetime = token_lifetime
+        self.max_token_lifetime = max_token_lifetime
+        self.rotation_interval = rotation_interval
+        self.publish_ahead = publish_ahead
+        self.leeway = leeway
+        self.reload_cooldown = reload_cooldown
+        self.maintenance_interval = maintenance_interval
+        self._clock = clock
+        self._sleep = sleep
+        self._live: list[_Live] = []  # by activation
+        self._keys = KeySet()
+        self._revision = 0
+        self._reloaded_at: float | None = None
+        self._inflight: asyncio.Task[bool] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: SigningSettings,
+        *,
+        state_dir: Path,
+        store: SigningKeyStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> SigningKeys:
+        """The signing keys ``settings`` describe, in ``state_dir/key_dir`` unless ``store``."""
+        return cls(
+            store if store is not None else FileSigningKeyStore(state_dir / settings.key_dir),
+            issuer=settings.issuer,
+            algorithm=settings.algorithm,
+            token_lifetime=settings.token_lifetime,
+            max_token_lifetime=settings.max_token_lifetime,
+            rotation_interval=settings.rotation_interval,
+            publish_ahead=settings.publish_ahead,
+            leeway=settings.leeway,
+            clock=clock,
+        )
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _apply(self, stored: Sequence[StoredSigningKey]) -> None:
+        ordered = sorted(stored, key=lambda k: (k.activates_at, k.created_at, k.kid))
+        previous = {live.stored.kid: live for live in self._live}
+        live: list[_Live] = []
+        for index, key in enumerate(ordered):
+            retired_at = ordered[index + 1].activates_at if index + 1 < len(ordered) else None
+            known = previous.get(key.kid)
+            if known is not None:
+                live.append(
+                    _Live(
+                        known.stored,
+                        known.private,
+                        known.public_jwk,
+                        known.verification,
+                        retired_at,
+                    )
+                )
+                continue
+            private = serialization.load_pem_private_key(key.private_pem, password=None)
+            if not isinstance(private, Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+                raise StateError(f"signing key {key.kid} is not an Ed25519 or EC key")
+            jwk = jwk_from_public_key(private.public_key(), kid=key.kid, alg=key.alg)
+            verification = VerificationKey(
+                key.kid, frozenset((key.alg,)), private.public_key(), thumbprint(jwk)
+            )
+            live.append(_Live(key, private, MappingProxyType(jwk), verification, retired_at))
+        if set(previous) - {entry.stored.kid for entry in live}:
+            self._revision += 1
+        self._live = live
+        self._keys = KeySet.of(entry.verification for entry in live)
+
+    def _published(self, now: float) -> list[_Live]:
+        horizon = self.max_token_lifetime + self.leeway
+        return [
+            entry
+            for entry in self._live
+            if entry.retired_at is None or now < entry.retired_at + horizon
+        ]
+
+    def current(self, now: float | None = None) -> StoredSigningKey | None:
+        """The key that signs at ``now`` (the last one activated)."""
+        now = self._clock() if now is None else now
+        active = [entry for entry in self._live if entry.stored.activates_at <= now]
+        return active[-1].stored if active else None
+
+    def keys(self) -> list[StoredSigningKey]:
+        return [entry.stored for entry in self._live]
+
+    def retired_at(self, kid: str) -> float | None:
+        for entry in self._live:
+            if entry.stored.kid == kid:
+                return entry.retired_at
+        return None
+
+    # -- JWKS --------------------------------------------------------------------------------
+
+    def jwks(self, now: float | None = None) -> dict[str, Any]:
+        """The JWK set to publish at ``/.well-known/jwks.json``: the current key first, then
+        the pending one, then retired keys whose tokens can still be valid."""
+        now = self._clock() if now is None else now
+        published = self._published(now)
+        current = self.current(now)
+        first = [e for e in published if current is not None and e.stored.kid == current.kid]
+        rest = sorted(
+            (e for e in published if e not in first),
+            key=lambda e: -e.stored.activates_at,
+        )
+        return {"keys": [dict(entry.public_jwk) for entry in first + rest]}
+
+    def jwks_max_age(self) -> int:
+        """A ``Cache-Control: max-age`` for the JWKS: short enough that a pending key is seen
+        before it signs."""
+        return max(0, int(self.publish_ahead // 2))
+
+    # -- KeySource ---------------------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    def find(self, kid: str | None, alg: str, now: float) -> VerificationKey | None:
+        return self._keys.find(kid, alg)
+
+    async def refetch(self) -> bool:
+        """Reload the store (single-flight, at most once per ``reload_cooldown``)."""
+        if self._inflight is None:
+            last = self._reloaded_at
+            if last is not None and self._clock() - last < self.reload_cooldown:
+                return False
+            self._inflight = asyncio.ensure_future(self._reload())
+        return await asyncio.shield(self._inflight)
+
+    async def _reload(self) -> bool:
+        try:
+            self._reloaded_at = self._clock()
+            self._apply(await self.store.load())
+            return True
+        finally:
+            self._inflight = None
+
+    # -- rotation ----------------------------------------------------------------------------
+
+    async def load(self, now: float | None = None) -> None:
+        """Read the store and bring it up to schedule (first key, next key, pruning)."""
+        self._reloaded_at = self._clock()
+        self._apply(await self.store.load())
+        await self.maintain(now)
+
+    async def maintain(self, now: float | None = None) -> bool:
+        """Do what the schedule says is due at ``now``; True if the store changed."""
+        now = self._clock() if now is None else now
+        changed = False
+        for _ in range(3):  # another instance may win a race; reload and look again
+            stored = await self.store.load()
+            self._apply(stored)
+            newest = _newest(stored)
+            current = self.current(now)
+            key: StoredSigningKey | None
+            if current is None and not any(k.activates_at > now for k in stored):
+                key = generate_key(self.algorithm, now=now, activates_at=now)
+            else:
+                key = self._next_key(now, current)
+            if key is None:
+                break
+            if await self.store.append(key, after=newest):
+                changed = True
+                break
+        stale = self._prunable(now)
+        if stale:
+            await self.store.delete(stale)
+            changed = True
+        if changed:
+            self._apply(await self.store.load())
+        return changed
+
+    def _next_key(self, now: float, current: StoredSigningKey | None) -> StoredSigningKey | None:
+        if current is None or any(e.stored.activates_at > now for e in self._live):
+            return None  # a pending key exists already
+        due = current.activates_at + self.rotation_interval
+        if now < due - self.publish_ahead:
+            return None
+        return generate_key(
+            self.algorithm, now=now, activates_at=max(due, now + self.publish_ahead)
+        )
+
+    def _prunable(self, now: float) -> list[str]:
+        horizon = self.max_token_lifetime + self.leeway
+        return [
+            entry.stored.kid
+            for entry in self._live
+            if entry.retired_at is not None and now >= entry.retired_at + horizon
+        ]
+
+    async def rotate(self, now: float | None = None, *, revoke_previous: bool = False) -> str:
+        """Rotate now (``bastion jwks rotate``): a new key signs from ``now`` on. Older keys stay
+        published while their tokens can be valid, unless ``revoke_previous`` drops them."""
+        now = self._clock() if now is None else now
+        for _ in range(5):
+            stored = await self.store.load()
+            key = generate_key(self.algorithm, now=now, activates_at=now)
+            if await self.store.append(key, after=_newest(stored)):
+                break
+        else:
+            raise StateError("signing key rotation lost the race five times in a row")
+        # Pending keys would take over from the new one: retire them into the past.
+        stale = [k.kid for k in stored if k.activates_at > now] if not revoke_previous else []
+        if revoke_previous:
+            stale = [k.kid for k in stored]
+        if stale:
+            await self.store.delete(stale)
+        self._apply(await self.store.load())
+        return key.kid
+
+    async def start(self) -> None:
+        """Load, then keep the schedule in the background (every ``maintenance_interval``)."""
+        await self.load()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="signing-key-rotation")
+
+    async def _run(self) -> None:
+        while True:
+            await self._sleep(self.maintenance_interval)
+            with contextlib.suppress(StateError):  # keep the keys in memory; try again next round
+                await self.maintain()
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- issuance ----------------------------------------------------------------------------
+
+    def issue_access_token(
+        self,
+        *,
+        subject: str,
+        client_id: str,
+        audience: str | Sequence[str],
+        scopes: Iterable[str] = (),
+        lifetime: float | None = None,
+        now: float | None = None,
+        extra_claims: Mapping[str, Any] | None = None,
+    ) -> IssuedToken:
+        """An RFC 9068 access token (``typ: at+jwt``) signed by the current key.
+
+        ``lifetime`` defaults to ``token_lifetime`` and is cut to ``max_token_lifetime``.
+        ``extra_claims`` may not replace a registered claim.
+        """
+        now = self._clock() if now is None else now
+        current = self.current(now)
+        if current is None:
+            raise StateError("no signing key is active; load() or rotate() first")
+        entry = next(e for e in self._live if e.stored.kid == current.kid)
+        lifetime = self.token_lifetime if lifetime is None else lifetime
+        if lifetime <= 0:
+            raise ValueError("token lifetime must be positive")
+        lifetime = min(lifetime, self.max_token_lifetime)
+        if not subject or not client_id:
+            raise ValueError("subject and client_id must be non-empty")
+        if extra_claims and REGISTERED_CLAIMS & set(extra_claims):
+            raise ValueError("extra_claims may not replace a registered claim")
+        audiences = [audience] if isinstance(audience, str) else list(audience)
+        if not audiences or not all(isinstance(a, str) and a for a in audiences):
+            raise ValueError("audience must name at least one resource")
+        issued_at = int(now)
+        expires_at = int(now + lifetime)
+        jti = secrets.token_urlsafe(16)
+        scope = " ".join(sorted(set(scopes)))
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": audiences[0] if len(audiences) == 1 else audiences,
+            "exp": expires_at,
+            "iat": issued_at,
+            "jti": jti,
+            "client_id": client_id,
+        }
+        if scope:
+            claims["scope"] = scope
+        if extra_claims:
+            claims.update(extra_claims)
+        header = {"typ": "at+jwt", "kid": current.kid}
+        token = sign_compact(header, claims, entry.private, current.alg)
+        return IssuedToken(token, jti, current.kid, issued_at, expires_at, scope)
