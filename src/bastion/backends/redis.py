@@ -16,9 +16,9 @@ Failures are :class:`bastion.errors.BackendUnavailable` and nothing else, chaine
 driver's error: a refused or lost connection fails the calls in flight; a batch not answered
 within ``command_timeout`` fails every call in flight and drops the connection (replies on a
 pipelined connection cannot be skipped). While disconnected, calls fail at once, without a
-connection attempt per call; a background task reconnects with exponential back-off and state
-listeners hear ``False`` when the connection goes and ``True`` when it is back. Messages and log
-lines never contain the URL or its password.
+connection attempt per call; a background task reconnects with exponential back-off, and state
+listeners hear ``(False, error)`` when the connection goes and ``(True, None)`` when it is back.
+Messages and log lines never contain the URL or its password.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from bastion.errors import BackendUnavailable
 logger = logging.getLogger("bastion.backends.redis")
 
 Arg = str | bytes | int | float
-StateListener = Callable[[bool], None]
+StateListener = Callable[[bool, BackendUnavailable | None], None]
 
 
 class RedisCommandError(BackendUnavailable):
@@ -309,17 +309,25 @@ class RedisClient:
         return self._conn is not None
 
     def add_listener(self, listener: StateListener) -> None:
-        """``listener(False)`` when the connection is lost, ``listener(True)`` when it is back."""
+        """``listener(False, error)`` when the connection is lost (``error`` says why),
+        ``listener(True, None)`` when it is back."""
         self._listeners.append(listener)
 
     def register(self, script: Script) -> None:
-        """Load ``script`` on every connect (a call of an unknown script still works, by EVAL)."""
-        self.scripts.setdefault(script.sha, script)
+        """Load ``script`` now (in this tick's batch, ahead of its first call) and on every
+        connect. A call of a script never registered still works, by EVAL after NOSCRIPT."""
+        if script.sha in self.scripts:
+            return
+        self.scripts[script.sha] = script
+        if self._conn is not None and self._loop is not None:
+            future = self._loop.create_future()
+            future.add_done_callback(_ignore_result)
+            self._enqueue(future, encode_command(b"SCRIPT", b"LOAD", script.source))
 
-    def _notify(self, up: bool) -> None:
+    def _notify(self, up: bool, error: BackendUnavailable | None = None) -> None:
         for listener in list(self._listeners):
             try:
-                listener(up)
+                listener(up, error)
             except Exception:
                 logger.exception("a Redis state listener failed")
 
@@ -411,10 +419,12 @@ class RedisClient:
                 (encode_command(b"SCRIPT", b"LOAD", script.source), "Redis refused a script")
             )
         futures = conn.send_now([command for command, _ in steps])
-        for future, (_, refusal) in zip(futures, steps, strict=True):
-            reply = await future
-            if type(reply) is hiredis.ReplyError:
-                raise RedisCommandError(refusal, _first_word(reply))
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        for reply, (_, refusal) in zip(replies, steps, strict=True):
+            if isinstance(reply, RedisCommandError):
+                raise RedisCommandError(refusal, reply.reply) from None
+            if isinstance(reply, BaseException):
+                raise reply
 
     def _lost(self, conn: _Connection, failure: BackendUnavailable, cause: Any) -> None:
         """The connection ``conn`` is gone: fail what is queued, tell listeners, reconnect."""
@@ -426,10 +436,8 @@ class RedisClient:
         self._fail_queued(failure.message)
         if self._closed:
             return
-        logger.warning(
-            "Redis connection lost (%s); decisions fail until it is back", failure.message
-        )
-        self._notify(False)
+        logger.warning("%s; Redis calls fail until the connection is back", failure.message)
+        self._notify(False, failure)
         self._start_reconnecting()
 
     # -- commands ------------------------------------------------------------------------------
@@ -457,6 +465,8 @@ class RedisClient:
         self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]
     ) -> asyncio.Future[Any]:
         """Run ``script`` (EVALSHA, EVAL after a NOSCRIPT) within this tick's batch."""
+        if script.sha not in self.scripts:
+            self.register(script)
         tail = b"".join([encode_arg(k) for k in keys] + [encode_arg(a) for a in args])
         return self.call(script.command(len(keys), len(args)), tail)
 
@@ -573,6 +583,12 @@ class RedisClient:
         if conn is not None and conn.transport is not None:
             conn.failure = BackendUnavailable("Redis client is closed")
             conn.transport.close()
+
+
+def _ignore_result(future: asyncio.Future[Any]) -> None:
+    """A SCRIPT LOAD's outcome does not matter (a call falls back on EVAL): only retrieve it."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _first_word(reply: BaseException) -> str:

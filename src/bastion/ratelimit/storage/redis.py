@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from bastion.backends.redis import RedisClient, Script, ScriptCommand, bulk
 from bastion.ratelimit.algorithms import US, Params, microseconds
-from bastion.ratelimit.core import Algorithm, Clock, Rate, Verdict
+from bastion.ratelimit.core import Algorithm, Clock, LockoutPolicy, Rate, Verdict
 
 _EXACT: Final = 2**53
 _SUFFIX: Final[dict[Algorithm, bytes]] = {
@@ -41,7 +41,7 @@ def load_script(name: str) -> Script:
 
 
 SCRIPTS: Final[dict[str, Script]] = {
-    name: load_script(name) for name in ("gcra", "sliding_window", "sliding_log")
+    name: load_script(name) for name in ("gcra", "sliding_window", "sliding_log", "lockout")
 }
 
 
@@ -143,3 +143,72 @@ class RedisLimiter:
             reset / US,
             retry / US if retry >= 0 else self._refused_retry,
         )
+
+
+class RedisLockout:
+    """Failed attempts and lockouts in Redis (:class:`bastion.ratelimit.core.AsyncLockout`),
+    with :class:`~bastion.ratelimit.storage.memory.MemoryLockout`'s rules: failures while locked
+    count for nothing, a success forgets failures and streak but never lifts a running lock.
+
+    Two keys per client key, ``<key_prefix>lo:{<namespace>:<key>}:s`` (lock and streak) and
+    ``...:f`` (failure times), in one hash slot; ``clock`` (seconds) replaces Redis ``TIME``.
+    """
+
+    __slots__ = ("_args", "_client", "_clock", "_command", "_key_head", "_policy")
+
+    def __init__(
+        self,
+        client: RedisClient,
+        policy: LockoutPolicy,
+        *,
+        namespace: str = "login",
+        key_prefix: str = "bastion:",
+        clock: Clock | None = None,
+    ) -> None:
+        script = SCRIPTS["lockout"]
+        client.register(script)
+        constants = (
+            policy.window,
+            policy.window + policy.ceiling,
+            policy.max_failures,
+            policy.base,
+            policy.ceiling,
+        )
+        self._args = b"".join([bulk(repr(value).encode()) for value in constants])
+        self._client = client
+        self._command: ScriptCommand = script.command(2, 2 + len(constants))
+        self._key_head = _key_head(key_prefix, "lo", namespace)
+        self._clock = clock
+        self._policy = policy
+
+    @property
+    def policy(self) -> LockoutPolicy:
+        return self._policy
+
+    def redis_keys(self, key: str) -> tuple[str, str]:
+        """The Redis keys of ``key``: lock and streak, failure times."""
+        base = self._key_head + key.encode("utf-8", "surrogateescape") + b"}"
+        return (base + b":s").decode("utf-8", "surrogateescape"), (base + b":f").decode(
+            "utf-8", "surrogateescape"
+        )
+
+    async def locked_for(self, key: str) -> float:
+        return float(await self._call(key, _LOCKED_FOR))
+
+    async def failure(self, key: str) -> float:
+        return float(await self._call(key, _FAILURE))
+
+    async def success(self, key: str) -> None:
+        await self._call(key, _SUCCESS)
+
+    def _call(self, key: str, operation: bytes) -> Any:
+        base = self._key_head + key.encode("utf-8", "surrogateescape") + b"}"
+        clock = self._clock
+        now = _SERVER_TIME if clock is None else bulk(repr(float(clock())).encode())
+        tail = b"%b%b%b%b%b" % (bulk(base + b":s"), bulk(base + b":f"), operation, now, self._args)
+        return self._client.call(self._command, tail)
+
+
+_LOCKED_FOR: Final = bulk(b"locked_for")
+_FAILURE: Final = bulk(b"failure")
+_SUCCESS: Final = bulk(b"success")
