@@ -41,4 +41,4 @@ if [[ ! -x "$venv/bin/bastion" ]] || ! "$venv/bin/python" -c "import bastion" 2>
     "$venv/bin/pip" install -q -e "$root"
 fi
 
-exec "$venv/bin/python" "$root/bench/run_proxy.py" "$@"
+exec "$venv/bin/python" "$root/bench/${BENCH_SCRIPT:-run_proxy.py}" "$@"

@@ -16,6 +16,7 @@ from bastion.observability.writer import JsonLinesWriter
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.guard import Guard
 from bastion.pipeline.routing import Route, Router
+from bastion.ratelimit.assembly import ratelimit_guards
 
 
 def build_events(config: BastionConfig) -> EventSink:
@@ -37,7 +38,7 @@ def config_routes(config: BastionConfig) -> list[Route]:
 
 def build_guards(config: BastionConfig, events: EventSink) -> list[Guard]:
     """The practice guards the config enables (authentication, limits, validation, ...)."""
-    return [*auth_guards(config, events)]
+    return [*auth_guards(config, events), *ratelimit_guards(config, events)]
 
 
 def build_gateway_chain(
