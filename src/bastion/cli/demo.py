@@ -129,7 +129,18 @@ def demo(
             "listen": listen,
             "state_dir": state_dir,
             "admin": {"listen": admin_listen},
-            "routes": [{"name": "demo", "upstream": f"http://{api_address}"}],
+            "routes": [
+                {"name": "demo", "upstream": f"http://{api_address}"},
+                {
+                    "name": "limited",
+                    "upstream": f"http://{api_address}/hello",
+                    "path_prefix": "/limited",
+                    "strip_prefix": True,
+                },
+            ],
+            "rate_limit": {
+                "policies": [{"name": "demo", "rate": "5/minute", "routes": ["limited"]}]
+            },
         },
     )
     if api_address == config.listen or api_address == config.admin.listen:

@@ -63,6 +63,19 @@ def _smuggle(host: str, port: int) -> Outcome:
     return Outcome(int(head[1]) if len(head) > 1 else 0, {}, data)
 
 
+def _burst(count: int, path: str) -> Callable[[str, int], Outcome]:
+    """``count`` requests in a row; the outcome of the last."""
+    one = _request("GET", path)
+
+    def send(host: str, port: int) -> Outcome:
+        outcome = one(host, port)
+        for _ in range(count - 1):
+            outcome = one(host, port)
+        return outcome
+
+    return send
+
+
 def _json_field(outcome: Outcome, name: str) -> object:
     try:
         doc = orjson.loads(outcome.body)
@@ -99,6 +112,20 @@ def steps(base: str) -> list[Step]:
             _request("GET", "/headers", headers={"x-forwarded-for": "6.6.6.6"}),
             lambda o: o.status == 200 and b"6.6.6.6" not in o.body,
             "the upstream sees only the real client address",
+        ),
+        Step(
+            "A burst over the limit is refused and told when to retry",
+            "for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{http_code} '"
+            f" {base}/limited; done; curl -i {base}/limited",
+            _burst(6, "/limited"),
+            lambda o: (
+                o.status == 429
+                and int(o.headers.get("retry-after", "0")) >= 1
+                and o.headers.get("ratelimit-policy") == '"demo";q=5;w=60'
+                and o.headers.get("ratelimit", "").startswith('"demo";r=0;t=')
+                and _json_field(o, "code") == "ratelimit.exceeded"
+            ),
+            "5 answers, then 429 with Retry-After, RateLimit-Policy and RateLimit",
         ),
         Step(
             "An upstream stack trace never reaches the client",
