@@ -131,6 +131,7 @@ async def serve(config: BastionConfig, *, worker: bool = False) -> int:
     events = build_events(config)
     stats = TrafficStats()
     chain = build_gateway_chain(config, events)
+    await chain.start()
     public = GatewayServer(
         config=config, chain=chain, listen=config.listen, stats=stats, reuse_port=worker
     )
@@ -158,6 +159,7 @@ async def serve(config: BastionConfig, *, worker: bool = False) -> int:
         write_snapshot(snapshot_path(config, os.getpid()), stats.snapshot())
     if admin is not None:
         await admin.shutdown(1.0)
+    await chain.close()
     close = getattr(events, "close", None)
     if callable(close):
         close()

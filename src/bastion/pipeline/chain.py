@@ -15,7 +15,7 @@ from typing import cast
 from bastion.errors import describe
 from bastion.observability.events import EventSink, SecurityEvent
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny
-from bastion.pipeline.guard import CompletionHook, Guard, ResponseHook
+from bastion.pipeline.guard import CompletionHook, Guard, Lifecycle, ResponseHook
 from bastion.pipeline.identity import IDENTITY
 from bastion.pipeline.order import ordered
 from bastion.pipeline.request import Request
@@ -52,6 +52,25 @@ class GuardChain:
             for g in self.guards
             if callable(getattr(g, "on_complete", None))
         )
+
+    async def start(self) -> None:
+        """Start the guards that hold connections, in chain order. A guard whose backend is not
+        there yet is not fatal: its failure policy decides until the backend comes."""
+        for guard in self.guards:
+            if callable(getattr(guard, "start", None)):
+                try:
+                    await cast(Lifecycle, guard).start()
+                except Exception as exc:
+                    logger.error("guard %s did not start: %s", guard.name, describe(exc))
+
+    async def close(self) -> None:
+        """Release what ``start`` opened, in reverse order."""
+        for guard in reversed(self.guards):
+            if callable(getattr(guard, "close", None)):
+                try:
+                    await cast(Lifecycle, guard).close()
+                except Exception as exc:
+                    logger.error("guard %s did not close cleanly: %s", guard.name, describe(exc))
 
     @property
     def empty(self) -> bool:

@@ -61,3 +61,13 @@ class CompletionHook(Protocol):
     def on_complete(
         self, request: Request, status: int, bytes_sent: int, seconds: float
     ) -> None: ...
+
+
+class Lifecycle(Protocol):
+    """Optional on a guard that holds connections (Redis, a key store): ``start`` runs once in
+    the serving event loop before traffic, ``close`` once after it. Both must be idempotent, since
+    guards may share one resource."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -13,8 +13,9 @@ With in-memory limiters the check is synchronous (no coroutine per request); wit
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import ClassVar, cast
+from typing import ClassVar, Protocol, cast
 
+from bastion.errors import BackendUnavailable
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny
 from bastion.pipeline.guard import Phase
 from bastion.pipeline.identity import IDENTITY, Identity
@@ -26,7 +27,42 @@ from bastion.ratelimit.policy import Entry, PlanBook, Quota
 from bastion.ratelimit.storage.memory import ConcurrencyLimiter
 
 
-class RateLimitGuard:
+class Storage(Protocol):
+    """What a guard over shared counters starts and closes (the Redis connection)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+BACKEND_DOWN = Deny(
+    503,
+    "guard.unavailable",
+    "Service Unavailable",
+    "The rate limit could not be checked; the request was refused. Retry shortly.",
+    headers=(("retry-after", "1"),),
+    fields={"reason": "backend unavailable", "on_backend_failure": "closed"},
+)
+"""Redis is down and the policy is to fail closed: the gateway's trouble, so a 503 (never the
+429 of a client's own limit). A decision, not an exception: the outage is logged once by the
+storage's health, not once per request."""
+
+
+class StorageLifecycle:
+    """``start``/``close`` of the guard's shared storage, if it has one."""
+
+    _storage: Storage | None
+
+    async def start(self) -> None:
+        if self._storage is not None:
+            await self._storage.start()
+
+    async def close(self) -> None:
+        if self._storage is not None:
+            await self._storage.close()
+
+
+class RateLimitGuard(StorageLifecycle):
     """The ``rate_limit`` guard."""
 
     name: ClassVar[str] = "rate_limit"
@@ -34,9 +70,16 @@ class RateLimitGuard:
     requires_body: ClassVar[bool] = False
 
     def __init__(
-        self, book: PlanBook, *, shared: bool, ietf: bool = True, legacy: bool = False
+        self,
+        book: PlanBook,
+        *,
+        shared: bool,
+        ietf: bool = True,
+        legacy: bool = False,
+        storage: Storage | None = None,
     ) -> None:
         self.fail_open = False
+        self._storage = storage
         self._book = book
         self._shared = shared
         self._ietf = ietf
@@ -77,7 +120,10 @@ class RateLimitGuard:
             if quota is None:
                 continue
             limiter = cast(AsyncLimiter, quota.limiter)
-            verdict = await limiter.hit(entry.key(request, identity, route))
+            try:
+                verdict = await limiter.hit(entry.key(request, identity, route))
+            except BackendUnavailable:
+                return BACKEND_DOWN
             applied.append(quota.item)
             if not verdict.allowed:
                 return self._refuse(applied, quota, verdict, entry, identity)

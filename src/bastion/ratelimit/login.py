@@ -23,7 +23,7 @@ from collections.abc import Awaitable
 from typing import ClassVar, cast
 
 from bastion.config.ratelimit import LoginConfig
-from bastion.errors import describe
+from bastion.errors import BackendUnavailable, describe
 from bastion.observability.events import EventSink, SecurityEvent
 from bastion.pipeline.decisions import ALLOW, Decision, Deny
 from bastion.pipeline.guard import Phase
@@ -31,6 +31,7 @@ from bastion.pipeline.identity import IDENTITY
 from bastion.pipeline.request import Request
 from bastion.pipeline.routing import ROUTE
 from bastion.ratelimit.core import AsyncLockout, Lockout
+from bastion.ratelimit.guard import BACKEND_DOWN, Storage, StorageLifecycle
 from bastion.ratelimit.headers import seconds
 
 logger = logging.getLogger("bastion.ratelimit")
@@ -50,7 +51,7 @@ def basic_user(authorization: str | None) -> str | None:
     return user[:_MAX_ACCOUNT] if sep and user else None
 
 
-class LoginGuard:
+class LoginGuard(StorageLifecycle):
     """The ``login_limit`` guard."""
 
     name: ClassVar[str] = "login_limit"
@@ -65,8 +66,10 @@ class LoginGuard:
         events: EventSink,
         *,
         shared: bool,
+        storage: Storage | None = None,
     ) -> None:
         self.fail_open = False
+        self._storage = storage
         self._paths = frozenset(config.paths)
         self._routes = login_routes
         self._failures = frozenset(config.failure_statuses)
@@ -107,7 +110,10 @@ class LoginGuard:
 
     async def _check_shared(self, keys: list[str]) -> Decision:
         lockout = cast(AsyncLockout, self._lockout)
-        return self._decide(keys, [await lockout.locked_for(key) for key in keys])
+        try:
+            return self._decide(keys, [await lockout.locked_for(key) for key in keys])
+        except BackendUnavailable:
+            return BACKEND_DOWN
 
     def _decide(self, keys: list[str], waits: list[float]) -> Decision:
         wait = max(waits)
