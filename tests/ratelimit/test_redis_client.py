@@ -4,12 +4,21 @@ recovery, AUTH and SELECT from the URL, failing fast while down, reconnecting, t
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import os
 import signal
+import ssl
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
+import uvloop
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from bastion.backends.redis import RedisClient, RedisCommandError, RedisTarget, Script
 from bastion.errors import BackendUnavailable
@@ -220,3 +229,97 @@ def test_bad_urls_are_refused_without_echoing_them(url: str) -> None:
 
 def test_target_repr_hides_the_password() -> None:
     assert "hunter2" not in repr(RedisTarget.parse("redis://user:hunter2@h"))
+
+
+def write_ca_and_server_certificate(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a certificate it signed for 127.0.0.1: (CA file, server chain, server key)."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, issuer: x509.Name | None, key: ec.EllipticCurvePrivateKey,
+              signer: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:  # fmt: skip
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer or name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+        else:
+            builder = builder.add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                critical=True,
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = build("bastion test CA", None, ca_key, ca_key, ca=True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = build("127.0.0.1", ca.subject, server_key, ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    paths[0].write_bytes(ca.public_bytes(pem))
+    paths[1].write_bytes(server.public_bytes(pem))
+    paths[2].write_bytes(
+        server_key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+async def test_rediss_refuses_a_server_certificate_it_cannot_verify(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    _, chain, key = write_ca_and_server_certificate(tmp_path)
+    server = redis_server_factory(tls=(chain, key))
+    client = RedisClient(server.url, connect_timeout=0.5)
+    assert server.url.startswith("rediss://")
+    with pytest.raises(BackendUnavailable) as caught:
+        await client.connect()
+    await client.close()
+    cause = caught.value.__cause__
+    assert isinstance(cause, BackendUnavailable)
+    assert isinstance(cause.__cause__, ssl.SSLCertVerificationError)
+
+
+async def test_rediss_with_a_trusted_certificate(
+    redis_server_factory: Callable[..., RedisServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ca, chain, key = write_ca_and_server_certificate(tmp_path)
+    server = redis_server_factory(tls=(chain, key))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the system trust store, as OpenSSL reads it
+    client = RedisClient(server.url)
+    await client.connect()
+    limiter = RedisLimiter(client, "gcra", Rate(2, 60.0, 2), namespace="tls", key_prefix="t:")
+    assert [(await limiter.hit("a")).remaining for _ in range(2)] == [1, 0]
+    await client.close()
+
+
+def test_batching_on_uvloop(redis_url: str, redis_prefix: str) -> None:
+    """The gateway's event loop: the same one-write-per-tick batching."""
+
+    async def run() -> None:
+        client = RedisClient(redis_url)
+        await client.connect()
+        limiter = RedisLimiter(
+            client, "sliding_log", Rate(10, 60.0, 10), namespace="uv", key_prefix=redis_prefix
+        )
+        await limiter.peek("warm")  # loads the script
+        flushes = client.flushes
+        verdicts = await asyncio.gather(*(limiter.hit("a") for _ in range(30)))
+        assert client.flushes - flushes == 1
+        assert sum(v.allowed for v in verdicts) == 10
+        await client.close()
+
+    uvloop.run(run())

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -32,10 +33,17 @@ SHARED_HOST = "127.0.0.1"
 SHARED_PORT = 6379
 
 
-def answers_ping(host: str, port: int, timeout: float = 0.5) -> bool:
-    """True when something on ``host:port`` answers a Redis ``PING`` (or asks to authenticate)."""
+def answers_ping(host: str, port: int, timeout: float = 0.5, *, tls: bool = False) -> bool:
+    """True when something on ``host:port`` answers a Redis ``PING`` (or asks to authenticate);
+    with ``tls``, over TLS without checking the certificate (only readiness is asked)."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            sock = raw
+            if tls:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                sock = context.wrap_socket(raw)
             sock.sendall(b"PING\r\n")
             reply = sock.recv(64)
     except OSError:
@@ -60,17 +68,26 @@ class RedisServer:
     ``stop()`` and ``start()`` again keep the port, so that clients can reconnect to it.
     """
 
-    def __init__(self, directory: Path, *, password: str | None = None, args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        password: str | None = None,
+        args: tuple[str, ...] = (),
+        tls: tuple[Path, Path] | None = None,
+    ):
         self.directory = directory
         self.password = password
         self.args = args
+        self.tls = tls  # (certificate chain, key): TLS only, no plain port
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password is not None else ""
-        return f"redis://{auth}127.0.0.1:{self.port}"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -89,9 +106,24 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not start; see {self.directory / 'redis.log'}")
 
     def _launch(self, binary: str, port: int) -> bool:
+        if self.tls is None:
+            ports = ["--port", str(port)]
+        else:
+            ports = [
+                "--port",
+                "0",
+                "--tls-port",
+                str(port),
+                "--tls-auth-clients",
+                "no",
+                "--tls-cert-file",
+                str(self.tls[0]),
+                "--tls-key-file",
+                str(self.tls[1]),
+            ]
         command = [
             binary,
-            "--port", str(port),
+            *ports,
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
@@ -108,7 +140,7 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False  # the port was taken meanwhile, most likely
-            if answers_ping("127.0.0.1", port, timeout=0.2):
+            if answers_ping("127.0.0.1", port, timeout=0.2, tls=self.tls is not None):
                 return True
             time.sleep(0.02)
         self.kill()
@@ -163,13 +195,19 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def redis_server_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """``factory(password=None, args=())`` starts a private server; all are killed at the end."""
+    """``factory(password=None, args=(), tls=None)`` starts a private server (TLS only with
+    ``tls=(certificate_chain, key)``); all are killed at the end."""
     servers: list[RedisServer] = []
 
-    def factory(*, password: str | None = None, args: tuple[str, ...] = ()) -> RedisServer:
+    def factory(
+        *,
+        password: str | None = None,
+        args: tuple[str, ...] = (),
+        tls: tuple[Path, Path] | None = None,
+    ) -> RedisServer:
         directory = tmp_path / f"redis-{len(servers)}"
         directory.mkdir()
-        server = RedisServer(directory, password=password, args=args)
+        server = RedisServer(directory, password=password, args=args, tls=tls)
         servers.append(server)
         return server.start()
 

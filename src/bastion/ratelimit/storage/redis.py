@@ -45,6 +45,23 @@ SCRIPTS: Final[dict[str, Script]] = {
 }
 
 
+def check_rate(algorithm: Algorithm, rate: Rate) -> Params:
+    """Refuse (``ValueError``) a rate the Redis scripts cannot count exactly; call it when a
+    configuration is loaded, so that ``check-config`` says so before any request does.
+
+    Lua numbers are doubles: the sliding window multiplies a count by microseconds, exact only
+    while ``limit * period`` stays below 2**53 microseconds (about 9e9 hits x seconds, e.g.
+    ``100000/day``); gcra and sliding_log have no such bound.
+    """
+    params = Params(algorithm, rate)
+    if algorithm == "sliding_window" and rate.limit * params.period >= _EXACT:
+        raise ValueError(
+            f"sliding_window in Redis counts exactly up to limit x period < 2**53 "
+            f"microseconds (about 9e9 hits x seconds); {rate} exceeds it: use gcra"
+        )
+    return params
+
+
 def _key_head(key_prefix: str, kind: str, namespace: str) -> bytes:
     return f"{key_prefix}{kind}:{{{namespace}:".encode()
 
@@ -80,12 +97,7 @@ class RedisLimiter:
         key_prefix: str = "bastion:",
         clock: Clock | None = None,
     ) -> None:
-        params = Params(algorithm, rate)
-        if algorithm == "sliding_window" and rate.limit * params.period >= _EXACT:
-            raise ValueError(
-                f"sliding_window in Redis counts exactly up to limit x period < 2**53 "
-                f"microseconds (about 9e9 hits x seconds); {rate} exceeds it: use gcra"
-            )
+        params = check_rate(algorithm, rate)
         script = SCRIPTS[algorithm]
         client.register(script)
         if algorithm == "gcra":
