@@ -174,4 +174,4 @@ async def test_rotation_while_traffic_flows_refuses_no_valid_token(
     # one refetch per provider rotation at most, plus the first load
     assert provider_keys.fetches <= provider_rotations + 1
     # retired keys were pruned from the store once their tokens had expired
-    assert len(issuing.keys()) <= 4
+    assert len(issuing.stored_keys()) <= 4

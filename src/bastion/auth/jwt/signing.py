@@ -348,7 +348,7 @@ class SigningKeys:
         active = [entry for entry in self._live if entry.stored.activates_at <= now]
         return active[-1].stored if active else None
 
-    def keys(self) -> list[StoredSigningKey]:
+    def stored_keys(self) -> list[StoredSigningKey]:
         return [entry.stored for entry in self._live]
 
     def retired_at(self, kid: str) -> float | None:
