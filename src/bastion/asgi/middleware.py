@@ -20,6 +20,7 @@ from bastion.asgi.view import ScopeReader, first_header, path_refusal
 from bastion.assembly import build_events, build_middleware_chain
 from bastion.config.loader import load_config
 from bastion.config.models import BastionConfig
+from bastion.engine.headers import UPSTREAM_HEADERS
 from bastion.observability.events import EventSink, SecurityEvent
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
@@ -79,6 +80,14 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def _apply_upstream_headers(scope: Scope, request: Request) -> None:
+    """The header edits guards asked for (the caller's identity), applied to what the app sees,
+    as the engine applies them to what an upstream receives."""
+    edits = request.state.get(UPSTREAM_HEADERS)
+    if edits is not None:
+        scope["headers"] = edits.apply(scope.get("headers") or ())
 
 
 class BastionMiddleware:
@@ -158,6 +167,7 @@ class BastionMiddleware:
                     await exchange.respond(problem_response(decision, request.request_id))
                     return
                 exchange.added = decision.headers
+                _apply_upstream_headers(scope, request)
             scope.setdefault("state", {})[REQUEST_STATE_KEY] = request
             await self._call_app(scope, receive, exchange)
         finally:
@@ -252,6 +262,7 @@ class BastionMiddleware:
                     deny = decision
                 else:
                     exchange.added = decision.headers
+                    _apply_upstream_headers(scope, request)
             if deny is not None:
                 # The handshake is answered after the app would have received websocket.connect.
                 message = await receive()

@@ -6,6 +6,7 @@ import click
 
 from bastion.cli.check import check_config
 from bastion.cli.demo import demo
+from bastion.cli.keys import keys
 from bastion.cli.serve import serve
 from bastion.version import __version__
 
@@ -24,6 +25,7 @@ def version() -> None:
 cli.add_command(serve)
 cli.add_command(check_config)
 cli.add_command(demo)
+cli.add_command(keys)
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bastion.engine.exchange import Exchange
-from bastion.engine.headers import forwarding_block, request_head
+from bastion.engine.headers import UPSTREAM_HEADERS, forwarding_block, request_head
 from bastion.pipeline.forwarding import Origin
 
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
@@ -54,13 +54,19 @@ def forward(exchange: Exchange) -> None:
         conn.forwarding_key = key
         client_host = key if isinstance(key, str) else key.decode("latin-1")
         conn.forwarding = forwarding_block(origin, conn.peer.ip, client_host)
+    skip, added = ctx.request_skip, conn.forwarding
+    request = exchange.request
+    if request is not None:
+        edits = request.state.get(UPSTREAM_HEADERS)  # identity fields (see UpstreamHeaders)
+        if edits is not None:
+            skip, added = edits.skip(skip), added + edits.lines
     head = request_head(
         exchange.method,
         target,
         exchange.headers,
         host,
-        ctx.request_skip,
-        conn.forwarding,
+        skip,
+        added,
         exchange.request_id_field,
         framing,
         exchange.upgrade,

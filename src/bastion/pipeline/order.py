@@ -16,6 +16,11 @@ GUARD_ORDER: dict[str, tuple[Phase, int]] = {
     "router": (Phase.ROUTE, 10),
     # login lockout: refuse a locked-out client before any credential is checked
     "login_limit": (Phase.ROUTE, 20),
+    # authenticate: credentials only in headers and only one, then each kind of credential
+    "credential_placement": (Phase.AUTHENTICATE, 10),
+    "api_key": (Phase.AUTHENTICATE, 20),
+    # authorize: the route's requirement and scopes; identity headers for the upstream
+    "auth_requirements": (Phase.AUTHORIZE, 10),
     # rate limiting: request rate per policy, then in-flight requests per consumer
     "rate_limit": (Phase.RATE_LIMIT, 10),
     "concurrency": (Phase.RATE_LIMIT, 20),

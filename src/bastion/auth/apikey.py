@@ -1,0 +1,258 @@
+"""The ``api_key`` guard: who is calling, proven by an API key in a header.
+
+A key is read from ``auth.api_keys.header`` (``X-API-Key``) or from ``Authorization: ApiKey
+<key>``. The checks go from cheapest to dearest: shape and checksum (a typo or a random string
+never reaches the index), the id's entry in the in-memory index (kept fresh by
+:class:`~bastion.auth.keys.sync.KeySync`), the keyed hash compared in constant time (an unknown
+id is compared against a dummy digest, so timing does not tell which ids exist), then revocation
+and expiry. Success sets :data:`~bastion.pipeline.identity.IDENTITY`; the last-use time is
+noted in memory and written in batches.
+
+No key at all is not this guard's business: the requirements guard decides whether the route
+needs one. A key that is presented and fails is always refused (401), on any route, so that a
+broken or stolen key never silently degrades to an anonymous call.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from bastion.auth.keys.format import key_id_of
+from bastion.auth.keys.hashing import PEPPER_FILE, KeyHasher, load_pepper
+from bastion.auth.keys.index import KeyEntry, KeyIndex
+from bastion.auth.keys.sync import KeySync, Opener
+from bastion.config.models import BastionConfig
+from bastion.errors import StateError
+from bastion.observability.events import EventSink, SecurityEvent
+from bastion.pipeline.decisions import ALLOW, Decision, Deny
+from bastion.pipeline.guard import Phase
+from bastion.pipeline.identity import IDENTITY
+from bastion.pipeline.request import Request
+from bastion.pipeline.routing import ROUTE
+from bastion.store import key_store_location, open_key_store
+from bastion.store.records import KeyStore
+
+Clock = Callable[[], float]
+
+WARNING_EVERY = 3600.0
+"""A key near its expiry is reported at most once an hour per gateway process."""
+
+_DUMMY = bytes(32)
+INVALID_DETAIL = "The API key is not valid."
+EXPIRED_DETAIL = "The API key has expired; ask for a new one."
+
+
+def pepper_path(config: BastionConfig) -> Path:
+    return config.auth.api_keys.pepper_file or config.state_dir / PEPPER_FILE
+
+
+def store_opener(config: BastionConfig) -> Opener:
+    """Opens the configured store and pepper for a gateway (never creates either)."""
+
+    def open_store() -> tuple[KeyStore, KeyHasher] | None:
+        location = key_store_location(config)
+        if location is not None and not location.exists():
+            return None
+        pepper = load_pepper(pepper_path(config), create=False)
+        if pepper is None:
+            raise StateError(
+                f"API keys exist but the pepper file {pepper_path(config)} is missing; expected"
+                " the pepper they were hashed with (or $BASTION_API_KEY_PEPPER)"
+            )
+        hasher = KeyHasher(pepper)
+        store = open_key_store(config, create=False)
+        if not store.pepper_check(hasher.fingerprint):
+            store.close()
+            raise StateError(
+                "the API key pepper differs from the one the key store was created with;"
+                " expected the same pepper file or $BASTION_API_KEY_PEPPER on every instance"
+            )
+        return store, hasher
+
+    return open_store
+
+
+class ApiKeyGuard:
+    """Verifies API keys against the index of ``sync``; see the module docstring."""
+
+    name: ClassVar[str] = "api_key"
+    phase: ClassVar[Phase] = Phase.AUTHENTICATE
+    requires_body: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        sync: KeySync,
+        events: EventSink,
+        *,
+        header: str = "x-api-key",
+        authorization_scheme: str | None = "ApiKey",
+        realm: str = "bastion",
+        expiry_warning: float = 14 * 86400.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self.fail_open = False
+        self.sync = sync
+        self.index: KeyIndex = sync.index
+        self.events = events
+        self.header = header
+        self.scheme = (authorization_scheme.lower() + " ") if authorization_scheme else None
+        self.challenge = f'{authorization_scheme or "ApiKey"} realm="{realm}"'
+        self.warning = expiry_warning
+        self.clock = clock
+        self._warned: dict[str, float] = {}
+        self._www = (("www-authenticate", self.challenge),)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: BastionConfig,
+        events: EventSink,
+        *,
+        clock: Clock = time.time,
+        opener: Opener | None = None,
+        start: bool = True,
+    ) -> ApiKeyGuard:
+        """The guard for ``config``: reads the store once now, then keeps it fresh in the
+        background (unless ``start`` is false: tests drive :meth:`KeySync.refresh` by hand)."""
+        keys = config.auth.api_keys
+        sync = KeySync(
+            KeyIndex(),
+            opener or store_opener(config),
+            interval=keys.refresh_interval,
+            redis_config=config.redis,
+            clock=clock,
+        )
+        sync.refresh()
+        if start:
+            sync.start()
+        return cls(
+            sync,
+            events,
+            header=keys.header,
+            authorization_scheme=keys.authorization_scheme,
+            realm=config.auth.realm,
+            expiry_warning=keys.expiry_warning,
+            clock=clock,
+        )
+
+    async def start(self) -> None:
+        """Nothing to do: the sync threads start with the guard (they need no event loop, so
+        the ASGI middleware, which has no start hook, gets them too)."""
+
+    async def close(self) -> None:
+        """Stop the sync threads, write pending last-use times, close the store."""
+        self.sync.close()
+
+    def presented(self, request: Request) -> str | None:
+        """The key the request presents, or ``None``."""
+        headers = request.headers
+        value = headers.get(self.header)
+        if value is not None:
+            return value.strip()
+        scheme = self.scheme
+        if scheme is None:
+            return None
+        authorization = headers.get("authorization")
+        if authorization is None or authorization[: len(scheme)].lower() != scheme:
+            return None
+        return authorization[len(scheme) :].strip()
+
+    def check(self, request: Request) -> Decision:
+        presented = self.presented(request)
+        if presented is None:
+            return ALLOW  # no key: whether one is needed is the requirements guard's call
+        index = self.index
+        if not index.loaded:
+            raise StateError("API keys are not loaded yet (the key store could not be read)")
+        key_id = key_id_of(presented)
+        if key_id is None:
+            return self._invalid("malformed", None, None)
+        entry = index.entries.get(key_id)
+        hasher = index.hasher
+        digest = hasher.digest(presented) if hasher is not None else _DUMMY
+        if entry is None:
+            hmac.compare_digest(digest, _DUMMY)
+            return self._invalid("unknown_key", key_id, None)
+        if not hmac.compare_digest(digest, entry.digest):
+            return self._invalid("wrong_secret", key_id, entry.record.consumer)
+        record = entry.record
+        if record.revoked_at is not None:
+            return self._invalid("revoked", key_id, record.consumer)
+        now = self.clock()
+        if record.expires_at <= now:
+            return Deny(
+                401,
+                "auth.expired_credentials",
+                "Unauthorized",
+                EXPIRED_DETAIL,
+                headers=self._www,
+                fields={
+                    "reason": "expired",
+                    "consumer": record.consumer,
+                    "key_id": key_id,
+                    "auth_method": "api_key",
+                    "expired_at": record.expires_at,
+                },
+            )
+        if record.expires_at - now <= self.warning:
+            self._warn(request, entry, now)
+        state = request.state
+        state[IDENTITY] = entry.identity
+        self.sync.record_use(key_id, now)
+        route = state.get(ROUTE)
+        return entry.allow(route.name if route is not None else None)
+
+    def _invalid(self, reason: str, key_id: str | None, consumer: str | None) -> Deny:
+        fields: dict[str, object] = {"reason": reason, "auth_method": "api_key"}
+        if key_id is not None:
+            fields["key_id"] = key_id
+        if consumer is not None:
+            fields["consumer"] = consumer
+        return Deny(
+            401,
+            "auth.invalid_credentials",
+            "Unauthorized",
+            INVALID_DETAIL,
+            headers=self._www,
+            fields=fields,
+        )
+
+    def _warn(self, request: Request, entry: KeyEntry, now: float) -> None:
+        record = entry.record
+        last = self._warned.get(record.id)
+        if last is not None and now - last < WARNING_EVERY:
+            return
+        self._warned[record.id] = now
+        left = record.expires_at - now
+        fields: dict[str, object] = {
+            "consumer": record.consumer,
+            "key_id": record.id,
+            "auth_method": "api_key",
+            "expires_at": record.expires_at,
+            "expires_in_seconds": round(left),
+        }
+        if record.replaced_by is not None:
+            fields["replaced_by"] = record.replaced_by
+        self.events.emit(
+            SecurityEvent.for_request(
+                request,
+                action="auth.key_expiring",
+                outcome="success",
+                guard=self.name,
+                reason=f"the API key expires in {_span(left)}",
+                user_id=record.consumer,
+                fields=fields,
+            )
+        )
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{max(seconds, 0) / 60:.0f} minutes"

@@ -1,0 +1,108 @@
+"""Where credentials may be: in headers, once. Never in the URL, never two at a time.
+
+A credential in a query string ends up in browser history, proxy and server access logs and
+``Referer`` headers (RFC 6750 §5.3, RFC 9700 §2.5), so a request carrying one is refused with
+400 ``auth.credentials_in_query`` before any credential is checked, and it is never forwarded.
+Parameters are matched by name (``auth.query_credential_names``, compared without case, ``-``,
+``_`` or a trailing ``[]``, so ``apiKey``, ``API-KEY`` and ``api_key[]`` are one name) and by
+value: anything shaped like a bastion key or a signed JWT is refused under any name. The denial
+and its event name only the matched configured name; the value never reaches a response, an
+event or a log line.
+
+Two credentials in one request (two ``Authorization`` fields, two key headers, or a key header
+beside ``Authorization``) are refused with 400 ``auth.ambiguous_credentials``: which one would
+decide is exactly the kind of question an attacker exploits (a proxy and an upstream may
+answer it differently).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import ClassVar
+from urllib.parse import unquote_plus
+
+from bastion.auth.keys.format import looks_like_key
+from bastion.config.auth import AuthConfig
+from bastion.pipeline.decisions import ALLOW, Decision, Deny
+from bastion.pipeline.guard import Phase
+from bastion.pipeline.request import Request
+
+_SEPARATORS = re.compile(r"[&;]")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+
+IN_QUERY_DETAIL = "Credentials must be sent in a request header, never in the URL query string."
+AMBIGUOUS_DETAIL = "The request carries more than one credential; send exactly one."
+
+
+def normalise(name: str) -> str:
+    """A parameter name as compared: lower case, without ``-``, ``_``, ``.`` or trailing ``[]``."""
+    name = name.strip().lower()
+    while name.endswith("[]"):
+        name = name[:-2]
+    return name.replace("-", "").replace("_", "").replace(".", "")
+
+
+def query_credential(query: str, names: frozenset[str]) -> str | None:
+    """What in ``query`` is a credential: the normalised parameter name, ``value:api_key`` or
+    ``value:jwt``; ``None`` when nothing is."""
+    for part in _SEPARATORS.split(query):
+        name = part.partition("=")[0]
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        normal = normalise(name)
+        if normal in names:
+            return normal
+    if "bst_" in query or "eyJ" in query or "%" in query:
+        text = unquote_plus(query) if "%" in query or "+" in query else query
+        if "bst_" in text and looks_like_key(text):
+            return "value:api_key"
+        if "eyJ" in text and _JWT.search(text):
+            return "value:jwt"
+    return None
+
+
+def _deny(status: int, code: str, detail: str, fields: dict[str, object]) -> Deny:
+    return Deny(status, code, "Bad Request", detail, fields=fields)
+
+
+class CredentialPlacement:
+    """The ``credential_placement`` guard: first of the authenticate phase, on every request."""
+
+    name: ClassVar[str] = "credential_placement"
+    phase: ClassVar[Phase] = Phase.AUTHENTICATE
+    requires_body: ClassVar[bool] = False
+
+    def __init__(self, config: AuthConfig) -> None:
+        self.fail_open = False
+        self.key_header = config.api_keys.header if config.api_keys.enabled else None
+        names: Iterable[str] = config.query_credential_names
+        if self.key_header is not None:
+            names = [*names, self.key_header]
+        self.names = frozenset(normalise(n) for n in names)
+        self._in_query: dict[str, Deny] = {}
+
+    def in_query(self, what: str) -> Deny:
+        deny = self._in_query.get(what)
+        if deny is None:
+            deny = self._in_query[what] = _deny(
+                400, "auth.credentials_in_query", IN_QUERY_DETAIL, {"parameter": what}
+            )
+        return deny
+
+    def check(self, request: Request) -> Decision:
+        query = request.query
+        if query:
+            found = query_credential(query, self.names)
+            if found is not None:
+                return self.in_query(found)
+        headers = request.headers
+        count = headers.count("authorization")
+        if self.key_header is not None:
+            count += headers.count(self.key_header)
+        if count > 1:
+            present = ["authorization"] * headers.count("authorization")
+            if self.key_header is not None:
+                present += [self.key_header] * headers.count(self.key_header)
+            return _deny(400, "auth.ambiguous_credentials", AMBIGUOUS_DETAIL, {"headers": present})
+        return ALLOW
