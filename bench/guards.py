@@ -33,14 +33,14 @@ import run_proxy as rp
 
 SCENARIOS: dict[str, tuple[dict[str, Any], float]] = {
     "ratelimit": (
-        {"rate_limit": {"policies": [{"name": "per-ip", "rate": "1000000000/s"}]}},
+        {"rate_limit": {"policies": [{"name": "per-ip", "rate": "1000000/s"}]}},
         0.9,
     ),
     "ratelimit-redis": (
         {
             "rate_limit": {
                 "storage": "redis",
-                "policies": [{"name": "per-ip", "rate": "1000000000/s"}],
+                "policies": [{"name": "per-ip", "rate": "1000000/s"}],
             },
             "redis": {"url": "redis://127.0.0.1:6379/0", "key_prefix": "bastion-bench:"},
         },

@@ -132,3 +132,19 @@ def test_methods_must_be_upper_case() -> None:
     policy = {"name": "a", "rate": "1/s", "methods": ["get"]}
     text = problems({"rate_limit": {"policies": [policy]}})
     assert "'get'" in text
+
+
+def test_a_rate_too_fast_to_count_is_refused_at_load() -> None:
+    text = problems({"rate_limit": {"policies": [{"name": "a", "rate": "1000000000/s"}]}})
+    assert "1000000000/s" in text
+    assert "1,000,000" in text
+
+
+def test_a_route_override_too_fast_to_count_is_refused_at_load() -> None:
+    text = problems(
+        {
+            "routes": [{**ROUTE, "rate_limits": {"a": "2000000/s"}}],
+            "rate_limit": {"policies": [{"name": "a", "rate": "1/s"}]},
+        }
+    )
+    assert "routes[api].rate_limits.a" in text

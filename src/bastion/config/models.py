@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bastion.config.auth import AuthConfig, RouteAuthConfig
 from bastion.config.backends import PostgresConfig, RedisConfig
-from bastion.config.ratelimit import RateLimitConfig, check_route_override
+from bastion.config.ratelimit import (
+    RateLimitConfig,
+    check_rate,
+    check_route_override,
+    parse_rate,
+)
 from bastion.config.types import (
     ByteSize,
     Duration,
@@ -213,6 +218,7 @@ class BastionConfig(Model):
                     f"{', '.join(unknown)}; expected one of: {', '.join(sorted(routes))}"
                 )
         known = ", ".join(sorted(policies)) or "none (rate_limit.policies is empty)"
+        by_name = {p.name: p for p in self.rate_limit.policies}
         for route in self.routes:
             unknown = sorted(set(route.rate_limits) - policies)
             if unknown:
@@ -220,6 +226,15 @@ class BastionConfig(Model):
                     f"routes[{route.name}].rate_limits names unknown policies "
                     f"{', '.join(unknown)}; expected one of: {known}"
                 )
+            for name, text in route.rate_limits.items():
+                if text != "off":
+                    policy = by_name[name]
+                    try:
+                        check_rate(policy.algorithm, parse_rate(text, policy.burst), text)
+                    except ValueError as exc:
+                        raise ValueError(
+                            f"routes[{route.name}].rate_limits.{name}: {exc}"
+                        ) from None
         if self.rate_limit.storage == "redis" and self.redis.url is None:
             raise ValueError("rate_limit.storage is 'redis' but redis.url is not set")
         return self

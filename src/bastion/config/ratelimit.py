@@ -8,7 +8,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bastion.config.types import Duration
-from bastion.ratelimit.core import SLIDING_LOG_MAX_LIMIT, Algorithm, Rate
+from bastion.ratelimit.algorithms import Params
+from bastion.ratelimit.core import Algorithm, Rate
 
 KeyPart = Literal["ip", "consumer", "api_key", "route", "method"]
 """What a limit is counted per. ``consumer`` and ``api_key`` fall back to the client IP for
@@ -27,6 +28,22 @@ def parse_rate(value: str, burst: int | None = None) -> Rate:
         return Rate.parse(value, burst)
     except ValueError as exc:
         raise ValueError(str(exc)) from None
+
+
+_EXACT_MICROSECONDS = 2**53
+
+
+def check_rate(algorithm: Algorithm, rate: Rate, text: str) -> None:
+    """Refuse at load time what a limiter could not count exactly (in memory or in Redis)."""
+    try:
+        params = Params(algorithm, rate)
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+    if algorithm == "sliding_window" and rate.limit * params.period >= _EXACT_MICROSECONDS:
+        raise ValueError(
+            f"{text!r}: sliding_window counts exactly up to limit x period of about 9e9 hits x "
+            "seconds; use gcra"
+        )
 
 
 class PolicyConfig(_Model):
@@ -82,14 +99,9 @@ class PolicyConfig(_Model):
         return value
 
     @model_validator(mode="after")
-    def _log_limit(self) -> Self:
-        if self.algorithm == "sliding_log":
-            for text in (self.rate, *(r for r in self.tiers.values() if r != "unlimited")):
-                if parse_rate(text).limit > SLIDING_LOG_MAX_LIMIT:
-                    raise ValueError(
-                        f"sliding_log keeps one entry per hit: limits up to "
-                        f"{SLIDING_LOG_MAX_LIMIT}, got {text!r}; use gcra or sliding_window"
-                    )
+    def _rates_countable(self) -> Self:
+        for text in (self.rate, *(r for r in self.tiers.values() if r != "unlimited")):
+            check_rate(self.algorithm, parse_rate(text, self.burst), text)
         return self
 
     def parsed_rate(self, tier: str | None = None) -> Rate | None:
