@@ -8,9 +8,9 @@ issuer's set, tokens it signed are verified again, and refused.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import Any, Protocol
 
 from bastion.pipeline.identity import Identity
@@ -91,8 +91,9 @@ class NoRevocations:
 
 
 def token_key(token: str) -> bytes:
-    """The cache key of a token: 16 bytes of BLAKE2b (the token itself is never stored)."""
-    return hashlib.blake2b(token.encode("ascii", "replace"), digest_size=16).digest()
+    """The cache key of a token: its SHA-256 (the token itself is never stored). SHA-256 runs
+    in hardware on current x86 and ARM cores, the fastest collision-resistant choice here."""
+    return sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 class TokenCache:
