@@ -14,7 +14,8 @@ Shape (plain data; this module imports only the contract):
   ``Verdict(allowed, scenario.limit, remaining, reset_after, retry_after)``; compare with ``==``.
 - The limiter's clock starts wherever the first step says; keys are fresh at the start of each
   scenario (use a fresh limiter, or a fresh key prefix on Redis).
-- Times convert to the limiters' microseconds with ``round(at * 1_000_000)``; durations come back
+- Times convert to the limiters' microseconds to the nearest (``algorithms.microseconds(at)``,
+  ``round(at * 1_000_000)`` gives the same: every time here is whole); durations come back
   as ``microseconds / 1_000_000``, so the decimal literals below compare exactly.
 
 Vectors are added, never renamed or changed: another storage's tests key on the names.

@@ -39,7 +39,10 @@ class Key:
         self.state: Any = None
 
     def hit(self, now: int, cost: int = 1) -> Verdict:
-        self.state, verdict = HITS[self.algorithm](self.params, self.state, now, cost)
+        new, verdict = HITS[self.algorithm](self.params, self.state, now, cost)
+        assert (new is not None) == verdict.allowed
+        if new is not None:
+            self.state = new
         return verdict
 
     def probe(self, now: int, cost: int = 1) -> Verdict:
@@ -71,7 +74,9 @@ def test_scenario_vectors(scenario: Scenario) -> None:
             state = list(state) if isinstance(state, list) else state
             verdict = hit(params, state, now, 1)[1]
         else:
-            states[step.key], verdict = hit(params, state, now, step.cost)
+            new, verdict = hit(params, state, now, step.cost)
+            if new is not None:
+                states[step.key] = new
         assert verdict == expected(scenario, step), f"step {number}: {step}"
 
 

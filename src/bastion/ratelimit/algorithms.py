@@ -2,8 +2,9 @@
 
 Each function takes the algorithm's :class:`Params` (derived once from a :class:`Rate`), the key's
 state (``None`` when the key has none), ``now`` and the hit's cost, and returns the key's new state
-with the :class:`Verdict`; the memory storage keeps the states in a table, and the Redis scripts
-do the same arithmetic in Lua. The semantics are in :mod:`bastion.ratelimit.core`'s docstring.
+(``None`` when the hit was refused: nothing to store) with the :class:`Verdict`. The memory storage
+keeps the states in a table; the Redis scripts do the same arithmetic in Lua. The semantics are in
+:mod:`bastion.ratelimit.core`'s docstring.
 
 Time is in whole microseconds (``now = microseconds(clock())``), so that every comparison is
 exact: with float seconds, a period that is not a power of two in binary (``10/s``, an emission
@@ -15,7 +16,8 @@ about 285 years).
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Final
+from math import floor
+from typing import Any, Final
 
 from bastion.ratelimit.core import SLIDING_LOG_MAX_LIMIT, Algorithm, Rate, Verdict
 
@@ -34,8 +36,9 @@ LogState = list[int]
 
 
 def microseconds(seconds: float) -> int:
-    """A clock reading or a duration in whole microseconds (rounded to the nearest)."""
-    return round(seconds * 1_000_000)
+    """A clock reading or a duration in whole microseconds, to the nearest (halves up: ``round``
+    would halve to even, at three times the cost on the hot path)."""
+    return floor(seconds * 1_000_000 + 0.5)
 
 
 class Params:
@@ -72,6 +75,30 @@ class Params:
         """``retry_after`` for a hit whose cost exceeds the capacity (it is never admitted)."""
 
 
+# Verdict is a frozen dataclass, whose generated __init__ sets each field through
+# object.__setattr__: about 1 µs, more than all the rest of a hit. Its slots' own descriptors
+# set the same fields in a quarter of that.
+_new = object.__new__
+_set_allowed: Final[Any] = Verdict.__dict__["allowed"].__set__
+_set_limit: Final[Any] = Verdict.__dict__["limit"].__set__
+_set_remaining: Final[Any] = Verdict.__dict__["remaining"].__set__
+_set_reset_after: Final[Any] = Verdict.__dict__["reset_after"].__set__
+_set_retry_after: Final[Any] = Verdict.__dict__["retry_after"].__set__
+
+
+def verdict(
+    allowed: bool, limit: int, remaining: int, reset_after: float, retry_after: float = 0.0
+) -> Verdict:
+    """``Verdict(...)``, equal in every way, built four times faster."""
+    made: Verdict = _new(Verdict)
+    _set_allowed(made, allowed)
+    _set_limit(made, limit)
+    _set_remaining(made, remaining)
+    _set_reset_after(made, reset_after)
+    _set_retry_after(made, retry_after)
+    return made
+
+
 def _refuse_cost(cost: int) -> None:
     raise ValueError(f"a hit costs at least 1, got {cost}")
 
@@ -79,23 +106,23 @@ def _refuse_cost(cost: int) -> None:
 # --- gcra ---------------------------------------------------------------------------------------
 
 
-def gcra(p: Params, tat: GcraState | None, now: int, cost: int) -> tuple[GcraState, Verdict]:
-    """A hit on a GCRA key: its new ``tat`` (unchanged when refused) and the verdict."""
+def gcra(p: Params, tat: GcraState | None, now: int, cost: int) -> tuple[GcraState | None, Verdict]:
+    """A hit on a GCRA key: its new ``tat`` if admitted, and the verdict."""
     if cost < 1:
         _refuse_cost(cost)
     base = tat if tat is not None and tat > now else now
     new = base + cost * p.interval
     allow_at = new - p.tolerance
     if allow_at <= now:  # never with a cost above the burst
-        return new, Verdict(
+        return new, verdict(
             True, p.capacity, (now + p.tolerance - new) // p.interval, (new - now) / US
         )
     remaining = max(0, (now + p.tolerance - base) // p.interval)
     retry = (allow_at - now) / US if cost <= p.capacity else p.refused_retry
-    return base, Verdict(False, p.capacity, remaining, (base - now) / US, retry)
+    return None, verdict(False, p.capacity, remaining, (base - now) / US, retry)
 
 
-def gcra_expired(p: Params, tat: GcraState, now: int) -> bool:
+def gcra_expired(p: Params, tat: GcraState, now: float) -> bool:
     return tat <= now
 
 
@@ -104,8 +131,9 @@ def gcra_expired(p: Params, tat: GcraState, now: int) -> bool:
 
 def sliding_window(
     p: Params, state: WindowState | None, now: int, cost: int
-) -> tuple[WindowState, Verdict]:
-    """A hit on a sliding-window key: its new ``(start, previous, current)`` and the verdict."""
+) -> tuple[WindowState | None, Verdict]:
+    """A hit on a sliding-window key: its new ``(start, previous, current)`` if admitted, and the
+    verdict."""
     if cost < 1:
         _refuse_cost(cost)
     period = p.period
@@ -121,12 +149,10 @@ def sliding_window(
     estimate = current - (-previous * (start + period - now) // period)
     limit = p.capacity
     if estimate + cost <= limit:
-        current += cost
-        return (start, previous, current), Verdict(
-            True,
-            limit,
-            limit - estimate - cost,
-            _window_reset(start, previous, current, now, period) / US,
+        # Whole again once this window's count has decayed through the next window.
+        reset = (start + 2 * period - now) / US
+        return (start, previous, current + cost), verdict(
+            True, limit, limit - estimate - cost, reset
         )
     room = limit - current - cost
     if cost > limit:
@@ -137,21 +163,16 @@ def sliding_window(
     else:
         # Not in this window: in the next one, this window's count becomes the previous one.
         retry = (start + 2 * period - (limit - cost) * period // current - now) / US
-    reset = _window_reset(start, previous, current, now, period) / US
-    return (start, previous, current), Verdict(False, limit, max(0, limit - estimate), reset, retry)
-
-
-def _window_reset(start: int, previous: int, current: int, now: int, period: int) -> int:
-    """Microseconds until the estimate is 0 again: the previous window's share only vanishes at
-    the end of the current window, the current window's at the end of the next one."""
     if current:
-        return start + 2 * period - now
-    if previous:
-        return start + period - now
-    return 0
+        reset = (start + 2 * period - now) / US
+    elif previous:
+        reset = (start + period - now) / US
+    else:
+        reset = 0.0
+    return None, verdict(False, limit, max(0, limit - estimate), reset, retry)
 
 
-def window_expired(p: Params, state: WindowState, now: int) -> bool:
+def window_expired(p: Params, state: WindowState, now: float) -> bool:
     return state[0] + 2 * p.period <= now
 
 
@@ -160,10 +181,10 @@ def window_expired(p: Params, state: WindowState, now: int) -> bool:
 
 def sliding_log(
     p: Params, log: LogState | None, now: int, cost: int, record: bool = True
-) -> tuple[LogState, Verdict]:
-    """A hit on a sliding-log key: its log and the verdict. The log is updated in place (copying
-    it would cost ``limit`` per hit): expired entries are dropped, and an admitted hit is appended
-    unless ``record`` is false (a peek)."""
+) -> tuple[LogState | None, Verdict]:
+    """A hit on a sliding-log key: its log if admitted, and the verdict. The log is updated in
+    place (copying it would cost ``limit`` per hit): expired entries are dropped, and an admitted
+    hit is appended unless ``record`` is false (a peek)."""
     if cost < 1:
         _refuse_cost(cost)
     if log is None:
@@ -178,14 +199,14 @@ def sliding_log(
                 log.append(now)
             else:
                 log.extend([now] * cost)
-        return log, Verdict(True, limit, limit - count - cost, p.period / US)
+        return log, verdict(True, limit, limit - count - cost, p.period / US)
     reset = (log[-1] + p.period - now) / US if log else 0.0
     if cost > limit:
         retry = p.refused_retry
     else:
         retry = (log[count + cost - limit - 1] + p.period - now) / US
-    return log, Verdict(False, limit, limit - count, reset, retry)
+    return None, verdict(False, limit, limit - count, reset, retry)
 
 
-def log_expired(p: Params, log: LogState, now: int) -> bool:
+def log_expired(p: Params, log: LogState, now: float) -> bool:
     return not log or log[-1] + p.period <= now

@@ -9,9 +9,10 @@ injectable clock, so that tests move time by hand.
 Semantics shared by every implementation (memory and Redis give the same verdicts for the same
 sequence of hits and times; ``tests/ratelimit/scenarios.py`` holds the vectors both replay):
 
-- Time is counted in whole microseconds: ``now = round(clock() * 1_000_000)`` (Redis ``TIME``
-  gives them), ``P = round(period * 1_000_000)``, and every formula below is exact integer
-  arithmetic (``//`` floors); durations are returned as seconds, ``microseconds / 1_000_000``.
+- Time is counted in whole microseconds: ``now`` is ``clock() * 1_000_000`` to the nearest
+  (``algorithms.microseconds``; Redis ``TIME`` gives them), ``P`` is ``period * 1_000_000`` to
+  the nearest, and every formula below is exact integer arithmetic (``//`` floors); durations
+  are returned as seconds, ``microseconds / 1_000_000``.
   In float seconds, a period that is no power of two in binary (``10/s``) accumulates rounding
   and a bucket of 10 admits 9 hits at once. Rates of more than 1,000,000 hits per second are
   refused at construction.

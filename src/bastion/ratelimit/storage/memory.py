@@ -28,7 +28,18 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Final, Generic, TypeVar
 
-from bastion.ratelimit import algorithms as alg
+from bastion.ratelimit.algorithms import (
+    LogState,
+    Params,
+    WindowState,
+    gcra,
+    gcra_expired,
+    log_expired,
+    microseconds,
+    sliding_log,
+    sliding_window,
+    window_expired,
+)
 from bastion.ratelimit.core import Algorithm, Clock, LockoutPolicy, Rate, Verdict
 
 DEFAULT_MAX_KEYS: Final = 100_000
@@ -71,12 +82,21 @@ class KeyTable(Generic[S]):
                 del states[key]
             self.evictions += excess
 
+    def admit(self, key: str, state: S, known: bool, now: float) -> None:
+        """Store ``key``'s new state, last in the order of eviction."""
+        states = self.states
+        if known:
+            del states[key]
+        elif len(states) >= self.max_keys:
+            self.make_room(now)
+        states[key] = state
+
 
 class MemoryLimiter:
-    """The parts every in-memory limiter shares: its rate, clock and key table."""
+    """The parts every in-memory limiter shares: its rate and its clock."""
 
     def __init__(self, algorithm: Algorithm, rate: Rate, clock: Clock) -> None:
-        self.params: Final = alg.Params(algorithm, rate)
+        self.params: Final = Params(algorithm, rate)
         self.clock: Final = clock
 
     @property
@@ -88,7 +108,7 @@ class MemoryLimiter:
         return self.params.algorithm
 
     def now(self) -> int:
-        return round(self.clock() * 1_000_000)
+        return microseconds(self.clock())
 
 
 class MemoryGCRA(MemoryLimiter):
@@ -98,24 +118,19 @@ class MemoryGCRA(MemoryLimiter):
         self, rate: Rate, *, clock: Clock = time.monotonic, max_keys: int = DEFAULT_MAX_KEYS
     ) -> None:
         super().__init__("gcra", rate, clock)
-        self.table: Final = KeyTable[int](max_keys, _gcra_expired)
+        params = self.params
+        self.table: Final = KeyTable[int](max_keys, lambda tat, now: gcra_expired(params, tat, now))
 
     def hit(self, key: str, cost: int = 1) -> Verdict:
-        now = round(self.clock() * 1_000_000)
-        states = self.table.states
-        tat = states.get(key)
-        new, verdict = alg.gcra(self.params, tat, now, cost)
-        if verdict.allowed:
-            if tat is None:
-                if len(states) >= self.table.max_keys:
-                    self.table.make_room(now)
-            else:
-                del states[key]  # re-inserted last: the table evicts the least recently admitted
-            states[key] = new
+        now = microseconds(self.clock())
+        tat = self.table.states.get(key)
+        new, verdict = gcra(self.params, tat, now, cost)
+        if new is not None:
+            self.table.admit(key, new, tat is not None, now)
         return verdict
 
     def peek(self, key: str) -> Verdict:
-        return alg.gcra(self.params, self.table.states.get(key), self.now(), 1)[1]
+        return gcra(self.params, self.table.states.get(key), self.now(), 1)[1]
 
 
 class MemorySlidingWindow(MemoryLimiter):
@@ -125,27 +140,21 @@ class MemorySlidingWindow(MemoryLimiter):
         self, rate: Rate, *, clock: Clock = time.monotonic, max_keys: int = DEFAULT_MAX_KEYS
     ) -> None:
         super().__init__("sliding_window", rate, clock)
-        period = self.params.period
-        self.table: Final = KeyTable[alg.WindowState](
-            max_keys, lambda state, now: state[0] + 2 * period <= now
+        params = self.params
+        self.table: Final = KeyTable[WindowState](
+            max_keys, lambda state, now: window_expired(params, state, now)
         )
 
     def hit(self, key: str, cost: int = 1) -> Verdict:
-        now = round(self.clock() * 1_000_000)
-        states = self.table.states
-        state = states.get(key)
-        new, verdict = alg.sliding_window(self.params, state, now, cost)
-        if verdict.allowed:
-            if state is None:
-                if len(states) >= self.table.max_keys:
-                    self.table.make_room(now)
-            else:
-                del states[key]
-            states[key] = new
+        now = microseconds(self.clock())
+        state = self.table.states.get(key)
+        new, verdict = sliding_window(self.params, state, now, cost)
+        if new is not None:
+            self.table.admit(key, new, state is not None, now)
         return verdict
 
     def peek(self, key: str) -> Verdict:
-        return alg.sliding_window(self.params, self.table.states.get(key), self.now(), 1)[1]
+        return sliding_window(self.params, self.table.states.get(key), self.now(), 1)[1]
 
 
 class MemorySlidingLog(MemoryLimiter):
@@ -155,33 +164,22 @@ class MemorySlidingLog(MemoryLimiter):
         self, rate: Rate, *, clock: Clock = time.monotonic, max_keys: int = DEFAULT_MAX_KEYS
     ) -> None:
         super().__init__("sliding_log", rate, clock)
-        period = self.params.period
-        self.table: Final = KeyTable[alg.LogState](
-            max_keys, lambda log, now: not log or log[-1] + period <= now
+        params = self.params
+        self.table: Final = KeyTable[LogState](
+            max_keys, lambda log, now: log_expired(params, log, now)
         )
 
     def hit(self, key: str, cost: int = 1) -> Verdict:
-        now = round(self.clock() * 1_000_000)
-        states = self.table.states
-        log = states.get(key)
-        new, verdict = alg.sliding_log(self.params, log, now, cost)
-        if verdict.allowed:
-            if log is None:
-                if len(states) >= self.table.max_keys:
-                    self.table.make_room(now)
-            else:
-                del states[key]
-            states[key] = new
+        now = microseconds(self.clock())
+        log = self.table.states.get(key)
+        new, verdict = sliding_log(self.params, log, now, cost)
+        if new is not None:
+            self.table.admit(key, new, log is not None, now)
         return verdict
 
     def peek(self, key: str) -> Verdict:
-        return alg.sliding_log(
-            self.params, self.table.states.get(key), self.now(), 1, record=False
-        )[1]
-
-
-def _gcra_expired(tat: int, now: float) -> bool:
-    return tat <= now
+        log = self.table.states.get(key)
+        return sliding_log(self.params, log, self.now(), 1, record=False)[1]
 
 
 class _Lock:
