@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 HeaderPairs = tuple[tuple[str, str], ...]
+
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,18 +20,42 @@ class ProblemField:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
 class Allow:
     """Let the request go on.
 
     ``headers`` are added to the eventual response (for example ``RateLimit``). ``event`` names a
     security event to record for this decision (for example ``auth.success``); a plain ``ALLOW``
     records nothing, so guards that only pass traffic cost no logging.
+
+    A plain slotted class rather than a frozen dataclass: guards build one per request on the hot
+    path, and a frozen dataclass costs several times as much to construct. Treat it as immutable.
     """
 
-    headers: HeaderPairs = ()
-    event: str | None = None
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    __slots__ = ("event", "fields", "headers")
+
+    def __init__(
+        self,
+        headers: HeaderPairs = (),
+        event: str | None = None,
+        fields: Mapping[str, Any] = _NO_FIELDS,
+    ) -> None:
+        self.headers = headers
+        self.event = event
+        self.fields = fields
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Allow):
+            return NotImplemented
+        return (self.headers, self.event, dict(self.fields)) == (
+            other.headers,
+            other.event,
+            dict(other.fields),
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Allow(headers={self.headers!r}, event={self.event!r}, fields={self.fields!r})"
 
 
 ALLOW = Allow()

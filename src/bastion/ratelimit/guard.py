@@ -12,6 +12,7 @@ With in-memory limiters the check is synchronous (no coroutine per request); wit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable
 from typing import ClassVar, Protocol, cast
 
@@ -95,6 +96,8 @@ class RateLimitGuard(StorageLifecycle):
         if self._shared:
             return self._check_shared(request, plan, identity, route_name)
         tier = identity.tier if identity is not None else None
+        if len(plan) == 1:
+            return self._check_one(request, plan[0], identity, tier, route_name)
         applied: list[str] = []
         tightest: tuple[Quota, Verdict] | None = None
         for entry in plan:
@@ -108,6 +111,32 @@ class RateLimitGuard(StorageLifecycle):
             if tightest is None or verdict.remaining < tightest[1].remaining:
                 tightest = (quota, verdict)
         return self._admit(applied, tightest)
+
+    def _check_one(
+        self,
+        request: Request,
+        entry: Entry,
+        identity: Identity | None,
+        tier: str | None,
+        route: str,
+    ) -> Decision:
+        """One policy on the route (the common case): no lists, headers built in place."""
+        quota = self._quota(entry, request, tier)
+        if quota is None:
+            return ALLOW
+        verdict = cast(Limiter, quota.limiter).hit(entry.key(request, identity, route))
+        if not verdict.allowed:
+            return self._refuse([quota.item], quota, verdict, entry, identity)
+        if self._ietf and not self._legacy:
+            reset = verdict.reset_after
+            seconds = math.ceil(reset - 1e-9) if reset > 0 else 0
+            return Allow(
+                (
+                    ("ratelimit-policy", quota.item),
+                    ("ratelimit", f"{quota.label}r={verdict.remaining};t={seconds}"),
+                )
+            )
+        return self._admit([quota.item], (quota, verdict))
 
     async def _check_shared(
         self, request: Request, plan: tuple[Entry, ...], identity: Identity | None, route: str

@@ -82,6 +82,8 @@ class LoginGuard(StorageLifecycle):
     def is_login(self, request: Request) -> bool:
         if request.path in self._paths:
             return True
+        if not self._routes:
+            return False
         route = request.state.get(ROUTE)
         return route is not None and route.name in self._routes
 

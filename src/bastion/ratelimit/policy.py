@@ -89,6 +89,8 @@ class Quota:
     name: str
     limiter: AnyLimiter
     item: str
+    label: str
+    """The ``RateLimit`` member's head, ``"per-ip";``, built once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,4 +167,4 @@ class PlanBook:
         limiter = self._limiters.get(namespace)
         if limiter is None:
             limiter = self._limiters[namespace] = self._factory(namespace, policy.algorithm, rate)
-        return Quota(policy.name, limiter, policy_item(policy.name, rate))
+        return Quota(policy.name, limiter, policy_item(policy.name, rate), f'"{policy.name}";')
