@@ -77,8 +77,8 @@ def check_scopes(scopes: tuple[str, ...]) -> tuple[str, ...]:
     for scope in scopes:
         if not SCOPE.match(scope):
             raise ValueError(
-                "expected scope names of letters, digits and '_.:/*-' (no spaces), such as"
-                " orders:read"
+                f"scope {scope!r} is not valid; expected scope names of letters, digits and"
+                " '_.:/*-' (no spaces), such as orders:read"
             )
     return scopes
 

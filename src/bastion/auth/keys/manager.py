@@ -2,7 +2,8 @@
 
 Kept apart from the CLI so that it can be embedded (an admin API later) and tested with a fake
 clock. Creating the first key creates the store (SQLite: ``state_dir/keys.db``, mode 0600) and
-the pepper; revocations and rotations are announced over Redis when ``redis.url`` is set.
+the pepper; every change is announced over Redis when ``redis.url`` is set, so gateways read
+it at once rather than at their next periodic read.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class KeyManager:
         check_inputs(consumer, scopes, tier, name)
         issued = self._issue(consumer, frozenset(scopes), tier, name, self.lifetime(expires_in))
         stored = self.store.insert(issued.record)
+        notify.publish(self.config.redis, "create", stored.id, self.clock())
         return IssuedKey(stored, issued.secret)
 
     def list(self, consumer: str | None = None) -> list[KeyRecord]:
