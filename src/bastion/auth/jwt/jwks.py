@@ -182,7 +182,7 @@ class IssuerKeys:
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
         client = self._client
         if client is None:
-            client = self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+            client = self._client = httpx.AsyncClient(follow_redirects=False)
         try:
             async with client.stream(
                 "GET",
