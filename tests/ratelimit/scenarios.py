@@ -18,15 +18,21 @@ Shape (plain data; this module imports only the contract):
   ``round(at * 1_000_000)`` gives the same: every time here is whole); durations come back
   as ``microseconds / 1_000_000``, so the decimal literals below compare exactly.
 
+Lockouts have their own vectors, ``LOCKOUT_SCENARIOS``: each :class:`LockoutScenario` has a
+``name``, a :class:`LockoutPolicy` and :class:`LockoutStep` ``(at, op, key, result)``: at clock
+reading ``at``, ``op`` (``"failure"``, ``"locked_for"`` or ``"success"``) on ``key`` must return
+exactly ``result`` (float seconds; for ``success``, which returns nothing, ``result`` is 0.0 and
+not compared). Lockouts count in float seconds; every value here is exact in binary.
+
 Vectors are added, never renamed or changed: another storage's tests key on the names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
-from bastion.ratelimit.core import Algorithm, Rate, Verdict
+from bastion.ratelimit.core import Algorithm, LockoutPolicy, Rate, Verdict
 
 
 class Step(NamedTuple):
@@ -241,3 +247,89 @@ SCENARIOS: tuple[Scenario, ...] = (
     WINDOW_PREVIOUS_DECAYS,
     LOG_EXACT,
 )
+
+
+# --- lockouts: max_failures within window lock for min(base * 2**(streak - 1), ceiling); failures
+# while locked count for nothing; the streak is forgotten window + ceiling after the last failure,
+# or on success (which never lifts a running lock).
+
+
+class LockoutStep(NamedTuple):
+    at: float
+    op: Literal["failure", "locked_for", "success"]
+    key: str
+    result: float = 0.0
+
+
+@dataclass(frozen=True)
+class LockoutScenario:
+    name: str
+    policy: LockoutPolicy
+    steps: tuple[LockoutStep, ...]
+
+
+LOGIN_POLICY = LockoutPolicy(max_failures=3, window=60.0, base=10.0, ceiling=40.0)
+
+LOCKOUT_BACKOFF = LockoutScenario(
+    "lockout_backoff",
+    LOGIN_POLICY,
+    (
+        LockoutStep(100.0, "failure", "a"),
+        LockoutStep(100.0, "failure", "a"),
+        LockoutStep(101.0, "failure", "a", 10.0),  # streak 1: locked until 111
+        LockoutStep(105.0, "locked_for", "a", 6.0),
+        LockoutStep(106.0, "failure", "a"),  # while locked: counts for nothing
+        LockoutStep(106.0, "locked_for", "b"),  # another key
+        LockoutStep(110.5, "locked_for", "a", 0.5),
+        LockoutStep(111.0, "locked_for", "a"),
+        LockoutStep(111.0, "failure", "a"),
+        LockoutStep(112.0, "failure", "a"),
+        LockoutStep(113.0, "failure", "a", 20.0),  # streak 2: until 133
+        LockoutStep(133.0, "failure", "a"),
+        LockoutStep(133.0, "failure", "a"),
+        LockoutStep(133.0, "failure", "a", 40.0),  # streak 3: until 173
+        LockoutStep(173.0, "failure", "a"),
+        LockoutStep(173.0, "failure", "a"),
+        LockoutStep(173.0, "failure", "a", 40.0),  # streak 4: the ceiling; last failure 173
+        LockoutStep(272.5, "failure", "a"),  # 99.5 s after: the streak still counts
+        LockoutStep(272.5, "failure", "a"),
+        LockoutStep(272.5, "failure", "a", 40.0),  # streak 5; until 312.5
+        LockoutStep(372.5, "failure", "a"),  # window + ceiling after: forgotten
+        LockoutStep(372.5, "failure", "a"),
+        LockoutStep(372.5, "failure", "a", 10.0),
+    ),
+)
+
+LOCKOUT_WINDOW = LockoutScenario(
+    "lockout_window",
+    LOGIN_POLICY,
+    (
+        LockoutStep(0.0, "failure", "a"),
+        LockoutStep(30.0, "failure", "a"),
+        LockoutStep(60.0, "failure", "a"),  # the failure at 0 left the window at 60
+        LockoutStep(89.5, "failure", "a", 10.0),  # 30, 60, 89.5
+        LockoutStep(89.5, "locked_for", "a", 10.0),
+    ),
+)
+
+LOCKOUT_SUCCESS = LockoutScenario(
+    "lockout_success",
+    LOGIN_POLICY,
+    (
+        LockoutStep(0.0, "failure", "a"),
+        LockoutStep(0.0, "failure", "a"),
+        LockoutStep(1.0, "success", "a"),  # forgets both failures
+        LockoutStep(2.0, "failure", "a"),
+        LockoutStep(2.0, "failure", "a"),
+        LockoutStep(3.0, "failure", "a", 10.0),  # until 13
+        LockoutStep(4.0, "success", "a"),  # forgets the streak, keeps the lock
+        LockoutStep(4.0, "locked_for", "a", 9.0),
+        LockoutStep(13.0, "failure", "a"),
+        LockoutStep(13.0, "failure", "a"),
+        LockoutStep(13.0, "failure", "a", 10.0),  # streak 1 again, not 2
+        LockoutStep(13.0, "success", "b"),  # a key never seen
+        LockoutStep(13.0, "locked_for", "b"),
+    ),
+)
+
+LOCKOUT_SCENARIOS: tuple[LockoutScenario, ...] = (LOCKOUT_BACKOFF, LOCKOUT_WINDOW, LOCKOUT_SUCCESS)

@@ -17,7 +17,13 @@ from bastion.ratelimit.storage.memory import (
     MemorySlidingWindow,
     memory_limiter,
 )
-from tests.ratelimit.scenarios import SCENARIOS, Scenario, expected
+from tests.ratelimit.scenarios import (
+    LOCKOUT_SCENARIOS,
+    SCENARIOS,
+    LockoutScenario,
+    Scenario,
+    expected,
+)
 
 MemoryLimiter = MemoryGCRA | MemorySlidingWindow | MemorySlidingLog
 
@@ -154,6 +160,19 @@ def test_purge_drops_expired_keys_only() -> None:
 # --- lockout --------------------------------------------------------------------------------------
 
 POLICY = LockoutPolicy(max_failures=3, window=60.0, base=10.0, ceiling=40.0)
+
+
+@pytest.mark.parametrize("scenario", LOCKOUT_SCENARIOS, ids=lambda s: s.name)
+def test_lockout_scenario_vectors(scenario: LockoutScenario) -> None:
+    clock = FakeClock()
+    lockout: Lockout = MemoryLockout(scenario.policy, clock)
+    for number, step in enumerate(scenario.steps):
+        clock.now = step.at
+        if step.op == "success":
+            lockout.success(step.key)
+            continue
+        result = lockout.failure(step.key) if step.op == "failure" else lockout.locked_for(step.key)
+        assert result == step.result, f"step {number}: {step}"
 
 
 def fail(lockout: Lockout, key: str, times: int) -> list[float]:
