@@ -262,3 +262,28 @@ async def test_three_gateways_never_admit_more_than_the_limit(three_gateways: li
     print(f"\ncross-process accuracy: admitted {admitted} / limit {LIMIT} = {admitted / LIMIT:.3f}")
     assert admitted + refused == total
     assert admitted == LIMIT
+
+
+def test_middleware_limits_on_redis(redis_url: str, redis_prefix: str) -> None:
+    """The middleware starts the guards' Redis connection in the app's loop on first use."""
+    from bastion.asgi import BastionMiddleware
+    from tests.asgi.apps import starlette_app
+    from tests.asgi.conftest import _ServerThread
+
+    calls: list[str] = []
+    cfg = build_config(
+        {
+            "redis": {"url": redis_url, "key_prefix": redis_prefix},
+            "rate_limit": {"storage": "redis", "policies": PER_IP},
+            "events": {"sink": "none"},
+        }
+    )
+    server = _ServerThread(BastionMiddleware(starlette_app(calls), cfg))
+    base = server.start()
+    try:
+        with httpx.Client(base_url=base) as client:
+            statuses = [client.get("/echo").status_code for _ in range(4)]
+    finally:
+        server.stop()
+    assert statuses == [200, 200, 200, 429]
+    assert len(calls) == 3

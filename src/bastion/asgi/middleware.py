@@ -8,6 +8,7 @@ wrapped ``send`` that applies the response rules. Nothing here is specific to on
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from os import PathLike
@@ -129,6 +130,8 @@ class BastionMiddleware:
         self._finisher = ResponseFinisher(self.config, chain, self.stats)
         # The chain is immutable: what it needs is settled once, not looked up per request.
         self._guarded = not chain.empty
+        self._started = False
+        self._starting: asyncio.Task[None] | None = None
         self._requires_body = chain.requires_body
         self._mask = self.config.responses.mask_upstream_errors
 
@@ -141,7 +144,17 @@ class BastionMiddleware:
         else:
             await self.app(scope, receive, send)
 
+    async def _start_chain(self) -> None:
+        """Start the guards' connections (Redis) in the app's own event loop, on the first
+        request: the middleware is usually built before any loop runs."""
+        if self._starting is None:
+            self._starting = asyncio.get_running_loop().create_task(self.chain.start())
+        await asyncio.shield(self._starting)
+        self._started = True
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._started:
+            await self._start_chain()
         started_at = time.perf_counter()
         request = self._reader.request(scope)
         exchange = HTTPExchange(self._finisher, request, send, started_at, mask=self._mask)
@@ -249,6 +262,8 @@ class BastionMiddleware:
         await exchange.respond(problem_response(deny, exchange.request.request_id))
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._started:
+            await self._start_chain()
         started_at = time.perf_counter()
         request = self._reader.request(scope)
         exchange = WebSocketExchange(self._finisher, request, send, started_at)
