@@ -25,8 +25,9 @@ from bastion.auth.jwt.claims import ClaimsPolicy
 from bastion.auth.jwt.jwk import key_from_jwk
 from bastion.auth.jwt.jwks import IssuerKeys
 from bastion.auth.jwt.keyset import StaticKeys
+from bastion.auth.jwt.keystore import FileSigningKeyStore
 from bastion.auth.jwt.settings import SigningSettings
-from bastion.auth.jwt.signing import FileSigningKeyStore, SigningKeys
+from bastion.auth.jwt.signing import SigningKeys
 from bastion.auth.jwt.verifier import Issuer, own_issuer
 from tests.auth.oidc.conftest import RESOURCES, Provider
 

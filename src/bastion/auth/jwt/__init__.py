@@ -7,6 +7,7 @@ The pieces, each usable alone:
 - :mod:`.jwks`: an identity provider's keys via OIDC discovery, cached and refreshed;
 - :mod:`.cache`: verified tokens, bounded and honouring ``exp`` and revocation;
 - :mod:`.signing`: bastion's signing keys, rotation, JWKS publication, RFC 9068 tokens;
+- :mod:`.keystore`: where the signing keys persist (memory, files; the store contract);
 - :mod:`.verifier`: :class:`TokenVerifier`, the one call a guard makes;
 - :mod:`.settings`: the configuration models.
 """
@@ -29,6 +30,12 @@ from bastion.auth.jwt.errors import (
 from bastion.auth.jwt.jose import Limits, VerificationKey
 from bastion.auth.jwt.jwks import IssuerKeys, KeyFetchError
 from bastion.auth.jwt.keyset import KeySet, KeySource, StaticKeys
+from bastion.auth.jwt.keystore import (
+    FileSigningKeyStore,
+    MemorySigningKeyStore,
+    SigningKeyStore,
+    StoredSigningKey,
+)
 from bastion.auth.jwt.settings import (
     IssuerSettings,
     SigningSettings,
@@ -36,14 +43,7 @@ from bastion.auth.jwt.settings import (
     TokenLimitSettings,
     TokenSettings,
 )
-from bastion.auth.jwt.signing import (
-    FileSigningKeyStore,
-    IssuedToken,
-    MemorySigningKeyStore,
-    SigningKeys,
-    SigningKeyStore,
-    StoredSigningKey,
-)
+from bastion.auth.jwt.signing import IssuedToken, SigningKeys
 from bastion.auth.jwt.verifier import (
     Issuer,
     TokenVerifier,

@@ -11,28 +11,20 @@ verifiers that cache bastion's JWKS (for up to ``publish_ahead``) already know i
 rotation (``bastion jwks rotate``) makes a key that signs at once; ``revoke_previous`` also drops
 the older keys (a compromised key), which invalidates every token they signed.
 
-Keys live in a :class:`SigningKeyStore`: :class:`FileSigningKeyStore` (one 0600 file per key
-under the state directory, a lock file for rotations) or :class:`MemorySigningKeyStore`; a shared
-store (PostgreSQL) implements the same three methods. ``append`` is a compare-and-set, so that
-several gateway instances rotating at the same moment create one key, not several.
+Keys live in a :class:`~bastion.auth.jwt.keystore.SigningKeyStore` (see :mod:`.keystore`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import json
-import os
-import re
 import secrets
-import stat
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -41,169 +33,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bastion.auth.jwt.jose import PrivateKey, VerificationKey, sign_compact
 from bastion.auth.jwt.jwk import jwk_from_public_key, thumbprint
 from bastion.auth.jwt.keyset import KeySet
+from bastion.auth.jwt.keystore import (
+    FileSigningKeyStore,
+    SigningAlgorithm,
+    SigningKeyStore,
+    StoredSigningKey,
+    generate_key,
+    newest_kid,
+)
 from bastion.auth.jwt.settings import SigningSettings
 from bastion.errors import StateError
 
-SigningAlgorithm = Literal["EdDSA", "ES256"]
 REGISTERED_CLAIMS = frozenset(
     {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr"}
 )
-_KID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSigningKey:
-    """One signing key as a store holds it. ``private_pem`` is PKCS#8 PEM (never logged)."""
-
-    kid: str
-    alg: SigningAlgorithm
-    created_at: float
-    activates_at: float
-    private_pem: bytes = field(repr=False)
-
-    def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "kid": self.kid,
-                "alg": self.alg,
-                "created_at": self.created_at,
-                "activates_at": self.activates_at,
-                "private_key": self.private_pem.decode("ascii"),
-            }
-        ).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> StoredSigningKey:
-        doc = json.loads(raw)
-        if doc.get("alg") not in ("EdDSA", "ES256") or not _KID.match(str(doc.get("kid"))):
-            raise ValueError("not a bastion signing key")
-        return cls(
-            kid=doc["kid"],
-            alg=doc["alg"],
-            created_at=float(doc["created_at"]),
-            activates_at=float(doc["activates_at"]),
-            private_pem=doc["private_key"].encode("ascii"),
-        )
-
-
-def generate_key(alg: SigningAlgorithm, *, now: float, activates_at: float) -> StoredSigningKey:
-    """A fresh key: Ed25519 for EdDSA, P-256 for ES256; the kid is random (not derived)."""
-    private: PrivateKey = (
-        Ed25519PrivateKey.generate() if alg == "EdDSA" else ec.generate_private_key(ec.SECP256R1())
-    )
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return StoredSigningKey(secrets.token_urlsafe(12), alg, now, activates_at, pem)
-
-
-class SigningKeyStore(Protocol):
-    """Where signing keys persist. ``append`` adds ``key`` only if the most recently created key
-    is still ``after`` (``None``: the store is empty) and says whether it did: one rotation wins
-    when instances race. ``delete`` removes keys by kid (retired ones, or compromised ones)."""
-
-    async def load(self) -> list[StoredSigningKey]: ...
-
-    async def append(self, key: StoredSigningKey, *, after: str | None) -> bool: ...
-
-    async def delete(self, kids: Collection[str]) -> None: ...
-
-
-def _newest(keys: Iterable[StoredSigningKey]) -> str | None:
-    ordered = sorted(keys, key=lambda k: (k.created_at, k.kid))
-    return ordered[-1].kid if ordered else None
-
-
-class MemorySigningKeyStore:
-    """Keys in this process only (tests, and gateways that accept new keys at each start)."""
-
-    def __init__(self) -> None:
-        self._keys: dict[str, StoredSigningKey] = {}
-
-    async def load(self) -> list[StoredSigningKey]:
-        return list(self._keys.values())
-
-    async def append(self, key: StoredSigningKey, *, after: str | None) -> bool:
-        if _newest(self._keys.values()) != after:
-            return False
-        self._keys[key.kid] = key
-        return True
-
-    async def delete(self, kids: Collection[str]) -> None:
-        for kid in kids:
-            self._keys.pop(kid, None)
-
-
-class FileSigningKeyStore:
-    """One ``<kid>.json`` file per key (mode 0600) in a 0700 directory, under ``state_dir``.
-
-    Appends and deletes hold an exclusive ``flock`` on ``.lock`` so that gateway processes on one
-    machine rotate once. Files readable by group or others are refused at load (as ssh does).
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def _ensure_dir(self) -> None:
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateError(f"signing key directory cannot be created ({exc.strerror})") from None
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self._ensure_dir()
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
-
-    def _read_all(self) -> list[StoredSigningKey]:
-        if not self.directory.exists():
-            return []
-        keys = []
-        for path in sorted(self.directory.glob("*.json")):
-            info = path.stat()
-            if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise StateError(
-                    f"signing key file {path.name} is accessible to others (chmod 600)"
-                )
-            try:
-                key = StoredSigningKey.from_json(path.read_bytes())
-            except (ValueError, KeyError, TypeError, UnicodeError):
-                raise StateError(f"signing key file {path.name} is not a bastion key") from None
-            if path.stem != key.kid:
-                raise StateError(f"signing key file {path.name} does not match its kid")
-            keys.append(key)
-        return keys
-
-    async def load(self) -> list[StoredSigningKey]:
-        return self._read_all()
-
-    async def append(self, key: StoredSigningKey, *, after: str | None) -> bool:
-        with self._locked():
-            if _newest(self._read_all()) != after:
-                return False
-            temporary = self.directory / f".{key.kid}.tmp"
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, key.to_json())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, self.directory / f"{key.kid}.json")
-            return True
-
-    async def delete(self, kids: Collection[str]) -> None:
-        with self._locked():
-            for kid in kids:
-                if _KID.match(kid):
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.directory / f"{kid}.json").unlink()
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +261,7 @@ class SigningKeys:
         for _ in range(3):  # another instance may win a race; reload and look again
             stored = await self.store.load()
             self._apply(stored)
-            newest = _newest(stored)
+            newest = newest_kid(stored)
             current = self.current(now)
             key: StoredSigningKey | None
             if current is None and not any(k.activates_at > now for k in stored):
@@ -463,7 +306,7 @@ class SigningKeys:
         for _ in range(5):
             stored = await self.store.load()
             key = generate_key(self.algorithm, now=now, activates_at=now)
-            if await self.store.append(key, after=_newest(stored)):
+            if await self.store.append(key, after=newest_kid(stored)):
                 break
         else:
             raise StateError("signing key rotation lost the race five times in a row")
