@@ -112,3 +112,22 @@ def test_a_route_with_scopes_and_no_requirement_requires_credentials() -> None:
     assert RoutePolicy.of(config.routes[0].auth, "auto").require == "required"
     assert RoutePolicy.of(RouteAuthConfig(), "auto").require == "auto"
     assert RoutePolicy.of(RouteAuthConfig(require="public"), "required").require == "public"
+
+
+def test_auth_disabled_assembles_no_guard_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    from bastion.auth.assembly import auth_guards
+    from bastion.observability.events import NullSink
+
+    config = build_config({"auth": {"enabled": False}}, "bastion.yaml")
+    assert auth_guards(config, NullSink()) == []
+    assert "auth: disabled" in caplog.text
+
+
+def test_the_default_assembles_placement_keys_and_requirements(tmp_path: object) -> None:
+    from bastion.auth.assembly import auth_guards
+    from bastion.observability.events import NullSink
+
+    config = build_config({"state_dir": str(tmp_path)}, "bastion.yaml")
+    guards = auth_guards(config, NullSink(), start=False)
+    assert [g.name for g in guards] == ["credential_placement", "api_key", "auth_requirements"]
+    assert not any(p.name == "keys.db" for p in config.state_dir.iterdir())  # never created

@@ -1,12 +1,13 @@
 """The ``api_key`` guard: who is calling, proven by an API key in a header.
 
 A key is read from ``auth.api_keys.header`` (``X-API-Key``) or from ``Authorization: ApiKey
-<key>``. The checks go from cheapest to dearest: shape and checksum (a typo or a random string
-never reaches the index), the id's entry in the in-memory index (kept fresh by
-:class:`~bastion.auth.keys.sync.KeySync`), the keyed hash compared in constant time (an unknown
-id is compared against a dummy digest, so timing does not tell which ids exist), then revocation
-and expiry. Success sets :data:`~bastion.pipeline.identity.IDENTITY`; the last-use time is
-noted in memory and written in batches.
+<key>``. The checks go from cheapest to dearest: length and prefix, the id's entry in the
+in-memory index (kept fresh by :class:`~bastion.auth.keys.sync.KeySync`), the keyed hash of the
+whole key compared in constant time (an unknown id is compared against a dummy digest), then
+revocation and expiry. Every failure also computes the checksum, to tell a malformed key (never
+identified in events) from an unknown or wrong one; so each failure costs the same, and timing
+tells no one which key ids exist. Success sets :data:`~bastion.pipeline.identity.IDENTITY`;
+the last-use time is noted in memory and written in batches.
 
 No key at all is not this guard's business: the requirements guard decides whether the route
 needs one. A key that is presented and fails is always refused (401), on any route, so that a
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from bastion.auth.keys.format import key_id_of
+from bastion.auth.keys.format import ID_LENGTH, KEY_LENGTH, PREFIX, key_id_of
 from bastion.auth.keys.hashing import PEPPER_FILE, KeyHasher, load_pepper
 from bastion.auth.keys.index import KeyEntry, KeyIndex
 from bastion.auth.keys.sync import KeySync, Opener
@@ -42,6 +43,7 @@ WARNING_EVERY = 3600.0
 """A key near its expiry is reported at most once an hour per gateway process."""
 
 _DUMMY = bytes(32)
+_ID = slice(len(PREFIX), len(PREFIX) + ID_LENGTH)
 INVALID_DETAIL = "The API key is not valid."
 EXPIRED_DETAIL = "The API key has expired; ask for a new one."
 
@@ -99,7 +101,10 @@ class ApiKeyGuard:
         self.index: KeyIndex = sync.index
         self.events = events
         self.header = header
-        self.scheme = (authorization_scheme.lower() + " ") if authorization_scheme else None
+        self._header_bytes = header.encode("ascii")
+        self._scheme_bytes = (
+            (authorization_scheme.lower() + " ").encode("ascii") if authorization_scheme else None
+        )
         self.challenge = f'{authorization_scheme or "ApiKey"} realm="{realm}"'
         self.warning = expiry_warning
         self.clock = clock
@@ -148,18 +153,19 @@ class ApiKeyGuard:
         self.sync.close()
 
     def presented(self, request: Request) -> str | None:
-        """The key the request presents, or ``None``."""
-        headers = request.headers
-        value = headers.get(self.header)
-        if value is not None:
-            return value.strip()
-        scheme = self.scheme
-        if scheme is None:
-            return None
-        authorization = headers.get("authorization")
-        if authorization is None or authorization[: len(scheme)].lower() != scheme:
-            return None
-        return authorization[len(scheme) :].strip()
+        """The key the request presents, or ``None``: one pass over the raw header fields (no
+        decoding of the others; the placement guard has already refused two credentials)."""
+        header, scheme = self._header_bytes, self._scheme_bytes
+        for name, value in request.headers.raw:
+            if name == header:
+                return value.decode("latin-1").strip()
+            if (
+                name == b"authorization"
+                and scheme is not None
+                and value[: len(scheme)].lower() == scheme
+            ):
+                return value[len(scheme) :].decode("latin-1").strip()
+        return None
 
     def check(self, request: Request) -> Decision:
         presented = self.presented(request)
@@ -168,18 +174,19 @@ class ApiKeyGuard:
         index = self.index
         if not index.loaded:
             raise StateError("API keys are not loaded yet (the key store could not be read)")
-        key_id = key_id_of(presented)
-        if key_id is None:
+        if len(presented) != KEY_LENGTH or not presented.startswith(PREFIX):
             return self._invalid("malformed", None, None)
-        entry = index.entries.get(key_id)
+        # The id's entry, then the keyed hash of the whole key: a tampered checksum, id or
+        # secret all change the digest, so the success path needs no separate checksum test.
+        entry = index.entries.get(presented[_ID])
         hasher = index.hasher
         digest = hasher.digest(presented) if hasher is not None else _DUMMY
-        if entry is None:
-            hmac.compare_digest(digest, _DUMMY)
-            return self._invalid("unknown_key", key_id, None)
-        if not hmac.compare_digest(digest, entry.digest):
-            return self._invalid("wrong_secret", key_id, entry.record.consumer)
+        if entry is None or not hmac.compare_digest(digest, entry.digest):
+            if entry is None:
+                hmac.compare_digest(digest, _DUMMY)  # the same work whether or not the id exists
+            return self._refused(presented, entry)
         record = entry.record
+        key_id = record.id
         if record.revoked_at is not None:
             return self._invalid("revoked", key_id, record.consumer)
         now = self.clock()
@@ -205,6 +212,16 @@ class ApiKeyGuard:
         self.sync.record_use(key_id, now)
         route = state.get(ROUTE)
         return entry.allow(route.name if route is not None else None)
+
+    def _refused(self, presented: str, entry: KeyEntry | None) -> Deny:
+        """Why a key whose digest did not match is refused (the failure path only, so the
+        checksum is computed here and every failure costs the same)."""
+        key_id = key_id_of(presented)
+        if key_id is None:
+            return self._invalid("malformed", None, None)
+        if entry is None:
+            return self._invalid("unknown_key", key_id, None)
+        return self._invalid("wrong_secret", key_id, entry.record.consumer)
 
     def _invalid(self, reason: str, key_id: str | None, consumer: str | None) -> Deny:
         fields: dict[str, object] = {"reason": reason, "auth_method": "api_key"}

@@ -39,6 +39,12 @@ def auth_guards(
     store, and no background sync (the caller drives ``ApiKeyGuard.sync.refresh``).
     """
     auth = config.auth
+    if not auth.enabled:
+        logger.warning(
+            "auth: disabled (auth.enabled: false): no credential is checked, credentials in"
+            " query strings pass, identity headers from clients reach the upstream"
+        )
+        return []
     guards: list[Guard] = [CredentialPlacement(auth)]
     challenges: list[str] = []
     can_authenticate: Callable[[], bool] = lambda: False  # noqa: E731

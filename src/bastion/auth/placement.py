@@ -43,18 +43,33 @@ def normalise(name: str) -> str:
     return name.replace("-", "").replace("_", "").replace(".", "")
 
 
-def query_credential(query: str, names: frozenset[str]) -> str | None:
+def name_pattern(names: frozenset[str]) -> re.Pattern[str]:
+    """One regular expression that finds any of the normalised ``names`` as a parameter name in
+    a raw query (case, ``-``, ``_``, ``.`` and a trailing ``[]`` ignored, as :func:`normalise`)."""
+    sep = r"[-_.]*"
+    alternatives = sorted(
+        (sep.join(re.escape(char) for char in name) for name in names), key=len, reverse=True
+    )
+    return re.compile(
+        rf"(?:^|[&;])\s*{sep}((?:{'|'.join(alternatives)}){sep})(?:\[\])*\s*(?:[=&;]|$)",
+        re.IGNORECASE,
+    )
+
+
+def query_credential(query: str, names: frozenset[str], pattern: re.Pattern[str]) -> str | None:
     """What in ``query`` is a credential: the normalised parameter name, ``value:api_key`` or
-    ``value:jwt``; ``None`` when nothing is."""
-    for part in _SEPARATORS.split(query):
-        name = part.partition("=")[0]
-        if "%" in name or "+" in name:
-            name = unquote_plus(name)
-        normal = normalise(name)
-        if normal in names:
-            return normal
-    if "bst_" in query or "eyJ" in query or "%" in query:
-        text = unquote_plus(query) if "%" in query or "+" in query else query
+    ``value:jwt``; ``None`` when nothing is. ``pattern`` is :func:`name_pattern` of ``names``."""
+    found = pattern.search(query)
+    if found is not None:
+        return normalise(found.group(1))
+    encoded = "%" in query or "+" in query
+    if encoded:  # names may be percent-encoded (api%5Fkey): decode each one and compare
+        for part in _SEPARATORS.split(query):
+            normal = normalise(unquote_plus(part.partition("=")[0]))
+            if normal in names:
+                return normal
+    if "bst_" in query or "eyJ" in query or encoded:
+        text = unquote_plus(query) if encoded else query
         if "bst_" in text and looks_like_key(text):
             return "value:api_key"
         if "eyJ" in text and _JWT.search(text):
@@ -76,10 +91,12 @@ class CredentialPlacement:
     def __init__(self, config: AuthConfig) -> None:
         self.fail_open = False
         self.key_header = config.api_keys.header if config.api_keys.enabled else None
+        self._key_bytes = self.key_header.encode("ascii") if self.key_header else b"authorization"
         names: Iterable[str] = config.query_credential_names
         if self.key_header is not None:
             names = [*names, self.key_header]
         self.names = frozenset(normalise(n) for n in names)
+        self.pattern = name_pattern(self.names)
         self._in_query: dict[str, Deny] = {}
 
     def in_query(self, what: str) -> Deny:
@@ -93,14 +110,16 @@ class CredentialPlacement:
     def check(self, request: Request) -> Decision:
         query = request.query
         if query:
-            found = query_credential(query, self.names)
+            found = query_credential(query, self.names, self.pattern)
             if found is not None:
                 return self.in_query(found)
-        headers = request.headers
-        count = headers.count("authorization")
-        if self.key_header is not None:
-            count += headers.count(self.key_header)
+        key_header = self._key_bytes
+        count = 0
+        for name, _ in request.headers.raw:  # raw bytes: no other field is decoded
+            if name == b"authorization" or name == key_header:
+                count += 1
         if count > 1:
+            headers = request.headers
             present = ["authorization"] * headers.count("authorization")
             if self.key_header is not None:
                 present += [self.key_header] * headers.count(self.key_header)

@@ -85,15 +85,19 @@ class IdentityHeaders:
             credentials.add(config.api_keys.header.encode("ascii"))
         consumed = set() if config.forward_credentials else credentials
         self.authenticated_remove = frozenset(stripped | consumed)
-        self._cache: dict[tuple[object, ...], UpstreamHeaders] = {}
+        self._cache: dict[int, tuple[Identity, UpstreamHeaders]] = {}
 
     def for_identity(self, identity: Identity) -> UpstreamHeaders:
-        key = (identity.consumer, identity.key_id, identity.scopes, identity.tier, identity.method)
-        edits = self._cache.get(key)
-        if edits is None:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            edits = self._cache[key] = self._build(identity)
+        """The edits for ``identity``, cached by the identity object: an API key's identity is
+        built once per key, a cached token's once per token. The cache holds the identity
+        itself, so its ``id`` cannot be reused by another object while cached."""
+        cached = self._cache.get(id(identity))
+        if cached is not None and cached[0] is identity:
+            return cached[1]
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        edits = self._build(identity)
+        self._cache[id(identity)] = (identity, edits)
         return edits
 
     def _build(self, identity: Identity) -> UpstreamHeaders:

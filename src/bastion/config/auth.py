@@ -207,6 +207,11 @@ class RouteAuthConfig(_Model):
 class AuthConfig(_Model):
     """Authentication for every route; each route may override with ``routes[].auth``."""
 
+    enabled: bool = Field(
+        True,
+        description="false: no authentication guard at all (not even the query-string check);"
+        " for gateways whose auth happens elsewhere, logged at start",
+    )
     default: DefaultRequirement = Field(
         "auto",
         description="what a route without auth.require needs: auto (required once any"

@@ -1,0 +1,282 @@
+"""What API-key authentication costs the gateway, measured two ways, side by side in one run.
+
+``micro`` (default, ~30 s): the engine's whole per-request Python path, without sockets (the
+harness of ``micro_engine.py``: fake transports, a pooled upstream fed an nginx-like response),
+for three chains built from the same config, run interleaved:
+
+- ``none``: the router alone (``auth.enabled: false``), the engine's fast path;
+- ``anonymous``: the default auth guards on a public route, no credential presented (what every
+  gateway now pays: query and duplicate checks, identity headers stripped);
+- ``api-key``: a valid key on a route that requires one (checksum, index, HMAC, identity
+  headers, the ``auth.success`` event built for a ``none`` sink).
+
+``wrk`` (~1-2 min): the same comparison through sockets, ``bastion serve`` processes pinned to
+core 1 and wrk with nginx as upstream on core 0 (the layout of ``run_proxy.py``), interleaved
+rounds, throughput ratios computed within a round. Needs nginx and wrk (``bench/proxy.sh``
+installs them).
+
+    .venv/bin/python bench/auth_keys.py                 # micro
+    .venv/bin/python bench/auth_keys.py wrk --quick     # sockets, smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import uvloop
+
+from bastion.auth.assembly import auth_guards
+from bastion.auth.keys.hashing import KeyHasher
+from bastion.auth.keys.manager import KeyManager
+from bastion.config.loader import build_config
+from bastion.config.models import BastionConfig
+from bastion.engine.context import EngineContext
+from bastion.engine.pool import UpstreamPool
+from bastion.engine.protocol import ClientProtocol
+from bastion.engine.upstream import UpstreamConnection
+from bastion.observability.events import NullSink
+from bastion.observability.traffic import TrafficStats
+from bastion.pipeline.chain import GuardChain
+from bastion.pipeline.routing import Route, Router
+from bastion.store import MemoryKeyStore
+from micro_engine import RESPONSE, FakeTransport
+
+SCENARIOS = ("none", "anonymous", "api-key")
+TARGET = 0.85  # issue 3: the gateway with API-key auth >= 0.85x the same gateway without guards
+
+
+def config_for(scenario: str, upstream: str = "http://127.0.0.1:9000") -> BastionConfig:
+    settings: dict[str, dict[str, Any]] = {
+        "none": {"enabled": False},
+        "anonymous": {"default": "public"},
+        "api-key": {"default": "required"},
+    }
+    auth = settings[scenario]
+    return build_config(
+        {
+            "routes": [{"name": "api", "upstream": upstream}],
+            "events": {"sink": "none"},
+            "admin": {"enabled": False},
+            "auth": auth,
+        },
+        "bench",
+    )
+
+
+def request_bytes(secret: str | None) -> bytes:
+    key = f"X-API-Key: {secret}\r\n" if secret else ""
+    return (
+        "GET /orders/42?page=2 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench/1.0\r\n"
+        f"Accept: application/json\r\n{key}\r\n"
+    ).encode()
+
+
+def setup(
+    scenario: str, loop: asyncio.AbstractEventLoop
+) -> tuple[ClientProtocol, FakeTransport, UpstreamConnection, FakeTransport, bytes]:
+    config = config_for(scenario)
+    routes = [Route.from_config(r) for r in config.routes]
+    store, hasher = MemoryKeyStore(), KeyHasher(b"bench-pepper-" + b"x" * 32)
+    secret = None
+    guards = []
+    if scenario != "none":
+        guards = auth_guards(config, NullSink(), key_store=lambda: (store, hasher), start=False)
+        if scenario == "api-key":
+            issued = KeyManager(config, store=store, hasher=hasher).create(
+                "acme", scopes=("orders:read",), tier="gold"
+            )
+            secret = issued.secret
+            for guard in guards:
+                sync = getattr(guard, "sync", None)
+                if sync is not None:
+                    sync.refresh()
+    chain = GuardChain([Router(routes), *guards], NullSink())
+    ctx = EngineContext(config=config, chain=chain, stats=TrafficStats(), loop=loop, scheme="http")
+    pool = ctx.pool = UpstreamPool(ctx)
+    upstream = routes[0].upstream
+    assert upstream is not None
+    key = (upstream.scheme, upstream.host, upstream.port)
+    up = UpstreamConnection(pool, key)
+    up_transport = FakeTransport(("127.0.0.1", 9000))
+    up.connection_made(up_transport)
+    pool.counts[key] = 1
+    pool.release(up)
+    client = ClientProtocol(ctx)
+    client_transport = FakeTransport(("127.0.0.1", 40000))
+    client.connection_made(client_transport)
+    return client, client_transport, up, up_transport, request_bytes(secret)
+
+
+def micro_run(scenario: str, n: int, loop: asyncio.AbstractEventLoop) -> float:
+    client, client_transport, up, up_transport, request = setup(scenario, loop)
+    feed_client, feed_up = client.data_received, up.data_received
+    sent_up, sent_client = up_transport.sent, client_transport.sent
+    feed_client(request)
+    feed_up(RESPONSE)
+    head = b"".join(sent_up)
+    assert head.startswith(b"GET /orders/42?page=2"), head
+    if scenario == "api-key":
+        assert b"x-bastion-consumer: acme" in head, head
+        assert b" 200 " in b"".join(sent_client), sent_client
+    sent_up.clear()
+    sent_client.clear()
+    start = time.perf_counter()
+    for _ in range(n):
+        feed_client(request)
+        feed_up(RESPONSE)
+        sent_up.clear()
+        sent_client.clear()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def micro(args: argparse.Namespace) -> int:
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    results: dict[str, list[float]] = {s: [] for s in SCENARIOS}
+    for _ in range(args.runs):
+        for scenario in SCENARIOS:  # interleaved: a drift of the machine hits all alike
+            results[scenario].append(micro_run(scenario, args.n, loop))
+    base = min(results["none"])
+    print(f"engine Python path per request, best of {args.runs} runs of {args.n} (interleaved):")
+    for scenario in SCENARIOS:
+        best = min(results[scenario])
+        print(
+            f"  {scenario:10} {best:6.2f} us  (median {statistics.median(results[scenario]):.2f})"
+            f"  +{best - base:5.2f} us over none, throughput bound {base / best:.2f}x"
+        )
+    return 0
+
+
+# -- through sockets, with wrk
+
+
+def wrk(args: argparse.Namespace) -> int:
+    import run_proxy as rp
+
+    work = Path(tempfile.mkdtemp(prefix="bastion-auth-bench-"))
+    fleet = rp.Fleet(work)
+    try:
+        up_port = rp.free_port()
+        up = work / "upstream"
+        up.mkdir()
+        (up / "nginx.conf").write_text(rp.upstream_conf(up, up_port))
+        upstream = fleet.start(
+            "upstream", ["nginx", "-p", str(up), "-c", str(up / "nginx.conf")], rp.LOAD_CORE
+        )
+        rp.wait_ready(upstream, up_port, 20)
+        slots: dict[str, tuple[Any, int, str | None]] = {}
+        for scenario in SCENARIOS:
+            state = work / f"{scenario}-state"
+            config = config_for(scenario, f"http://{rp.HOST}:{up_port}")
+            data = json.loads(config.model_dump_json(by_alias=True))
+            data.update({"state_dir": str(state), "rate_limit": {"login": {"enabled": False}}})
+            path = work / f"{scenario}.json"
+            path.write_text(json.dumps(data))
+            secret = None
+            if scenario == "api-key":
+                made = subprocess.run(
+                    [args.bastion, "keys", "create", "--consumer", "acme", "--config", str(path),
+                     "--json"],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                secret = json.loads(made.stdout)["secret"]
+            port = rp.free_port()
+            argv = [args.bastion, "serve", "--config", str(path), "--listen", f"{rp.HOST}:{port}"]
+            slots[scenario] = (fleet.start(scenario, argv, rp.PROXY_CORE), port, secret)
+        for proc, port, secret in slots.values():
+            wait_ready(proc, port, secret, rp)
+        ours = {proc.popen.pid for proc in fleet.procs}
+        print(f"wrk -t1 -c{args.connections} -d{args.duration:g}s per run; bastion on core 1")
+        ratios: dict[str, list[float]] = {"anonymous": [], "api-key": []}
+        for index in range(1, args.rounds + 1):
+            order = list(SCENARIOS) if index % 2 else list(reversed(SCENARIOS))
+            rps = {s: run_wrk(*slots[s], args, ours, rp) for s in order}
+            for scenario in ratios:
+                ratios[scenario].append(rps[scenario] / rps["none"])
+            print(
+                f"round {index}: "
+                + ", ".join(f"{s} {rps[s]:.0f} req/s" for s in SCENARIOS)
+                + f"; api-key/none {ratios['api-key'][-1]:.2f}x,"
+                f" anonymous/none {ratios['anonymous'][-1]:.2f}x",
+                flush=True,
+            )
+        median = statistics.median(ratios["api-key"])
+        print(
+            f"\nmedian over {args.rounds} rounds: api-key/none {median:.2f}x"
+            f" (target >= {TARGET}x: {'met' if median >= TARGET else 'NOT met'}),"
+            f" anonymous/none {statistics.median(ratios['anonymous']):.2f}x"
+        )
+        return 0
+    finally:
+        fleet.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def wait_ready(proc: Any, port: int, secret: str | None, rp: Any) -> None:
+    """Until the gateway answers 200 with the scenario's request (the key, when it has one)."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"X-API-Key": secret} if secret else {}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited: {proc.log_tail()}")
+        request = urllib.request.Request(f"http://{rp.HOST}:{port}/orders/42", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.HTTPError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{proc.name} did not answer 200 on port {port}")
+
+
+def run_wrk(
+    proc: Any, port: int, secret: str | None, args: argparse.Namespace, ours: set[int], rp: Any
+) -> float:
+    argv = ["taskset", "-c", rp.LOAD_CORE, "wrk", "-t1", f"-c{args.connections}",
+            f"-d{args.duration:g}s", "--timeout", "5s", "--latency"]  # fmt: skip
+    if secret is not None:
+        argv += ["-H", f"X-API-Key: {secret}"]
+    argv.append(f"http://{rp.HOST}:{port}/orders/42")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration + 30)
+    if done.returncode != 0 or not proc.alive():
+        raise RuntimeError(f"wrk or {proc.name} failed: {done.stderr or done.stdout}")
+    result = rp.parse_wrk(done.stdout)
+    if result.non_2xx:
+        raise RuntimeError(f"{proc.name}: {result.non_2xx} non-2xx answers")
+    return float(result.rps)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", nargs="?", choices=["micro", "wrk"], default="micro")
+    parser.add_argument("-n", type=int, default=20_000, help="micro: requests per run")
+    parser.add_argument("--runs", type=int, default=9, help="micro: runs per scenario")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="wrk: 2 rounds of 2 s")
+    parser.add_argument("--bastion", default=str(Path(sys.executable).parent / "bastion"))
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration = 2, 2.0
+    return micro(args) if args.mode == "micro" else wrk(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
