@@ -32,6 +32,8 @@ COMPILED = [
     "src/bastion/observability/traffic.py",
     "src/bastion/pipeline/forwarding.py",
     "src/bastion/pipeline/routing.py",
+    "src/bastion/ratelimit/algorithms.py",
+    "src/bastion/ratelimit/storage/memory.py",
 ]
 
 
