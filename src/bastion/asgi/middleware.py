@@ -21,7 +21,6 @@ from bastion.asgi.view import ScopeReader, first_header, path_refusal
 from bastion.assembly import build_events, build_middleware_chain
 from bastion.config.loader import load_config
 from bastion.config.models import BastionConfig
-from bastion.engine.headers import UPSTREAM_HEADERS
 from bastion.observability.events import EventSink, SecurityEvent
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
@@ -29,6 +28,7 @@ from bastion.pipeline.decisions import Deny
 from bastion.pipeline.forwarding import ForwardingPolicy
 from bastion.pipeline.problem import problem_response
 from bastion.pipeline.request import Request
+from bastion.pipeline.upstream_headers import UPSTREAM_HEADERS
 
 logger = logging.getLogger("bastion.asgi")
 

@@ -28,12 +28,12 @@ from urllib.parse import quote
 
 from bastion.config.auth import AuthConfig, RouteAuthConfig
 from bastion.config.models import BastionConfig
-from bastion.engine.headers import UPSTREAM_HEADERS, UpstreamHeaders
 from bastion.pipeline.decisions import ALLOW, Decision, Deny
 from bastion.pipeline.guard import Phase
 from bastion.pipeline.identity import IDENTITY, Identity
 from bastion.pipeline.request import Request
 from bastion.pipeline.routing import ROUTE
+from bastion.pipeline.upstream_headers import UPSTREAM_HEADERS, UpstreamHeaders
 
 MISSING_DETAIL = "This route requires credentials: send an API key or a bearer token in a header."
 SCOPE_DETAIL = "The credential does not grant the scopes this operation requires."

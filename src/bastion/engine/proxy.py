@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bastion.engine.exchange import Exchange
-from bastion.engine.headers import UPSTREAM_HEADERS, forwarding_block, request_head
+from bastion.engine.headers import forwarding_block, request_head
 from bastion.pipeline.forwarding import Origin
+from bastion.pipeline.upstream_headers import UPSTREAM_HEADERS
 
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _CHUNKED = b"transfer-encoding: chunked\r\n"
