@@ -10,6 +10,7 @@ import pytest
 from bastion.ratelimit.core import ALGORITHMS, Algorithm, Limiter, Lockout, LockoutPolicy, Rate
 from bastion.ratelimit.storage.memory import (
     DEFAULT_MAX_KEYS,
+    LOG_ENTRIES,
     ConcurrencyLimiter,
     MemoryGCRA,
     MemoryLockout,
@@ -132,6 +133,21 @@ def test_the_least_recently_admitted_key_is_evicted_first(algorithm: Algorithm) 
     assert "k0" not in subject.table.states
     assert not subject.hit("first").allowed  # its quota was kept
     assert subject.table.evictions == 1  # max_keys // 64
+
+
+def test_sliding_logs_cannot_grow_memory_past_their_entry_budget() -> None:
+    """Each key's log holds up to ``limit`` timestamps: the key bound shrinks as the limit grows,
+    so that max_keys full logs of 10,000 entries (4 * 10**9 bytes) cannot be reached."""
+    assert memory_limiter("sliding_log", Rate(10, 60.0, 10)).table.max_keys == DEFAULT_MAX_KEYS
+    assert memory_limiter("sliding_log", Rate(10_000, 60.0, 1)).table.max_keys == 400
+    assert memory_limiter("sliding_log", Rate(1000, 60.0, 1), max_keys=100).table.max_keys == 100
+    assert memory_limiter("gcra", Rate(10_000, 60.0, 1)).table.max_keys == DEFAULT_MAX_KEYS
+    clock = FakeClock(0.0)
+    subject = MemorySlidingLog(Rate(10_000, 60.0, 1), clock=clock)
+    for number in range(800):
+        assert subject.hit(f"k{number}", 10_000).allowed
+        assert len(subject.table) <= 400
+    assert sum(len(log) for log in subject.table.states.values()) <= LOG_ENTRIES
 
 
 def test_an_evicted_key_starts_over_with_a_full_quota() -> None:

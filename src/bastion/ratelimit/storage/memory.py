@@ -17,6 +17,10 @@ own limit loose). Freeing 1/64 of the table at once keeps the scan for expired k
 to once per ``max_keys // 64`` new keys. Nothing is evicted while expired keys remain, and the
 concurrency limiter never evicts (an in-flight count cannot be forgotten): it refuses new keys
 while full.
+
+A sliding log holds up to ``limit`` timestamps per key (about 40 bytes each), so its table keeps
+at most ``LOG_ENTRIES // limit`` keys when that is below ``max_keys``: about 160 MB when every
+key's log is full, whatever the limit.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ from bastion.ratelimit.algorithms import (
 from bastion.ratelimit.core import Algorithm, Clock, LockoutPolicy, Rate, Verdict
 
 DEFAULT_MAX_KEYS: Final = 100_000
+
+LOG_ENTRIES: Final = 4_000_000
+"""The timestamps all the keys of one sliding-log table may hold at most."""
 
 S = TypeVar("S")
 
@@ -165,8 +172,11 @@ class MemorySlidingLog(MemoryLimiter):
     ) -> None:
         super().__init__("sliding_log", rate, clock)
         params = self.params
+        if max_keys < 1:
+            raise ValueError("max_keys must be at least 1")
         self.table: Final = KeyTable[LogState](
-            max_keys, lambda log, now: log_expired(params, log, now)
+            min(max_keys, max(1, LOG_ENTRIES // rate.limit)),
+            lambda log, now: log_expired(params, log, now),
         )
 
     def hit(self, key: str, cost: int = 1) -> Verdict:
