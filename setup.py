@@ -33,11 +33,16 @@ COMPILED = [
     "src/bastion/pipeline/forwarding.py",
     "src/bastion/pipeline/routing.py",
     "src/bastion/ratelimit/algorithms.py",
+    "src/bastion/ratelimit/core.py",
     "src/bastion/ratelimit/storage/memory.py",
 ]
 
 
 def _warn(message: str) -> None:
+    if os.environ.get("BASTION_REQUIRE_COMPILED") == "1":
+        # The test script sets this where a C compiler exists, so that a build that quietly
+        # fell back to pure Python cannot pass for the compiled one.
+        raise SystemExit(f"bastion build: {message} (BASTION_REQUIRE_COMPILED=1)")
     print(f"bastion build: {message}; installing the pure-Python engine", file=sys.stderr)
 
 

@@ -7,6 +7,10 @@ an nginx-like response. What is timed is everything bastion does in Python per p
 
     .venv/bin/python bench/micro_engine.py            # µs per request, best of 7 runs
     .venv/bin/python bench/micro_engine.py --profile  # cProfile of one run
+    .venv/bin/python bench/micro_engine.py --config '{"rate_limit": {"policies": [...]}}'
+
+``--config`` (JSON, merged into a minimal config) builds the chain the way ``bastion serve``
+does, with every guard that config enables; without it the chain is the router alone.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import pstats
+import tempfile
 import time
 from typing import Any
 
 import uvloop
 
+from bastion.assembly import build_gateway_chain
 from bastion.config.models import BastionConfig
 from bastion.engine.context import EngineContext
 from bastion.engine.pool import UpstreamPool
@@ -69,16 +76,22 @@ class FakeTransport(asyncio.Transport):
         return True
 
 
-def setup(loop: asyncio.AbstractEventLoop) -> tuple[ClientProtocol, FakeTransport, FakeTransport]:
-    config = BastionConfig.model_validate(
-        {
-            "routes": [{"name": "api", "upstream": "http://127.0.0.1:9000"}],
-            "events": {"sink": "none"},
-            "admin": {"enabled": False},
-        }
-    )
+def setup(
+    loop: asyncio.AbstractEventLoop, extra: dict[str, Any] | None = None
+) -> tuple[ClientProtocol, FakeTransport, FakeTransport]:
+    data: dict[str, Any] = {
+        "routes": [{"name": "api", "upstream": "http://127.0.0.1:9000"}],
+        "events": {"sink": "none"},
+        "admin": {"enabled": False},
+        "state_dir": tempfile.mkdtemp(prefix="bastion-micro-"),
+    }
+    config = BastionConfig.model_validate({**data, **(extra or {})})
     routes = [Route.from_config(r) for r in config.routes]
-    chain = GuardChain([Router(routes)], NullSink())
+    if extra is None:
+        chain = GuardChain([Router(routes)], NullSink())
+    else:
+        chain = build_gateway_chain(config, NullSink())
+        loop.run_until_complete(chain.start())
     ctx = EngineContext(config=config, chain=chain, stats=TrafficStats(), loop=loop, scheme="http")
     pool = ctx.pool = UpstreamPool(ctx)
     upstream_url = routes[0].upstream
@@ -95,8 +108,8 @@ def setup(loop: asyncio.AbstractEventLoop) -> tuple[ClientProtocol, FakeTranspor
     return client, client_transport, up_transport
 
 
-def run(n: int, loop: asyncio.AbstractEventLoop) -> float:
-    client, client_transport, up_transport = setup(loop)
+def run(n: int, loop: asyncio.AbstractEventLoop, extra: dict[str, Any] | None = None) -> float:
+    client, client_transport, up_transport = setup(loop, extra)
     pool = client.ctx.pool
     assert pool is not None
     up = next(iter(pool.idle.values()))[0]
@@ -130,7 +143,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--show", action="store_true", help="print one exchange's bytes")
+    parser.add_argument("--config", help="JSON merged into the config; the chain it enables")
     args = parser.parse_args()
+    extra = json.loads(args.config) if args.config else None
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     if args.show:
@@ -138,10 +153,10 @@ def main() -> None:
         return
     if args.profile:
         profiler = cProfile.Profile()
-        profiler.runcall(run, args.n, loop)
+        profiler.runcall(run, args.n, loop, extra)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return
-    results = sorted(run(args.n, loop) for _ in range(args.runs))
+    results = sorted(run(args.n, loop, extra) for _ in range(args.runs))
     median = results[len(results) // 2]
     print(f"{results[0]:.2f} us/request (best of {args.runs}; median {median:.2f})")
 

@@ -12,9 +12,14 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+# Where a C compiler exists the compiled build must succeed: a quiet fallback to pure Python
+# would pass the tests while hiding a broken build (setup.py reads this variable).
+if [ "${BASTION_PURE_PYTHON:-0}" != 1 ] && command -v cc >/dev/null 2>&1; then
+  export BASTION_REQUIRE_COMPILED=1
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test]'
 
-.venv/bin/python -c 'import bastion.engine.protocol as m; print("== engine build:", "compiled (mypyc)" if m.__file__.endswith(".so") else "pure Python (no C compiler?)")'
+.venv/bin/python -c 'import bastion.engine.protocol as m, bastion.ratelimit.storage.memory as r; print("== engine build:", "compiled (mypyc)" if m.__file__.endswith(".so") and r.__file__.endswith(".so") else "pure Python (no C compiler?)")'
 
 echo "== ruff"
 .venv/bin/ruff check src tests bench

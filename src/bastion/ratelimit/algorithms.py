@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from math import floor
-from typing import Any, Final
+from typing import Final
 
 from bastion.ratelimit.core import SLIDING_LOG_MAX_LIMIT, Algorithm, Rate, Verdict
 
@@ -75,28 +75,10 @@ class Params:
         """``retry_after`` for a hit whose cost exceeds the capacity (it is never admitted)."""
 
 
-# Verdict is a frozen dataclass, whose generated __init__ sets each field through
-# object.__setattr__: about 1 µs, more than all the rest of a hit. Its slots' own descriptors
-# set the same fields in a quarter of that.
-_new = object.__new__
-_set_allowed: Final[Any] = Verdict.__dict__["allowed"].__set__
-_set_limit: Final[Any] = Verdict.__dict__["limit"].__set__
-_set_remaining: Final[Any] = Verdict.__dict__["remaining"].__set__
-_set_reset_after: Final[Any] = Verdict.__dict__["reset_after"].__set__
-_set_retry_after: Final[Any] = Verdict.__dict__["retry_after"].__set__
-
-
 def verdict(
     allowed: bool, limit: int, remaining: int, reset_after: float, retry_after: float = 0.0
 ) -> Verdict:
-    """``Verdict(...)``, equal in every way, built four times faster."""
-    made: Verdict = _new(Verdict)
-    _set_allowed(made, allowed)
-    _set_limit(made, limit)
-    _set_remaining(made, remaining)
-    _set_reset_after(made, reset_after)
-    _set_retry_after(made, retry_after)
-    return made
+    return Verdict(allowed, limit, remaining, reset_after, retry_after)
 
 
 def _refuse_cost(cost: int) -> None:

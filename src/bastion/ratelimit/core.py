@@ -125,7 +125,6 @@ class Rate:
         return text if self.burst == self.limit else f"{text} burst {self.burst}"
 
 
-@dataclass(frozen=True, slots=True)
 class Verdict:
     """One decision on one key.
 
@@ -133,13 +132,45 @@ class Verdict:
     left of it after this hit, ``reset_after`` the seconds until the quota is whole again
     (``RateLimit`` ``t``), ``retry_after`` the seconds until the same hit would be admitted
     (0 when admitted; ``Retry-After`` is its ceiling, never earlier).
+
+    A plain slotted class, not a frozen dataclass: one is built per hit, and a frozen dataclass's
+    ``__init__`` (``object.__setattr__`` per field) cost more than all the rest of a hit.
+    Treat it as immutable.
     """
 
-    allowed: bool
-    limit: int
-    remaining: int
-    reset_after: float
-    retry_after: float = 0.0
+    __slots__ = ("allowed", "limit", "remaining", "reset_after", "retry_after")
+
+    def __init__(
+        self,
+        allowed: bool,
+        limit: int,
+        remaining: int,
+        reset_after: float,
+        retry_after: float = 0.0,
+    ) -> None:
+        self.allowed = allowed
+        self.limit = limit
+        self.remaining = remaining
+        self.reset_after = reset_after
+        self.retry_after = retry_after
+
+    def _fields(self) -> tuple[bool, int, int, float, float]:
+        return (self.allowed, self.limit, self.remaining, self.reset_after, self.retry_after)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Verdict):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Verdict(allowed={self.allowed!r}, limit={self.limit!r}, "
+            f"remaining={self.remaining!r}, reset_after={self.reset_after!r}, "
+            f"retry_after={self.retry_after!r})"
+        )
 
 
 class Limiter(Protocol):

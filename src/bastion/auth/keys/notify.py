@@ -8,6 +8,7 @@ change at its next periodic read of the store. Nothing here is on the request pa
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 import redis
@@ -41,8 +42,9 @@ def publish(config: RedisConfig, kind: str, key_id: str, at: float) -> int | Non
         return None
     connection = client(config)
     try:
-        listeners: int = connection.publish(channel(config), message(kind, key_id, at))  # type: ignore[assignment]
-        return listeners
+        # redis-py's annotations of publish differ between its releases: read it as Any.
+        publisher: Any = connection
+        return int(publisher.publish(channel(config), message(kind, key_id, at)))
     except redis.RedisError as exc:
         logger.warning("key change not announced over Redis (%s)", type(exc).__name__)
         return None

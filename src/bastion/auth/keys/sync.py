@@ -19,6 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -188,7 +189,8 @@ def _listen(
     failing = False
     while not stop.is_set():
         connection = notify.client(config)
-        pubsub = connection.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        subscriber: Any = connection  # redis-py's annotations differ between its releases
+        pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(notify.channel(config))
             if failing:
