@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from bastion.auth.assembly import auth_guards
+from bastion.auth.assembly import auth_endpoints, auth_guards
 from bastion.config.models import BastionConfig
 from bastion.observability.events import EventSink, NullSink
 from bastion.observability.writer import JsonLinesWriter
@@ -46,8 +46,11 @@ def build_gateway_chain(
 ) -> GuardChain:
     """The chain of the public listener: the router (config routes plus bastion's own
     endpoints, such as the token endpoint) followed by the guards the config enables."""
-    router = Router([*endpoints, *config_routes(config)])
-    return GuardChain([router, *build_guards(config, events)], events)
+    guards = build_guards(config, events)
+    # bastion's own endpoints (POST /oauth/token, the JWKS) are built on the auth guards' keys.
+    own = auth_endpoints(config, guards, events)
+    router = Router([*endpoints, *own, *config_routes(config)])
+    return GuardChain([router, *guards], events)
 
 
 def build_middleware_chain(config: BastionConfig, events: EventSink) -> GuardChain:

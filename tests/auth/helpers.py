@@ -1,4 +1,5 @@
-"""Helpers for the API-key tests: a fake clock and a real gateway with the auth guards."""
+"""Helpers for the auth tests: a fake clock and a real gateway with the auth guards and
+bastion's own endpoints (the token endpoint and the JWKS, when signing is configured)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 import orjson
 
 from bastion.auth.apikey import ApiKeyGuard
-from bastion.auth.assembly import auth_guards
+from bastion.auth.assembly import auth_endpoints, auth_guards
+from bastion.auth.bearer import BearerTokenGuard
+from bastion.auth.jwt.keystore import SigningKeyStore
 from bastion.auth.keys.hashing import KeyHasher
 from bastion.auth.keys.sync import Opener
 from bastion.config.loader import build_config
@@ -58,10 +61,15 @@ class AuthGateway:
     events: MemorySink
     base: str = ""
     closed: list[bool] = field(default_factory=list)
+    chain: GuardChain | None = None
 
     @property
     def api_key(self) -> ApiKeyGuard:
         return next(g for g in self.guards if isinstance(g, ApiKeyGuard))
+
+    @property
+    def bearer(self) -> BearerTokenGuard:
+        return next(g for g in self.guards if isinstance(g, BearerTokenGuard))
 
     def refresh(self) -> None:
         """What the background sync does every interval, done now."""
@@ -69,7 +77,10 @@ class AuthGateway:
 
     async def close(self) -> None:
         await self.server.shutdown(1.0)
-        await self.api_key.close()
+        if self.chain is not None:
+            await self.chain.close()
+        else:
+            await self.api_key.close()
 
     def actions(self) -> list[str]:
         return self.events.actions()
@@ -89,15 +100,25 @@ async def start_auth_gateway(
     clock: FakeClock,
     extra_routes: Sequence[Route] = (),
     opener: Opener | None = None,
+    signing_store: SigningKeyStore | None = None,
+    extra_guards: Sequence[Guard] = (),
 ) -> AuthGateway:
-    """The engine with the router and the auth guards over ``store`` (or what ``opener``
-    opens), on ``clock``; the key sync runs only when :meth:`AuthGateway.refresh` says so."""
+    """The engine with the router, bastion's auth endpoints and the auth guards over ``store``
+    (or what ``opener`` opens), on ``clock``; the key sync runs only when
+    :meth:`AuthGateway.refresh` says so. The chain is started (token guards load their keys)."""
     events = MemorySink()
     guards = auth_guards(
-        config, events, clock=clock, key_store=opener or (lambda: (store, hasher)), start=False
+        config,
+        events,
+        clock=clock,
+        key_store=opener or (lambda: (store, hasher)),
+        start=False,
+        signing_store=signing_store,
     )
-    routes = [*extra_routes, *(Route.from_config(r) for r in config.routes)]
-    chain = GuardChain([Router(routes), *guards], events)
+    own = auth_endpoints(config, guards, events, clock=clock)
+    routes = [*extra_routes, *own, *(Route.from_config(r) for r in config.routes)]
+    chain = GuardChain([Router(routes), *guards, *extra_guards], events)
+    await chain.start()
     server = GatewayServer(config=config, chain=chain, listen=HostPort("127.0.0.1", 0))
     await server.start()
-    return AuthGateway(server, guards, events, f"http://127.0.0.1:{server.port}")
+    return AuthGateway(server, guards, events, f"http://127.0.0.1:{server.port}", chain=chain)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from bastion.auth.keys.format import ID_LENGTH, KEY_LENGTH, PREFIX, key_id_of
 from bastion.auth.keys.hashing import PEPPER_FILE, KeyHasher, load_pepper
@@ -46,6 +47,17 @@ _DUMMY = bytes(32)
 _ID = slice(len(PREFIX), len(PREFIX) + ID_LENGTH)
 INVALID_DETAIL = "The API key is not valid."
 EXPIRED_DETAIL = "The API key has expired; ask for a new one."
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFailure:
+    """Why a presented key is refused: ``malformed`` (never identified), ``unknown_key``,
+    ``wrong_secret``, ``revoked`` or ``expired``; with the key id and consumer when known."""
+
+    reason: str
+    key_id: str | None = None
+    consumer: str | None = None
+    expires_at: float | None = None
 
 
 def pepper_path(config: BastionConfig) -> Path:
@@ -110,6 +122,9 @@ class ApiKeyGuard:
         self.clock = clock
         self._warned: dict[str, float] = {}
         self._www = (("www-authenticate", self.challenge),)
+        self.skip_routes: frozenset[str] = frozenset()
+        """Routes whose endpoint authenticates its clients itself (the token endpoint answers
+        RFC 6749 errors): a key presented there is left to it."""
 
     @classmethod
     def from_config(
@@ -171,13 +186,35 @@ class ApiKeyGuard:
         presented = self.presented(request)
         if presented is None:
             return ALLOW  # no key: whether one is needed is the requirements guard's call
+        state = request.state
+        route = state.get(ROUTE)
+        if route is not None and route.name in self.skip_routes:
+            return ALLOW  # an endpoint that authenticates its clients itself (/oauth/token)
+        now = self.clock()
+        found = self.authenticate(presented, now)
+        if type(found) is not KeyEntry:
+            return self._deny(cast(KeyFailure, found))
+        entry = found
+        record = entry.record
+        if record.expires_at - now <= self.warning:
+            self._warn(request, entry, now)
+        state[IDENTITY] = entry.identity
+        self.sync.record_use(record.id, now)
+        return entry.allow(route.name if route is not None else None)
+
+    def authenticate(self, presented: str, now: float) -> KeyEntry | KeyFailure:
+        """The index entry of a valid, current key, or why ``presented`` is refused.
+
+        The checks run from the cheapest: length and prefix, the id's entry, the keyed hash of
+        the whole key compared in constant time (a tampered checksum, id or secret all change
+        the digest, so the success path needs no separate checksum test), then revocation and
+        expiry. Shared by the guard and the token endpoint's client authentication.
+        """
         index = self.index
         if not index.loaded:
             raise StateError("API keys are not loaded yet (the key store could not be read)")
         if len(presented) != KEY_LENGTH or not presented.startswith(PREFIX):
-            return self._invalid("malformed", None, None)
-        # The id's entry, then the keyed hash of the whole key: a tampered checksum, id or
-        # secret all change the digest, so the success path needs no separate checksum test.
+            return KeyFailure("malformed")
         entry = index.entries.get(presented[_ID])
         hasher = index.hasher
         digest = hasher.digest(presented) if hasher is not None else _DUMMY
@@ -186,11 +223,14 @@ class ApiKeyGuard:
                 hmac.compare_digest(digest, _DUMMY)  # the same work whether or not the id exists
             return self._refused(presented, entry)
         record = entry.record
-        key_id = record.id
         if record.revoked_at is not None:
-            return self._invalid("revoked", key_id, record.consumer)
-        now = self.clock()
+            return KeyFailure("revoked", record.id, record.consumer)
         if record.expires_at <= now:
+            return KeyFailure("expired", record.id, record.consumer, record.expires_at)
+        return entry
+
+    def _deny(self, failure: KeyFailure) -> Deny:
+        if failure.reason == "expired":
             return Deny(
                 401,
                 "auth.expired_credentials",
@@ -199,29 +239,23 @@ class ApiKeyGuard:
                 headers=self._www,
                 fields={
                     "reason": "expired",
-                    "consumer": record.consumer,
-                    "key_id": key_id,
+                    "consumer": failure.consumer,
+                    "key_id": failure.key_id,
                     "auth_method": "api_key",
-                    "expired_at": record.expires_at,
+                    "expired_at": failure.expires_at,
                 },
             )
-        if record.expires_at - now <= self.warning:
-            self._warn(request, entry, now)
-        state = request.state
-        state[IDENTITY] = entry.identity
-        self.sync.record_use(key_id, now)
-        route = state.get(ROUTE)
-        return entry.allow(route.name if route is not None else None)
+        return self._invalid(failure.reason, failure.key_id, failure.consumer)
 
-    def _refused(self, presented: str, entry: KeyEntry | None) -> Deny:
+    def _refused(self, presented: str, entry: KeyEntry | None) -> KeyFailure:
         """Why a key whose digest did not match is refused (the failure path only, so the
         checksum is computed here and every failure costs the same)."""
         key_id = key_id_of(presented)
         if key_id is None:
-            return self._invalid("malformed", None, None)
+            return KeyFailure("malformed")
         if entry is None:
-            return self._invalid("unknown_key", key_id, None)
-        return self._invalid("wrong_secret", key_id, entry.record.consumer)
+            return KeyFailure("unknown_key", key_id)
+        return KeyFailure("wrong_secret", key_id, entry.record.consumer)
 
     def _invalid(self, reason: str, key_id: str | None, consumer: str | None) -> Deny:
         fields: dict[str, object] = {"reason": reason, "auth_method": "api_key"}

@@ -1,7 +1,8 @@
 """The ``auth_requirements`` guard: what each route needs of its caller, and what the upstream
 is told about that caller.
 
-Per route (``routes[].auth``, else ``auth.default``): ``public`` lets anyone through,
+Per route (``routes[].auth``, else the OpenAPI operation's ``security`` when a document is
+configured (:mod:`bastion.auth.openapi`), else ``auth.default``): ``public`` lets anyone through,
 ``optional`` lets anonymous callers through but still identifies those with credentials,
 ``required`` answers 401 ``auth.missing_credentials`` (with a ``WWW-Authenticate`` challenge per
 accepted scheme) to a caller without any. ``auto``, the default, is ``required`` as soon as
@@ -10,7 +11,10 @@ token issuer is configured; and while the key store has not been read, to be saf
 ``public`` before that, so that ``bastion serve --upstream URL`` works on first run and locks
 itself the moment the first key is created. Scopes (all of ``scopes``, plus those of
 ``method_scopes`` for the request's method) are checked on the identity: 403
-``auth.insufficient_scope`` when one is missing.
+``auth.insufficient_scope`` when one is missing. An operation whose security schemes accept only
+another kind of credential (a bearer token where an API key was sent) answers 401
+``auth.credential_not_accepted``. bastion's own endpoints (the token endpoint, the JWKS) are
+public here: they authenticate their clients themselves.
 
 Whoever passes, the upstream receives the identity headers (``auth.identity_headers``) that
 bastion wrote, never a client's: inbound copies are removed on every request, anonymous ones
@@ -21,11 +25,12 @@ header line.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import quote
 
+from bastion.auth.openapi import OperationPolicy, OperationTable
 from bastion.config.auth import AuthConfig, RouteAuthConfig
 from bastion.config.models import BastionConfig
 from bastion.pipeline.decisions import ALLOW, Decision, Deny
@@ -37,6 +42,7 @@ from bastion.pipeline.upstream_headers import UPSTREAM_HEADERS, UpstreamHeaders
 
 MISSING_DETAIL = "This route requires credentials: send an API key or a bearer token in a header."
 SCOPE_DETAIL = "The credential does not grant the scopes this operation requires."
+NOT_ACCEPTED_DETAIL = "This operation does not accept this kind of credential."
 _SAFE = "!#$&'()*+,-./:;=?@[]^_`{|}~ "
 _CACHE_LIMIT = 10_000
 
@@ -51,7 +57,7 @@ class RoutePolicy:
 
     @classmethod
     def of(cls, route: RouteAuthConfig, default: str) -> RoutePolicy:
-        require = route.require or ("required" if route.has_scopes else default)
+        require = route.require or ("required" if route.needs_identity else default)
         return cls(
             require,
             frozenset(route.scopes),
@@ -128,11 +134,21 @@ class AuthRequirements:
         config: BastionConfig,
         challenges: Sequence[str],
         can_authenticate: Callable[[], bool],
+        *,
+        public_routes: Collection[str] = (),
+        operations: OperationTable | None = None,
     ) -> None:
         self.fail_open = False
         auth = config.auth
         self.default = RoutePolicy.of(RouteAuthConfig(), auth.default)
         self.policies = {r.name: RoutePolicy.of(r.auth, auth.default) for r in config.routes}
+        public = RoutePolicy("public")
+        self.policies.update({name: public for name in public_routes})
+        self.operations = operations
+        # Routes whose config says what they need override the document (config overrides).
+        self.configured = frozenset(
+            r.name for r in config.routes if r.auth.require is not None or r.auth.has_scopes
+        ) | frozenset(public_routes)
         self.can_authenticate = can_authenticate
         self.realm = auth.realm
         self.challenges = tuple(challenges)
@@ -148,6 +164,10 @@ class AuthRequirements:
     def check(self, request: Request) -> Decision:
         state = request.state
         route, policy = self.policy(request)
+        if self.operations is not None and route not in self.configured:
+            operation = self.operations.lookup(request.method, request.path)
+            if operation is not None:
+                return self._check_operation(request, route, policy, operation)
         identity = state.get(IDENTITY)
         if identity is None:
             require = policy.require
@@ -160,6 +180,49 @@ class AuthRequirements:
             return self.insufficient(route, identity, needed)
         state[UPSTREAM_HEADERS] = self.headers.for_identity(identity)
         return ALLOW
+
+    def _check_operation(
+        self, request: Request, route: str | None, policy: RoutePolicy, operation: OperationPolicy
+    ) -> Decision:
+        """The requirement of an OpenAPI operation (alternatives of schemes and scopes); the
+        route's object rules and method scopes are not the document's business."""
+        state = request.state
+        identity = state.get(IDENTITY)
+        if identity is None:
+            if operation.require == "required":
+                return self.missing(route)
+            state[UPSTREAM_HEADERS] = self.headers.anonymous
+            return ALLOW
+        if not operation.satisfied_by(identity.method, identity.scopes):
+            if not operation.accepts(identity.method):
+                return self.not_accepted(route, identity, operation)
+            needed = min(
+                (a.scopes for a in operation.any_of if a.methods is None
+                 or identity.method in a.methods),
+                key=lambda scopes: len(scopes - identity.scopes),
+            )  # fmt: skip
+            return self.insufficient(route, identity, needed)
+        state[UPSTREAM_HEADERS] = self.headers.for_identity(identity)
+        return ALLOW
+
+    def not_accepted(
+        self, route: str | None, identity: Identity, operation: OperationPolicy
+    ) -> Deny:
+        fields: dict[str, object] = {
+            "consumer": identity.consumer,
+            "auth_method": identity.method,
+            "operation": operation.operation,
+        }
+        if route is not None:
+            fields["route"] = route
+        return Deny(
+            401,
+            "auth.credential_not_accepted",
+            "Unauthorized",
+            NOT_ACCEPTED_DETAIL,
+            headers=tuple(("www-authenticate", c) for c in self.challenges),
+            fields=fields,
+        )
 
     def missing(self, route: str | None) -> Deny:
         deny = self._missing.get(route)

@@ -1,5 +1,7 @@
-"""Configuration of practice 1, authentication: API keys, where credentials may be, what each
-route requires, and what the upstream learns about the caller (docs/authentication.md)."""
+"""Configuration of practice 1, authentication: API keys, tokens (``auth.tokens``, the models of
+:mod:`bastion.auth.jwt.settings`), where credentials may be, what each route requires (scopes and
+object-level rules), and what the upstream learns about the caller (docs/authentication.md,
+docs/tokens.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bastion.auth.jwt.settings import TokenSettings
 from bastion.config.types import Duration
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9a-z-]{1,64}$")
@@ -18,6 +21,9 @@ _QUERY_NAME = re.compile(r"^[A-Za-z0-9_.\[\]-]{1,64}$")
 _METHOD = re.compile(r"^[A-Z]{1,16}$")
 _REALM = re.compile(r'^[^"\\\x00-\x1f\x7f]{1,64}$')
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
+_PARAM = re.compile(r"^[A-Za-z0-9_.\[\]-]{1,64}$")
+_TEMPLATE_PARAM = re.compile(r"\{([A-Za-z0-9_.-]{1,64})\}")
+_CLAIM = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
 _DAY = 86400.0
 
 Requirement = Literal["required", "optional", "public"]
@@ -165,6 +171,60 @@ class IdentityHeadersConfig(_Model):
         return frozenset(names | set(self.sent().values()))
 
 
+class ObjectRuleConfig(_Model):
+    """An object-level rule (OWASP API1, broken object-level authorization): a value the request
+    names must equal a claim of the caller, so that one caller cannot reach another's objects by
+    changing an id.
+
+    ``in: path`` reads the parameter ``name`` of ``template`` (``/users/{user_id}``, matched as a
+    prefix of whole segments); ``in: query`` every value of the query parameter ``name``;
+    ``in: body`` the JSON body's member at the JSON pointer ``name`` (``/owner/id``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: Literal["path", "query", "body"] = Field(
+        alias="in", description="where the value is: path, query or body"
+    )
+    name: str = Field(description="path or query parameter name, or a JSON pointer (body)")
+    template: str | None = Field(None, description="in: path, the path template: /users/{id}")
+    claim: str = Field("sub", description="the caller's claim the value must equal")
+    when_missing: Literal["deny", "allow"] = Field(
+        "deny", description="a request without the value: deny (403) or allow"
+    )
+
+    @field_validator("claim")
+    @classmethod
+    def _claim(cls, value: str) -> str:
+        if not _CLAIM.match(value):
+            raise ValueError("expected a claim name such as sub, client_id or tenant")
+        return value
+
+    @model_validator(mode="after")
+    def _where(self) -> Self:
+        if self.source == "path":
+            template = self.template
+            if template is None or not template.startswith("/"):
+                raise ValueError("in: path needs template, a path such as /users/{user_id}")
+            if "?" in template or "#" in template or "//" in template:
+                raise ValueError("template: expected a path without query, fragment or '//'")
+            params = _TEMPLATE_PARAM.findall(template)
+            if self.name not in params:
+                raise ValueError(
+                    f"name {self.name!r} is not a parameter of template {template}; expected"
+                    f" one of: {', '.join(params) or 'none (write it as {name})'}"
+                )
+            if len(params) != len(set(params)):
+                raise ValueError(f"template {template} names a parameter twice")
+        elif self.template is not None:
+            raise ValueError("template is only for in: path")
+        elif self.source == "query" and not _PARAM.match(self.name):
+            raise ValueError("expected a query parameter name of letters, digits and '_.-[]'")
+        elif self.source == "body" and (not self.name.startswith("/") or len(self.name) > 256):
+            raise ValueError("in: body expects name to be a JSON pointer such as /owner/id")
+        return self
+
+
 class RouteAuthConfig(_Model):
     """What one route requires of its callers (unset: ``auth.default``)."""
 
@@ -175,8 +235,14 @@ class RouteAuthConfig(_Model):
     method_scopes: dict[str, tuple[str, ...]] = Field(
         default_factory=dict, description="METHOD -> further scopes for that method"
     )
+    objects: tuple[ObjectRuleConfig, ...] = Field(
+        (), description="object-level rules: request values that must equal a caller's claim"
+    )
+    bypass_scopes: tuple[str, ...] = Field(
+        (), description="callers holding any of these scopes skip the object rules (admins)"
+    )
 
-    @field_validator("scopes")
+    @field_validator("scopes", "bypass_scopes")
     @classmethod
     def _scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return check_scopes(value)
@@ -197,11 +263,23 @@ class RouteAuthConfig(_Model):
                 f"require is {self.require!r} but scopes are set; expected require: required"
                 " (a scope can only be checked on an authenticated caller)"
             )
+        if self.objects and self.require in ("public", "optional"):
+            raise ValueError(
+                f"require is {self.require!r} but objects are set; expected require: required"
+                " (an object rule compares a value with a claim of an authenticated caller)"
+            )
+        if self.bypass_scopes and not self.objects:
+            raise ValueError("bypass_scopes is set without objects; expected object rules")
         return self
 
     @property
     def has_scopes(self) -> bool:
         return bool(self.scopes or self.method_scopes)
+
+    @property
+    def needs_identity(self) -> bool:
+        """Scopes or object rules: only an authenticated caller can pass."""
+        return bool(self.scopes or self.method_scopes or self.objects)
 
 
 class AuthConfig(_Model):
@@ -226,7 +304,13 @@ class AuthConfig(_Model):
         description="query parameters refused as credentials (case, '-', '_' ignored)",
     )
     api_keys: ApiKeysConfig = ApiKeysConfig()
+    tokens: TokenSettings = TokenSettings()
     identity_headers: IdentityHeadersConfig = IdentityHeadersConfig()
+    openapi_security: bool = Field(
+        True,
+        description="with openapi set, take each operation's requirement and scopes from the"
+        " document's security sections (routes[].auth still overrides)",
+    )
 
     @field_validator("realm")
     @classmethod
@@ -252,5 +336,12 @@ class AuthConfig(_Model):
             raise ValueError(
                 f"api_keys.header {key_header} is also an identity header; expected a"
                 " different name (identity headers are stripped from every request)"
+            )
+        tokens = self.tokens
+        if tokens.signing is not None and tokens.endpoint.enabled and not self.api_keys.enabled:
+            raise ValueError(
+                "auth.tokens.signing serves the token endpoint, whose clients authenticate with"
+                " an API key, but auth.api_keys.enabled is false; expected api_keys enabled, or"
+                " auth.tokens.endpoint.enabled: false"
             )
         return self

@@ -11,6 +11,7 @@ from bastion.auth.jwt.settings import (
     IssuerSettings,
     SigningSettings,
     TokenCacheSettings,
+    TokenEndpointSettings,
     TokenLimitSettings,
     TokenSettings,
 )
@@ -23,6 +24,7 @@ def test_every_token_setting_is_documented() -> None:
         TokenSettings,
         IssuerSettings,
         SigningSettings,
+        TokenEndpointSettings,
         TokenCacheSettings,
         TokenLimitSettings,
     ]

@@ -311,15 +311,71 @@ async def test_background_schedule_runs_with_an_injected_sleep(store: SigningKey
     keys = SigningKeys(store, issuer=ISS, clock=clock, sleep=sleep, rotation_interval=24 * HOUR)
     await keys.start()
     try:
-        assert await slept.get() == keys.maintenance_interval
-        clock.now = T0 + 24 * HOUR
+        assert await slept.get() == keys.resync_interval
+        clock.now = T0 + 24 * HOUR  # past the maintenance interval and the rotation's lead
         go.set()
-        assert await slept.get() == keys.maintenance_interval
+        assert await slept.get() == keys.resync_interval
         current = keys.current(T0 + 24 * HOUR + 600)
         assert current is not None
         assert current.activates_at == T0 + 24 * HOUR + 600
     finally:
         await keys.aclose()
+
+
+async def test_an_instance_follows_another_instances_rotation_at_its_next_resync(
+    store: SigningKeyStore,
+) -> None:
+    clock = Clock()
+    first, second = make_keys(store, clock), make_keys(store, clock)
+    await first.load()
+    await second.load()
+    assert first.current() == second.current()
+    assert not await second.resync()  # nothing changed: one version() call
+    clock.now += 60
+    kid = await first.rotate()
+    assert await second.resync()
+    current = second.current()
+    assert current is not None
+    assert current.kid == kid
+    assert kid in {jwk["kid"] for jwk in second.jwks()["keys"]}
+
+
+async def test_wake_cuts_the_resync_pause_short(store: SigningKeyStore) -> None:
+    clock = Clock()
+    slept: asyncio.Queue[float] = asyncio.Queue()
+
+    async def sleep(seconds: float) -> None:
+        await slept.put(seconds)
+        await asyncio.Event().wait()  # never ends by itself: only wake() moves on
+
+    other = make_keys(store, clock)
+    await other.load()
+    keys = SigningKeys(store, issuer=ISS, clock=clock, sleep=sleep)
+    await keys.start()
+    try:
+        await slept.get()
+        clock.now += 60
+        kid = await other.rotate()
+        keys.wake()
+        await slept.get()  # the loop went round: resync ran
+        current = keys.current()
+        assert current is not None
+        assert current.kid == kid
+    finally:
+        await keys.aclose()
+
+
+async def test_on_change_is_awaited_after_a_rotation(store: SigningKeyStore) -> None:
+    calls: list[str] = []
+
+    async def announce() -> None:
+        calls.append("changed")
+
+    keys = make_keys(store, Clock())
+    keys.on_change = announce
+    await keys.load()  # the first key: a change too
+    await keys.rotate()
+    assert calls == ["changed", "changed"]
 
 
 async def test_file_store_keeps_keys_private(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from bastion.auth.jwt.settings import (
     IssuerSettings,
     SigningSettings,
     TokenCacheSettings,
+    TokenEndpointSettings,
     TokenLimitSettings,
     TokenSettings,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "StoredSigningKey",
     "TokenCache",
     "TokenCacheSettings",
+    "TokenEndpointSettings",
     "TokenError",
     "TokenLimitSettings",
     "TokenSettings",

@@ -82,9 +82,12 @@ def generate_key(alg: SigningAlgorithm, *, now: float, activates_at: float) -> S
 class SigningKeyStore(Protocol):
     """Where signing keys persist. ``append`` adds ``key`` only if the most recently created key
     is still ``after`` (``None``: the store is empty) and says whether it did: one rotation wins
-    when instances race. ``delete`` removes keys by kid (retired ones, or compromised ones)."""
+    when instances race. ``delete`` removes keys by kid (retired ones, or compromised ones).
+    ``version`` is a cheap marker that changes whenever the keys do (instances poll it)."""
 
     async def load(self) -> list[StoredSigningKey]: ...
+
+    async def version(self) -> object: ...
 
     async def append(self, key: StoredSigningKey, *, after: str | None) -> bool: ...
 
@@ -101,19 +104,25 @@ class MemorySigningKeyStore:
 
     def __init__(self) -> None:
         self._keys: dict[str, StoredSigningKey] = {}
+        self._version = 0
 
     async def load(self) -> list[StoredSigningKey]:
         return list(self._keys.values())
+
+    async def version(self) -> object:
+        return self._version
 
     async def append(self, key: StoredSigningKey, *, after: str | None) -> bool:
         if newest_kid(self._keys.values()) != after:
             return False
         self._keys[key.kid] = key
+        self._version += 1
         return True
 
     async def delete(self, kids: Collection[str]) -> None:
         for kid in kids:
-            self._keys.pop(kid, None)
+            if self._keys.pop(kid, None) is not None:
+                self._version += 1
 
 
 class FileSigningKeyStore:
@@ -163,6 +172,14 @@ class FileSigningKeyStore:
 
     async def load(self) -> list[StoredSigningKey]:
         return self._read_all()
+
+    async def version(self) -> object:
+        """The key files' names: keys are only ever added and removed (never rewritten in
+        place), so the set of names changes exactly when the keys do."""
+        try:
+            return tuple(sorted(p.name for p in self.directory.glob("*.json")))
+        except OSError as exc:
+            raise StateError(f"signing key directory cannot be read ({exc.strerror})") from None
 
     async def append(self, key: StoredSigningKey, *, after: str | None) -> bool:
         with self._locked():

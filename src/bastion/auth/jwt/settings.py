@@ -1,8 +1,8 @@
-"""Configuration of tokens: trusted issuers, bastion's signing keys, the verified-token cache.
+"""Configuration of tokens: trusted issuers, bastion's signing keys, the token endpoint, the
+verified-token cache.
 
-Frozen pydantic models (``extra="forbid"``) for the lead to mount under ``auth:`` (for example
-as ``auth.tokens``). Defaults are the secure choice; a weaker one (plain-HTTP discovery, an HMAC
-shared secret) has to be spelled out.
+Frozen pydantic models (``extra="forbid"``), mounted as ``auth.tokens``. Defaults are the secure
+choice; a weaker one (plain-HTTP discovery, an HMAC shared secret) has to be spelled out.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ HmacAlgorithm = Literal["HS256", "HS384", "HS512"]
 JWSAlgorithm = AsymmetricAlgorithm | HmacAlgorithm
 _DEFAULT_ALGORITHMS: tuple[JWSAlgorithm, ...] = ("RS256", "ES256", "EdDSA")
 _CLAIM = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
+_SCOPE = re.compile(r"^[A-Za-z0-9_.:/*-]{1,64}$")
 _HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 
 
@@ -126,6 +127,9 @@ class SigningSettings(_Model):
     publish_ahead: Duration = Field(600.0, ge=0, description="next key published before use")
     leeway: Duration = Field(30.0, ge=0, le=300)
     key_dir: str = Field("signing-keys", description="directory under state_dir (0700)")
+    resync_interval: Duration = Field(
+        0.5, ge=0.05, le=60, description="how often an instance checks the store for rotations"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -138,6 +142,23 @@ class SigningSettings(_Model):
         if key_dir.is_absolute() or ".." in key_dir.parts or not key_dir.parts:
             raise ValueError("key_dir: expected a relative directory under state_dir")
         return self
+
+
+class TokenEndpointSettings(_Model):
+    """``POST /oauth/token`` (client credentials, RFC 6749 §4.4) and ``GET
+    /.well-known/jwks.json``: served when ``signing`` is set, unless ``enabled`` is false."""
+
+    enabled: bool = Field(True, description="serve the token and JWKS endpoints")
+    required_scope: str | None = Field(
+        None, description="only API keys holding this scope may exchange for tokens"
+    )
+
+    @field_validator("required_scope")
+    @classmethod
+    def _scope(cls, value: str | None) -> str | None:
+        if value is not None and not _SCOPE.match(value):
+            raise ValueError("expected a scope name such as tokens:issue (no spaces)")
+        return value
 
 
 class TokenCacheSettings(_Model):
@@ -155,10 +176,12 @@ class TokenLimitSettings(_Model):
 
 
 class TokenSettings(_Model):
-    """Everything about JWTs: issuers trusted, bastion's own signing, cache and limits."""
+    """Everything about JWTs: issuers trusted, bastion's own signing and token endpoint, cache
+    and limits."""
 
     issuers: list[IssuerSettings] = Field(default_factory=list)
     signing: SigningSettings | None = None
+    endpoint: TokenEndpointSettings = Field(default_factory=TokenEndpointSettings)
     cache: TokenCacheSettings = Field(default_factory=TokenCacheSettings)
     limits: TokenLimitSettings = Field(default_factory=TokenLimitSettings)
 

@@ -11,13 +11,17 @@ verifiers that cache bastion's JWKS (for up to ``publish_ahead``) already know i
 rotation (``bastion jwks rotate``) makes a key that signs at once; ``revoke_previous`` also drops
 the older keys (a compromised key), which invalidates every token they signed.
 
-Keys live in a :class:`~bastion.auth.jwt.keystore.SigningKeyStore` (see :mod:`.keystore`).
+Keys live in a :class:`~bastion.auth.jwt.keystore.SigningKeyStore` (see :mod:`.keystore`). Several
+instances share one store: each checks the store's cheap ``version()`` every ``resync_interval``
+(and at once when :meth:`SigningKeys.wake` is called, e.g. on a Redis notification), so a
+rotation made anywhere signs and is published everywhere within about that interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -42,7 +46,9 @@ from bastion.auth.jwt.keystore import (
     newest_kid,
 )
 from bastion.auth.jwt.settings import SigningSettings
-from bastion.errors import StateError
+from bastion.errors import StateError, describe
+
+log = logging.getLogger("bastion.auth.jwt")
 
 REGISTERED_CLAIMS = frozenset(
     {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "auth_time", "acr"}
@@ -96,8 +102,10 @@ class SigningKeys:
         leeway: float = 30.0,
         reload_cooldown: float = 5.0,
         maintenance_interval: float = 60.0,
+        resync_interval: float = 0.5,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_change: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if not 0 < token_lifetime <= max_token_lifetime:
             raise ValueError("token_lifetime must be positive and at most max_token_lifetime")
@@ -113,8 +121,14 @@ class SigningKeys:
         self.leeway = leeway
         self.reload_cooldown = reload_cooldown
         self.maintenance_interval = maintenance_interval
+        self.resync_interval = resync_interval
+        self.on_change = on_change
+        """Awaited after this instance changed the store (a rotation): e.g. a Redis
+        announcement, so that other instances reload at once."""
         self._clock = clock
         self._sleep = sleep
+        self._version: object = None
+        self._woken = asyncio.Event()
         self._live: list[_Live] = []  # by activation
         self._keys = KeySet()
         self._revision = 0
@@ -141,6 +155,7 @@ class SigningKeys:
             rotation_interval=settings.rotation_interval,
             publish_ahead=settings.publish_ahead,
             leeway=settings.leeway,
+            resync_interval=settings.resync_interval,
             clock=clock,
         )
 
@@ -176,6 +191,15 @@ class SigningKeys:
             self._revision += 1
         self._live = live
         self._keys = KeySet.of(entry.verification for entry in live)
+
+    async def _read(self) -> list[StoredSigningKey]:
+        """Load the store and apply it; the version is read first, so a change racing the load
+        is seen again by the next :meth:`resync`."""
+        version = await self.store.version()
+        stored = await self.store.load()
+        self._apply(stored)
+        self._version = version
+        return stored
 
     def _published(self, now: float) -> list[_Live]:
         horizon = self.max_token_lifetime + self.leeway
@@ -241,26 +265,41 @@ class SigningKeys:
     async def _reload(self) -> bool:
         try:
             self._reloaded_at = self._clock()
-            self._apply(await self.store.load())
+            await self._read()
             return True
         finally:
             self._inflight = None
+
+    async def resync(self) -> bool:
+        """Reload if the store changed since it was last read (another instance rotated, or
+        ``bastion jwks rotate``); whether it did. One cheap ``version()`` call otherwise."""
+        if await self.store.version() == self._version:
+            return False
+        await self._read()
+        return True
+
+    def wake(self) -> None:
+        """Check the store now rather than at the next ``resync_interval`` (a notification)."""
+        self._woken.set()
 
     # -- rotation ----------------------------------------------------------------------------
 
     async def load(self, now: float | None = None) -> None:
         """Read the store and bring it up to schedule (first key, next key, pruning)."""
         self._reloaded_at = self._clock()
-        self._apply(await self.store.load())
+        await self._read()
         await self.maintain(now)
+
+    async def read(self) -> None:
+        """Load the store without changing it (``bastion jwks show``)."""
+        await self._read()
 
     async def maintain(self, now: float | None = None) -> bool:
         """Do what the schedule says is due at ``now``; True if the store changed."""
         now = self._clock() if now is None else now
         changed = False
         for _ in range(3):  # another instance may win a race; reload and look again
-            stored = await self.store.load()
-            self._apply(stored)
+            stored = await self._read()
             newest = newest_kid(stored)
             current = self.current(now)
             key: StoredSigningKey | None
@@ -278,7 +317,8 @@ class SigningKeys:
             await self.store.delete(stale)
             changed = True
         if changed:
-            self._apply(await self.store.load())
+            await self._read()
+            await self._changed()
         return changed
 
     def _next_key(self, now: float, current: StoredSigningKey | None) -> StoredSigningKey | None:
@@ -316,20 +356,60 @@ class SigningKeys:
             stale = [k.kid for k in stored]
         if stale:
             await self.store.delete(stale)
-        self._apply(await self.store.load())
+        await self._read()
+        await self._changed()
         return key.kid
 
+    async def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                await self.on_change()
+            except Exception as exc:  # an announcement is advisory: resync catches up anyway
+                log.warning("signing key change not announced: %s", describe(exc))
+
     async def start(self) -> None:
-        """Load, then keep the schedule in the background (every ``maintenance_interval``)."""
-        await self.load()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="signing-key-rotation")
+        """Load, then in the background follow the store (every ``resync_interval``, or when
+        woken) and keep the schedule (every ``maintenance_interval``). If the store cannot be
+        read now, the error is raised but the background work starts anyway and keeps trying."""
+        try:
+            await self.load()
+        finally:
+            if self._task is None:
+                self._task = asyncio.create_task(self._run(), name="signing-key-rotation")
 
     async def _run(self) -> None:
+        maintained = self._clock()
+        failing = False
         while True:
-            await self._sleep(self.maintenance_interval)
-            with contextlib.suppress(StateError):  # keep the keys in memory; try again next round
-                await self.maintain()
+            await self._pause(self.resync_interval)
+            try:
+                await self.resync()
+                due = self._clock() - maintained >= self.maintenance_interval
+                if due or self.current() is None:
+                    maintained = self._clock()
+                    await self.maintain()
+            except StateError as exc:  # keep the keys in memory; try again next round
+                if not failing:
+                    log.error("signing keys: the store cannot be read: %s", describe(exc))
+                failing = True
+            else:
+                if failing:
+                    log.warning("signing keys: the store can be read again")
+                failing = False
+
+    async def _pause(self, seconds: float) -> None:
+        """``sleep(seconds)``, cut short by :meth:`wake`."""
+        if self._woken.is_set():
+            self._woken.clear()
+            return
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        woken = asyncio.ensure_future(self._woken.wait())
+        try:
+            await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, woken):
+                task.cancel()
+            self._woken.clear()
 
     async def aclose(self) -> None:
         task, self._task = self._task, None

@@ -60,12 +60,14 @@ __all__ = ["Issuer", "TokenVerifier", "build_issuer", "build_verifier", "own_iss
 @dataclass(frozen=True, slots=True)
 class Issuer:
     """One trusted issuer: its claims policy, its allowed algorithms, where its keys come from,
-    and the ``Identity.method`` its tokens prove (``oidc`` for providers, ``jwt`` for bastion)."""
+    the ``Identity.method`` its tokens prove (``oidc`` for providers, ``jwt`` for bastion), and
+    the claim that names the caller's rate-limit tier (bastion's own tokens only: ``tier``)."""
 
     policy: ClaimsPolicy
     algorithms: frozenset[str]
     keys: KeySource
     method: str = "oidc"
+    tier_claim: str | None = None
 
     @property
     def name(self) -> str:
@@ -163,6 +165,7 @@ class TokenVerifier:
         if not isinstance(consumer, str):
             raise reject("token names no subject or client_id")
         jti = claims.get("jti")
+        tier = claims.get(issuer.tier_claim) if issuer.tier_claim is not None else None
         frozen = MappingProxyType(dict(claims))
         verified = VerifiedToken(
             issuer=issuer.name,
@@ -174,6 +177,7 @@ class TokenVerifier:
                 method=issuer.method,
                 key_id=jti if isinstance(jti, str) else None,
                 scopes=scopes_of(claims),
+                tier=tier if isinstance(tier, str) else None,
                 claims=frozen,
             ),
             kid=verification_key.kid,
@@ -244,7 +248,7 @@ def own_issuer(settings: SigningSettings, keys: SigningKeys) -> Issuer:
         required=frozenset({"sub", "iat", "jti", "client_id"}),
         max_lifetime=settings.max_token_lifetime,
     )
-    return Issuer(policy, frozenset((settings.algorithm,)), keys, "jwt")
+    return Issuer(policy, frozenset((settings.algorithm,)), keys, "jwt", tier_claim="tier")
 
 
 def build_verifier(

@@ -1,0 +1,173 @@
+"""The ``bearer_token`` guard: who is calling, proven by a JWT in ``Authorization: Bearer``.
+
+Tokens come from bastion's own issuer (``POST /oauth/token``) and from the identity providers in
+``auth.tokens.issuers``; one :class:`~bastion.auth.jwt.verifier.TokenVerifier` checks both, and
+a token seen before costs a SHA-256 and a dictionary lookup (its signature was checked once).
+Success sets :data:`~bastion.pipeline.identity.IDENTITY`; a refusal is a 401 with an RFC 6750
+challenge (``WWW-Authenticate: Bearer realm="...", error="invalid_token"``), or 503 when an
+issuer's keys cannot be had.
+
+As with API keys, no token at all is not this guard's business (the requirements guard decides
+whether the route needs one), and a token that is presented and fails is refused on every route.
+
+The guard owns the background work tokens need: the providers' JWKS refresh, bastion's signing
+key schedule and its resync, and the Redis listener for rotations. The chain starts and closes
+them (``start``/``close``), in the serving loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable
+from typing import ClassVar
+
+from bastion.auth.jwt.announce import ChangeListener
+from bastion.auth.jwt.cache import VerifiedToken
+from bastion.auth.jwt.errors import TokenError
+from bastion.auth.jwt.signing import SigningKeys
+from bastion.auth.jwt.verifier import TokenVerifier
+from bastion.config.backends import RedisConfig
+from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny
+from bastion.pipeline.guard import Phase
+from bastion.pipeline.identity import IDENTITY
+from bastion.pipeline.request import Request
+from bastion.pipeline.routing import ROUTE
+
+_PREFIX = b"bearer "
+_ALLOW_CACHE_LIMIT = 10_000
+
+
+class BearerTokenGuard:
+    """Verifies bearer tokens with ``verifier`` (see the module docstring)."""
+
+    name: ClassVar[str] = "bearer_token"
+    phase: ClassVar[Phase] = Phase.AUTHENTICATE
+    requires_body: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        *,
+        realm: str = "bastion",
+        signing: SigningKeys | None = None,
+        redis: RedisConfig | None = None,
+    ) -> None:
+        self.fail_open = False
+        self.verifier = verifier
+        self.signing = signing
+        self.realm = realm
+        self.challenge = f'Bearer realm="{realm}"'
+        self.skip_routes: frozenset[str] = frozenset()
+        """Routes whose endpoint handles its own credentials (the token endpoint)."""
+        self._listener = (
+            ChangeListener(redis, signing.wake)
+            if signing is not None and redis is not None and redis.url is not None
+            else None
+        )
+        self._allows: dict[int, tuple[VerifiedToken, dict[str | None, Allow]]] = {}
+        self._started = False
+
+    @property
+    def accepts_tokens_from_providers(self) -> bool:
+        """Whether an identity provider is configured (then anyone may hold a valid token)."""
+        own = self.signing.issuer if self.signing is not None else None
+        return any(name != own for name in self.verifier.issuers)
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        """Load (or create) bastion's signing keys, fetch every provider's keys, and start
+        their background work. Idempotent."""
+        if self._started:
+            return
+        self._started = True
+        failure: Exception | None = None
+        if self.signing is not None:
+            try:
+                await self.signing.start()  # keeps trying in the background if the store fails
+            except Exception as exc:
+                failure = exc
+        try:
+            await self.verifier.start()
+        except Exception as exc:
+            failure = failure or exc
+        if self._listener is not None:
+            self._listener.start()
+        if failure is not None:
+            raise failure
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.aclose()
+        await self.verifier.aclose()
+        if self.signing is not None:
+            await self.signing.aclose()
+        self._started = False
+
+    # -- the request path
+
+    @staticmethod
+    def presented(request: Request) -> str | None:
+        """The bearer token of the request, or ``None``: one pass over the raw header fields."""
+        for name, value in request.headers.raw:
+            if name == b"authorization" and value[:7].lower() == _PREFIX:
+                return value[7:].decode("latin-1").strip()
+        return None
+
+    def check(self, request: Request) -> Decision | Awaitable[Decision]:
+        token = self.presented(request)
+        if token is None:
+            return ALLOW
+        if self.skip_routes:
+            route = request.state.get(ROUTE)
+            if route is not None and route.name in self.skip_routes:
+                return ALLOW
+        result = self.verifier.verify_nowait(token)
+        if result is None:  # a kid not seen yet: the issuer's keys are fetched once
+            return self._verify_later(request, token)
+        return self._decide(request, result)
+
+    async def _verify_later(self, request: Request, token: str) -> Decision:
+        return self._decide(request, await self.verifier.verify(token))
+
+    def _decide(self, request: Request, result: VerifiedToken | TokenError) -> Decision:
+        if type(result) is TokenError:
+            return self._deny(result)
+        assert isinstance(result, VerifiedToken)
+        state = request.state
+        state[IDENTITY] = result.identity
+        route = state.get(ROUTE)
+        return self._allow(result, route.name if route is not None else None)
+
+    def _allow(self, token: VerifiedToken, route: str | None) -> Allow:
+        """The success decision (with its ``auth.success`` event fields), built once per token
+        and route. The cache holds the token itself, so its ``id`` is not reused meanwhile."""
+        cached = self._allows.get(id(token))
+        if cached is None or cached[0] is not token:
+            if len(self._allows) >= _ALLOW_CACHE_LIMIT:
+                self._allows.clear()
+            cached = self._allows[id(token)] = (token, {})
+        allows = cached[1]
+        allow = allows.get(route)
+        if allow is None:
+            identity = token.identity
+            fields: dict[str, object] = {
+                "consumer": identity.consumer,
+                "auth_method": identity.method,
+                "issuer": token.issuer,
+            }
+            if identity.key_id is not None:
+                fields["key_id"] = identity.key_id
+            client_id = token.claims.get("client_id")
+            if isinstance(client_id, str):
+                fields["client_id"] = client_id
+            if route is not None:
+                fields["route"] = route
+            allow = allows[route] = Allow(event="auth.success", fields=fields)
+        return allow
+
+    def _deny(self, error: TokenError) -> Deny:
+        deny = error.deny(self.realm)
+        fields = {**deny.fields, "auth_method": "bearer"}
+        headers = tuple((name.lower(), value) for name, value in deny.headers)
+        return dataclasses.replace(deny, headers=headers, fields=fields)
