@@ -20,7 +20,6 @@ from setuptools.command.build_ext import build_ext
 COMPILED = [
     "src/bastion/engine/context.py",
     "src/bastion/engine/dispatch.py",
-    "src/bastion/engine/drive.py",
     "src/bastion/engine/exchange.py",
     "src/bastion/engine/headers.py",
     "src/bastion/engine/http11.py",

@@ -1,8 +1,8 @@
 """What happens to a parsed request: request view, guard chain, then a local endpoint or the proxy.
 
 Everything here runs as plain callbacks; a Task exists only when a guard or an endpoint actually
-waits (see :mod:`bastion.engine.drive`), so a forwarded request with synchronous guards costs no
-coroutine scheduling at all.
+waits (``GuardChain.decide`` answers synchronously while its guards do), so a forwarded request
+with synchronous guards costs no coroutine at all.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bastion.engine import drive
 from bastion.engine.exchange import Exchange
 from bastion.engine.proxy import forward
 from bastion.engine.responses import local_response_bytes
 from bastion.errors import UpstreamError, describe
-from bastion.pipeline.decisions import ALLOW, Decision, Deny
+from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny
 from bastion.pipeline.forwarding import Origin
 from bastion.pipeline.problem import deny_for_error, problem_response, reason_phrase
 from bastion.pipeline.request import ClientAddress, Headers, Request
@@ -149,13 +148,16 @@ def _run_chain(exchange: Exchange) -> None:
         _decided(exchange, ALLOW)
         return
     try:
-        result = drive.start(chain.run(request), lambda task: _chain_done(exchange, task))
+        result = chain.decide(request)
+        if not isinstance(result, (Allow, Deny)):
+            # A guard waits (Redis, a key fetch): the rest of the chain runs as a Task.
+            task = exchange.conn.ctx.loop.create_task(result)
+            task.add_done_callback(lambda done: _chain_done(exchange, done))
+            exchange.task = task
+            return
     except Exception:
         logger.exception("the guard chain failed")
         respond_deny(exchange, INTERNAL_ERROR)
-        return
-    if isinstance(result, drive.Pending):
-        exchange.task = result.task
         return
     _decided(exchange, result)
 

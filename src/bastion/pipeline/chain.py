@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Awaitable, Coroutine, Sequence
+from typing import Any, cast
 
 from bastion.errors import describe
 from bastion.observability.events import EventSink, SecurityEvent
@@ -79,38 +79,91 @@ class GuardChain:
     def names(self) -> list[str]:
         return [g.name for g in self.guards]
 
-    async def run(self, request: Request) -> Decision:
+    def decide(self, request: Request) -> Decision | Coroutine[Any, Any, Decision]:
         """Every guard's decision in order; the first :class:`Deny` wins.
 
         The result is an :class:`Allow` carrying the response headers of every guard that added
-        some, or the denial.
+        some, or the denial. While guards answer synchronously the chain does too, so a request
+        with synchronous guards costs no coroutine (and no StopIteration); from the first guard
+        that must wait, the rest runs in the coroutine this returns.
         """
         added: list[tuple[str, str]] | None = None
-        for guard in self.guards:
+        guards = self.guards
+        for index in range(len(guards)):
+            guard = guards[index]
             try:
                 result = guard.check(request)
-                # Most guards answer synchronously: exact type checks are far cheaper than
-                # inspect.isawaitable, which the chain would otherwise pay per guard per request.
+                # Exact type checks first: far cheaper than inspect.isawaitable, which the chain
+                # would otherwise pay per guard per request.
                 if result is ALLOW:
                     continue
                 kind = type(result)
                 if kind is not Allow and kind is not Deny and inspect.isawaitable(result):
-                    result = await result
+                    return self._resume(request, index, result, added)
             except Exception as exc:
                 result = self._failed(guard, request, exc)
-            if isinstance(result, Deny):
-                self._record(guard, request, result)
-                return result
-            allow = cast(Allow, result)
-            if allow.event is not None:
-                self._record(guard, request, allow)
-            if allow.headers:
+            if self._absorb(guard, request, cast(Decision, result)):
+                return cast(Deny, result)
+            headers = cast(Allow, result).headers
+            if headers:
                 if added is None:
                     added = []
-                added.extend(allow.headers)
+                added.extend(headers)
         if added is None:
             return ALLOW
-        return Allow(headers=tuple(added))
+        return Allow(tuple(added))
+
+    async def _resume(
+        self,
+        request: Request,
+        index: int,
+        pending: Awaitable[Decision],
+        added: list[tuple[str, str]] | None,
+    ) -> Decision:
+        """The rest of :meth:`decide`, from guard ``index`` whose answer is ``pending``."""
+        guards = self.guards
+        while True:
+            guard = guards[index]
+            try:
+                result: Decision = await pending
+            except Exception as exc:
+                result = self._failed(guard, request, exc)
+            if self._absorb(guard, request, result):
+                return result
+            headers = cast(Allow, result).headers
+            if headers:
+                if added is None:
+                    added = []
+                added.extend(headers)
+            index += 1
+            if index == len(guards):
+                break
+            pending = self._answer(guards[index], request)
+        if added is None:
+            return ALLOW
+        return Allow(tuple(added))
+
+    async def _answer(self, guard: Guard, request: Request) -> Decision:
+        result = guard.check(request)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    def _absorb(self, guard: Guard, request: Request, result: Decision) -> bool:
+        """Record ``result`` if it asks to be; true when it is a denial (the chain stops)."""
+        if isinstance(result, Deny):
+            self._record(guard, request, result)
+            return True
+        if result.event is not None:
+            self._record(guard, request, result)
+        return False
+
+    async def run(self, request: Request) -> Decision:
+        """:meth:`decide`, awaited when it has to wait."""
+        result = self.decide(request)
+        if isinstance(result, (Allow, Deny)):
+            return result
+        return await result
 
     def on_response(self, request: Request, status: int, headers: list[tuple[str, str]]) -> None:
         for hook in self._response_hooks:
