@@ -63,7 +63,8 @@ async def test_one_credential_passes(
     gw, low, _ = gateway
     response = await raw(
         gw.server.port,
-        f"GET /x HTTP/1.1\r\nhost: t\r\nx-api-key: {low.secret}\r\nconnection: close\r\n\r\n".encode(),
+        f"GET /x HTTP/1.1\r\nhost: t\r\nx-api-key: {low.secret}\r\n"
+        "connection: close\r\n\r\n".encode(),
     )
     assert status_of(response) == 200
     assert len(upstream.seen) == 1

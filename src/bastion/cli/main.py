@@ -6,8 +6,10 @@ import click
 
 from bastion.cli.check import check_config
 from bastion.cli.demo import demo
+from bastion.cli.jwks import jwks
 from bastion.cli.keys import keys
 from bastion.cli.serve import serve
+from bastion.cli.token import token
 from bastion.version import __version__
 
 
@@ -26,6 +28,8 @@ cli.add_command(serve)
 cli.add_command(check_config)
 cli.add_command(demo)
 cli.add_command(keys)
+cli.add_command(jwks)
+cli.add_command(token)
 
 
 def main() -> None:

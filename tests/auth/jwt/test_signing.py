@@ -1,6 +1,7 @@
 """bastion's signing keys: the schedule, JWKS publication, stores, and RFC 9068 issuance.
 
-Every store implementation runs the same tests (memory and files under a state directory).
+Every store implementation runs the same tests (memory, files under a state directory, and the
+shared PostgreSQL, each test in a schema of its own).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import asyncio
 import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -49,9 +50,20 @@ STORES: dict[str, StoreFactory] = {
 }
 
 
-@pytest.fixture(params=list(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> SigningKeyStore:
-    return STORES[request.param](tmp_path)
+PG_PEPPER = b"signing-test-pepper-" + b"q" * 32
+
+
+@pytest.fixture(params=[*STORES, "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SigningKeyStore]:
+    if request.param != "postgres":
+        yield STORES[request.param](tmp_path)
+        return
+    from bastion.store.signing_postgres import KeySealer, PostgresSigningKeyStore
+
+    dsn, schema = request.getfixturevalue("postgres_dsn"), request.getfixturevalue("pg_schema")
+    made = PostgresSigningKeyStore(dsn, KeySealer(PG_PEPPER), schema)
+    yield made
+    await made.close()
 
 
 def make_keys(store: SigningKeyStore, clock: Clock, **options: float | str) -> SigningKeys:
