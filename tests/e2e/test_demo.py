@@ -38,6 +38,11 @@ def test_demo_check_passes_every_step(tmp_path: Path) -> None:
     assert "FAILED" not in result.stdout
     assert (tmp_path / "state").is_dir()
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+    # the key made at start is shown by id (its secret too, outside --check) and stored there
+    assert "API key" in result.stdout
+    assert "for consumer demo-client" in result.stdout
+    assert (tmp_path / "state" / "keys.db").exists()
+    assert list((tmp_path / "state" / "signing-keys").glob("*.json"))
 
 
 def test_demo_refuses_a_port_shared_with_the_gateway() -> None:

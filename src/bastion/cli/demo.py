@@ -1,4 +1,10 @@
-"""``bastion demo``: the bundled demo API behind the gateway, on embedded defaults."""
+"""``bastion demo``: the bundled demo API behind the gateway, on embedded defaults.
+
+At start the demo creates an API key for the consumer ``demo-client`` (scope ``orders:read``,
+valid 30 days) in its state directory, revoking the one a previous run made, and prints it: the
+tour's authentication steps use it, and so can whoever tries the printed commands. Tokens are
+signed with keys kept in the same state directory.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from bastion.auth.keys.manager import IssuedKey, KeyManager
 from bastion.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -24,11 +31,14 @@ from bastion.cli.common import (
 from bastion.config.models import BastionConfig
 from bastion.config.types import HostPort, parse_host_port
 from bastion.demo.api import DemoAPI
-from bastion.demo.tour import Step, steps
-from bastion.errors import ConfigError
+from bastion.demo.tour import DEMO_CONSUMER, Step, steps
+from bastion.errors import ConfigError, StateError
 from bastion.observability.events import NullSink
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.routing import Router
+
+PUBLIC = {"require": "public"}
+USER_RULE = {"in": "path", "template": "/users/{user_id}", "name": "user_id", "claim": "sub"}
 
 
 class DemoUpstream:
@@ -72,6 +82,30 @@ class DemoUpstream:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(5)
+
+
+DEMO_KEY_NAME = "bastion demo"
+DEMO_SCOPES = ("orders:read",)
+DEMO_KEY_LIFETIME = 30 * 86400.0
+
+
+def demo_key(config: BastionConfig) -> IssuedKey:
+    """A fresh key for this run; the key a previous run made is revoked (it was printed)."""
+    try:
+        manager = KeyManager(config)
+    except (ConfigError, StateError) as exc:
+        fail_config(ConfigError(f"state_dir: the demo's API key cannot be created ({exc})"))
+    try:
+        for record in manager.list(DEMO_CONSUMER):
+            if record.name == DEMO_KEY_NAME and record.revoked_at is None:
+                manager.revoke(record.id)
+        return manager.create(
+            DEMO_CONSUMER, scopes=DEMO_SCOPES, name=DEMO_KEY_NAME, expires_in=DEMO_KEY_LIFETIME
+        )
+    except StateError as exc:
+        fail_config(ConfigError(f"state_dir: the demo's API key cannot be created ({exc})"))
+    finally:
+        manager.close()
 
 
 def _wait_ready(admin: HostPort, seconds: float) -> bool:
@@ -130,14 +164,36 @@ def demo(
             "state_dir": state_dir,
             "admin": {"listen": admin_listen},
             "routes": [
-                {"name": "demo", "upstream": f"http://{api_address}"},
+                {"name": "demo", "upstream": f"http://{api_address}", "auth": PUBLIC},
                 {
                     "name": "limited",
                     "upstream": f"http://{api_address}/hello",
                     "path_prefix": "/limited",
                     "strip_prefix": True,
+                    "auth": PUBLIC,
+                },
+                {
+                    "name": "orders",
+                    "upstream": f"http://{api_address}",
+                    "path_prefix": "/orders",
+                    "auth": {"scopes": ["orders:read"]},
+                },
+                {
+                    "name": "admin",
+                    "upstream": f"http://{api_address}",
+                    "path_prefix": "/admin",
+                    "auth": {"scopes": ["admin"]},
+                },
+                {
+                    "name": "users",
+                    "upstream": f"http://{api_address}",
+                    "path_prefix": "/users",
+                    "auth": {"objects": [USER_RULE], "bypass_scopes": ["admin"]},
                 },
             ],
+            "auth": {
+                "tokens": {"signing": {"issuer": f"http://{listen}", "audiences": ["demo-api"]}}
+            },
             "rate_limit": {
                 "policies": [{"name": "demo", "rate": "5/minute", "routes": ["limited"]}]
             },
@@ -148,6 +204,7 @@ def demo(
             ConfigError("--api-listen: expected a port other than the gateway's or admin's")
         )
     prepare_state_dir(config)
+    key = demo_key(config)
     upstream = DemoUpstream(config, api_address)
     try:
         upstream.start()
@@ -155,14 +212,22 @@ def demo(
         fail_config(ConfigError(f"--api-listen: {api_address} cannot be bound ({exc.strerror})"))
 
     base = f"http://{config.listen}"
-    tour = steps(base)
+    tour = steps(base, key.secret)
     results: list[bool] = []
+    record = key.record
+    key_text = (
+        f"API key {record.id} for consumer {record.consumer} (scope {' '.join(DEMO_SCOPES)},"
+        f" valid 30 days), created in {config.state_dir}"
+    )
     if check:
         click.echo(f"bastion demo: checking the gateway at {base}")
+        click.echo(f"  {key_text}")
         threading.Thread(target=_run_tour, args=(config, tour, results), daemon=True).start()
     else:
         click.echo(f"bastion demo: the demo API ({api_address}) is behind the gateway at {base}")
-        click.echo(f"  admin: http://{config.admin.listen}/healthz  /readyz  /metrics\n")
+        click.echo(f"  admin: http://{config.admin.listen}/healthz  /readyz  /metrics")
+        click.echo(f"  {key_text}:\n")
+        click.echo(f"  export BASTION_API_KEY={key.secret}\n")
         click.echo("Try:")
         for step in tour:
             click.echo(f"  # {step.title}: expect {step.shows}\n  {step.curl}\n")

@@ -1,8 +1,11 @@
-"""A small in-memory API (items, a health probe, a failing route) that the demo puts behind bastion.
+"""A small in-memory API (items, orders, user profiles, an admin page, a failing route) that the
+demo puts behind bastion.
 
 It is served by bastion's own engine as local endpoints on a loopback port, so the demo needs
 nothing but the package. It behaves like a careless upstream on purpose: ``/error`` leaks a stack
-trace, which the gateway masks.
+trace, which the gateway masks, and ``/users/<id>`` answers for any id (the gateway's object-level
+rule is what keeps callers to their own profile). Authenticated routes echo the caller the
+gateway identified (``X-Bastion-Consumer``), which only the gateway can set.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ def openapi_text() -> str:
 
 def _json(status: int, doc: Any, extra: tuple[tuple[str, str], ...] = ()) -> Response:
     return Response(status, _JSON + extra, orjson.dumps(doc))
+
+
+def _caller(request: Request) -> str | None:
+    return request.headers.get("x-bastion-consumer")
 
 
 def _not_allowed(allowed: str) -> Response:
@@ -84,6 +91,17 @@ class DemoAPI:
         shown = {name: request.headers.get_all(name) for name in _SHOWN_HEADERS}
         return _json(200, {name: values for name, values in shown.items() if values})
 
+    async def orders(self, request: Request) -> Response:
+        return _json(200, {"orders": [{"id": 1, "item": 1, "quantity": 2}],
+                           "caller": _caller(request)})  # fmt: skip
+
+    async def admin(self, request: Request) -> Response:
+        return _json(200, {"items": len(self.items), "caller": _caller(request)})
+
+    async def user(self, request: Request) -> Response:
+        user_id = request.path.removeprefix("/users/").split("/", 1)[0]
+        return _json(200, {"user": user_id, "caller": _caller(request)})
+
     async def error(self, request: Request) -> Response:
         return Response(500, (("content-type", "text/plain"),), _LEAKY_TRACE)
 
@@ -100,5 +118,8 @@ class DemoAPI:
             route("items", "/items", self.items_route, body=True),
             route("headers", "/headers", self.echo_headers),
             route("error", "/error", self.error),
+            route("orders", "/orders", self.orders),
+            route("admin", "/admin", self.admin),
+            route("users", "/users", self.user),
             route("openapi", "/openapi.yaml", self.openapi),
         ]

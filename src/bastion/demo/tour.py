@@ -1,17 +1,25 @@
 """The demo's guided tour: requests that show each practice bastion has in place, with results.
 
 ``bastion demo`` prints these as curl commands to try; ``bastion demo --check`` sends them itself
-and reports what came back, so the demo proves what it claims.
+and reports what came back, so the demo proves what it claims. The authentication steps use the
+API key the demo created at start (``$BASTION_API_KEY`` in the printed commands) and pass the
+token from the exchange step to the steps after it.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
+
+from bastion.auth.keys.format import key_id_of
+
+PLACEHOLDER_KEY = "bst_" + "0" * 12 + "_" + "0" * 38
+DEMO_CONSUMER = "demo-client"
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,47 @@ def _burst(count: int, path: str) -> Callable[[str, int], Outcome]:
     return send
 
 
+@dataclass
+class Session:
+    """What the authentication steps share: the demo's key, and the token once exchanged."""
+
+    key: str
+    token: str = field(default="", repr=False)
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(self.key) or ""
+
+    def basic(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.key_id}:{self.key}".encode()).decode()
+
+
+def _exchange(session: Session) -> Callable[[str, int], Outcome]:
+    """POST /oauth/token with the key in HTTP Basic; keeps the access token for later steps."""
+
+    def send(host: str, port: int) -> Outcome:
+        outcome = _request(
+            "POST",
+            "/oauth/token",
+            b"grant_type=client_credentials",
+            {"content-type": "application/x-www-form-urlencoded", "authorization": session.basic()},
+        )(host, port)
+        token = _json_field(outcome, "access_token")
+        session.token = token if isinstance(token, str) else ""
+        return outcome
+
+    return send
+
+
+def _with_token(session: Session, path: str) -> Callable[[str, int], Outcome]:
+    def send(host: str, port: int) -> Outcome:
+        return _request("GET", path, headers={"authorization": f"Bearer {session.token}"})(
+            host, port
+        )
+
+    return send
+
+
 def _json_field(outcome: Outcome, name: str) -> object:
     try:
         doc = orjson.loads(outcome.body)
@@ -84,8 +133,76 @@ def _json_field(outcome: Outcome, name: str) -> object:
     return doc.get(name) if isinstance(doc, dict) else None
 
 
-def steps(base: str) -> list[Step]:
-    """The tour for a gateway at ``base`` (``http://127.0.0.1:8080``)."""
+def steps(base: str, key: str | None = None) -> list[Step]:
+    """The tour for a gateway at ``base`` (``http://127.0.0.1:8080``), with the demo's API
+    ``key`` (a placeholder when only the steps' shape matters)."""
+    return _practice_steps(base) + _auth_steps(base, Session(key or PLACEHOLDER_KEY))
+
+
+def _auth_steps(base: str, session: Session) -> list[Step]:
+    key_header = {"x-api-key": session.key}
+    return [
+        Step(
+            "The demo's API key opens /orders (scope orders:read)",
+            f'curl -i -H "X-API-Key: $BASTION_API_KEY" {base}/orders',
+            _request("GET", "/orders", headers=key_header),
+            lambda o: o.status == 200 and _json_field(o, "caller") == DEMO_CONSUMER,
+            "200; the upstream is told the caller (X-Bastion-Consumer: demo-client)",
+        ),
+        Step(
+            "Without a credential the route is refused and says how to authenticate",
+            f"curl -i {base}/orders",
+            _request("GET", "/orders"),
+            lambda o: (
+                o.status == 401
+                and "realm=" in o.headers.get("www-authenticate", "")
+                and _json_field(o, "code") == "auth.missing_credentials"
+            ),
+            "401 auth.missing_credentials with WWW-Authenticate",
+        ),
+        Step(
+            "The key is exchanged for a short-lived access token",
+            f"curl -s -u {session.key_id}:$BASTION_API_KEY -d grant_type=client_credentials"
+            f" {base}/oauth/token",
+            _exchange(session),
+            lambda o: (
+                o.status == 200
+                and isinstance(_json_field(o, "access_token"), str)
+                and _json_field(o, "token_type") == "Bearer"
+                and o.headers.get("cache-control") == "no-store"
+            ),
+            "200 with access_token (an RFC 9068 JWT, 5 minutes), Cache-Control: no-store",
+        ),
+        Step(
+            "The token opens /orders like the key",
+            f'TOKEN=$(bastion token --url {base}); curl -i -H "Authorization: Bearer $TOKEN"'
+            f" {base}/orders",
+            _with_token(session, "/orders"),
+            lambda o: o.status == 200 and _json_field(o, "caller") == DEMO_CONSUMER,
+            "200, the caller identified from the token",
+        ),
+        Step(
+            "An admin route needs a scope the token does not carry",
+            f'curl -i -H "Authorization: Bearer $TOKEN" {base}/admin',
+            _with_token(session, "/admin"),
+            lambda o: (
+                o.status == 403
+                and _json_field(o, "code") == "auth.insufficient_scope"
+                and 'error="insufficient_scope"' in o.headers.get("www-authenticate", "")
+            ),
+            "403 auth.insufficient_scope (scope admin)",
+        ),
+        Step(
+            "Another user's profile is out of reach (object-level rule)",
+            f'curl -i -H "Authorization: Bearer $TOKEN" {base}/users/someone-else',
+            _with_token(session, "/users/someone-else"),
+            lambda o: o.status == 403 and _json_field(o, "code") == "auth.forbidden_object",
+            "403 auth.forbidden_object; /users/demo-client answers 200",
+        ),
+    ]
+
+
+def _practice_steps(base: str) -> list[Step]:
     return [
         Step(
             "A request passes through the gateway",
