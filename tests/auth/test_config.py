@@ -3,6 +3,7 @@ field, the value and what was expected."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,3 +132,62 @@ def test_the_default_assembles_placement_keys_and_requirements(tmp_path: object)
     guards = auth_guards(config, NullSink(), start=False)
     assert [g.name for g in guards] == ["credential_placement", "api_key", "auth_requirements"]
     assert not any(p.name == "keys.db" for p in config.state_dir.iterdir())  # never created
+
+
+SIGNING = {"issuer": "https://gateway.example.test", "audiences": ["https://api.example.test"]}
+
+
+def test_tokens_mount_under_auth_with_their_defaults() -> None:
+    config = build_config({"auth": {"tokens": {"signing": SIGNING}}}, "test")
+    tokens = config.auth.tokens
+    assert tokens.signing is not None
+    assert tokens.signing.resync_interval == 0.5
+    assert tokens.endpoint.enabled
+    assert tokens.endpoint.required_scope is None
+    assert build_config({}, "test").auth.tokens.signing is None
+
+
+def test_the_token_endpoint_needs_api_keys() -> None:
+    with pytest.raises(ConfigError, match=r"auth\.api_keys\.enabled is false"):
+        build_config(
+            {"auth": {"api_keys": {"enabled": False}, "tokens": {"signing": SIGNING}}}, "test"
+        )
+    config = build_config(
+        {
+            "auth": {
+                "api_keys": {"enabled": False},
+                "tokens": {"signing": SIGNING, "endpoint": {"enabled": False}},
+            }
+        },
+        "test",
+    )
+    assert config.auth.tokens.signing is not None
+
+
+def test_required_scope_must_be_a_scope_name() -> None:
+    with pytest.raises(ConfigError, match="expected a scope name"):
+        build_config(
+            {"auth": {"tokens": {"signing": SIGNING, "endpoint": {"required_scope": "a b"}}}},
+            "test",
+        )
+
+
+def test_token_guard_and_endpoints_follow_the_config(tmp_path: Path) -> None:
+    from bastion.auth.assembly import auth_endpoints, auth_guards
+    from bastion.auth.bearer import BearerTokenGuard
+    from bastion.observability.events import NullSink
+
+    config = build_config(
+        {"state_dir": str(tmp_path), "auth": {"tokens": {"signing": SIGNING}}}, "test"
+    )
+    guards = auth_guards(config, NullSink(), start=False)
+    assert any(isinstance(g, BearerTokenGuard) for g in guards)
+    routes = auth_endpoints(config, guards, NullSink())
+    assert [(r.name, r.path_prefix) for r in routes] == [
+        ("bastion.oauth_token", "/oauth/token"),
+        ("bastion.jwks", "/.well-known/jwks.json"),
+    ]
+    plain = build_config({"state_dir": str(tmp_path)}, "test")
+    plain_guards = auth_guards(plain, NullSink(), start=False)
+    assert not any(isinstance(g, BearerTokenGuard) for g in plain_guards)
+    assert auth_endpoints(plain, plain_guards, NullSink()) == []

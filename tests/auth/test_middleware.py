@@ -58,3 +58,45 @@ async def test_middleware_authenticates_with_the_cli_store(tmp_path: Path) -> No
     assert missing.headers["www-authenticate"] == 'ApiKey realm="bastion"'
     assert in_query.status_code == 400
     assert in_query.json()["code"] == "auth.credentials_in_query"
+
+
+async def test_middleware_accepts_bastions_tokens_from_the_shared_state(tmp_path: Path) -> None:
+    from bastion.auth.jwt.keystore import FileSigningKeyStore
+    from bastion.auth.jwt.signing import SigningKeys
+
+    signing = {"issuer": "https://gateway.example.test", "audiences": ["https://api.example"]}
+    config = build_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "events": {"sink": "none"},
+            "auth": {"tokens": {"signing": signing}},
+        },
+        "test",
+    )
+    manager = KeyManager(config)
+    issued = manager.create("acme", scopes=("read",))
+    manager.close()
+    # A gateway sharing the state directory signs the token (its key store is the same files).
+    gateway_keys = SigningKeys(
+        FileSigningKeyStore(tmp_path / "state" / "signing-keys"), issuer=signing["issuer"]
+    )
+    await gateway_keys.load()
+    token = gateway_keys.issue_access_token(
+        subject="acme",
+        client_id=issued.record.id,
+        audience="https://api.example",
+        scopes=("read",),
+    ).token
+    middleware = BastionMiddleware(app(), config)
+    transport = httpx.ASGITransport(app=middleware)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            ok = await client.get("/whoami", headers={"authorization": f"Bearer {token}"})
+            bad = await client.get("/whoami", headers={"authorization": "Bearer x.y.z"})
+    finally:
+        await middleware.chain.close()
+    assert ok.status_code == 200
+    assert ok.json()["identity"] == "acme"
+    assert ok.json()["scopes"] == "read"
+    assert bad.status_code == 401
+    assert bad.headers["www-authenticate"] == 'Bearer realm="bastion", error="invalid_token"'
