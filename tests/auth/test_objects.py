@@ -122,9 +122,7 @@ async def test_query_and_body_values(gateway: AuthGateway, keys: KeyManager) -> 
     assert theirs.status_code == 403
 
 
-async def test_an_api_keys_client_id_is_its_key_id(
-    gateway: AuthGateway, keys: KeyManager
-) -> None:
+async def test_an_api_keys_client_id_is_its_key_id(gateway: AuthGateway, keys: KeyManager) -> None:
     key = keys.create("alice")
     gateway.refresh()
     ok = await call(gateway, "GET", f"/teams/{key.record.id}/members", key.secret)
