@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from bastion.cli.common import fail_config, load_or_exit, prepare_state_dir, run_gateway
+from bastion.config.models import BastionConfig
 from bastion.errors import ConfigError
 from bastion.validation.document import load_document
 
@@ -23,6 +24,19 @@ from bastion.validation.document import load_document
 @click.option("--admin-listen", metavar="HOST:PORT", help="Admin address (default 127.0.0.1:9901).")
 @click.option("--workers", type=click.IntRange(1, 256), help="Worker processes (SO_REUSEPORT).")
 @click.option("--state-dir", type=click.Path(path_type=Path), help="Where keys and state live.")
+@click.option(
+    "--tls",
+    "tls_on",
+    is_flag=True,
+    help="Serve HTTPS; without --tls-cert, with the development certificate (local CA).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="PEM certificate chain (repeat with --tls-key for several names by SNI).",
+)
+@click.option("--tls-key", type=click.Path(path_type=Path), multiple=True, help="PEM private key.")
 def serve(
     upstream: str | None,
     listen: str | None,
@@ -31,6 +45,9 @@ def serve(
     admin_listen: str | None,
     workers: int | None,
     state_dir: Path | None,
+    tls_on: bool,
+    tls_cert: tuple[Path, ...],
+    tls_key: tuple[Path, ...],
 ) -> None:
     """Run the gateway. Flags override the config file; no file is needed with --upstream."""
     overrides: dict[str, Any] = {
@@ -45,6 +62,8 @@ def serve(
     if admin_listen is not None:
         admin = config.admin.model_dump() | {"listen": admin_listen}
         config = load_or_exit(config_path, overrides | {"admin": admin})
+    if tls_on or tls_cert or tls_key:
+        config = load_or_exit(config_path, overrides | tls_overrides(config, tls_cert, tls_key))
     if not config.routes:
         fail_config(
             ConfigError("routes: none configured; expected --upstream URL or routes in --config")
@@ -55,5 +74,43 @@ def serve(
         except ConfigError as exc:
             fail_config(exc)
     prepare_state_dir(config)
+    if config.tls.enabled:
+        config = prepare_tls(config)
 
     sys.exit(run_gateway(config))
+
+
+def tls_overrides(
+    config: BastionConfig, certs: tuple[Path, ...], keys: tuple[Path, ...]
+) -> dict[str, Any]:
+    """The ``tls`` section with the command line's certificates (they replace the file's)."""
+    if len(certs) != len(keys):
+        fail_config(ConfigError("--tls-cert and --tls-key: expected one key per certificate"))
+    tls = config.tls.model_dump(mode="json") | {"enabled": True}
+    if certs:
+        tls["certificates"] = [
+            {"cert": str(cert), "key": str(key)} for cert, key in zip(certs, keys, strict=True)
+        ]
+    return {"tls": tls}
+
+
+def prepare_tls(config: BastionConfig) -> BastionConfig:
+    """Load the certificates once before serving, so that a bad file is one readable line and
+    exit 2, and the development certificate exists before any worker starts (its trust
+    instructions are printed at every start, since a new user reads them there)."""
+    from bastion.tls.devca import trust_instructions
+    from bastion.tls.server import ServerTLS
+
+    tls = ServerTLS(config.tls, config.state_dir)
+    try:
+        tls.load()
+    except ConfigError as exc:
+        fail_config(exc)
+    if tls.dev is None:
+        return config
+    click.echo(f"bastion: HTTPS with the development certificate {tls.dev.cert}", err=True)
+    click.echo(
+        "\n".join(f"bastion: {line}" for line in trust_instructions(tls.dev).splitlines()),
+        err=True,
+    )
+    return config

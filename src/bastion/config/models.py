@@ -20,6 +20,7 @@ from bastion.config.ratelimit import (
     check_route_override,
     parse_rate,
 )
+from bastion.config.tls import TLSConfig, check_tls_references
 from bastion.config.types import (
     ByteSize,
     Duration,
@@ -188,6 +189,7 @@ class BastionConfig(Model):
     rate_limit: RateLimitConfig = RateLimitConfig()
     redis: RedisConfig = RedisConfig()
     postgres: PostgresConfig = PostgresConfig()
+    tls: TLSConfig = TLSConfig()
 
     @model_validator(mode="after")
     def _routes_unique(self) -> Self:
@@ -237,4 +239,9 @@ class BastionConfig(Model):
                         ) from None
         if self.rate_limit.storage == "redis" and self.redis.url is None:
             raise ValueError("rate_limit.storage is 'redis' but redis.url is not set")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_references(self) -> Self:
+        check_tls_references(self.tls, {r.name for r in self.routes}, self.listen)
         return self

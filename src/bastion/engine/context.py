@@ -18,6 +18,21 @@ from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.forwarding import ForwardingPolicy, request_id_source
 from bastion.pipeline.routing import Router
 
+CLIENT_CERT_FIELDS = frozenset(
+    {
+        b"client-cert",
+        b"client-cert-chain",
+        b"ssl-client-cert",
+        b"x-ssl-client-cert",
+        b"x-client-cert",
+        b"x-client-verify",
+        b"x-ssl-client-verify",
+        b"x-ssl-client-dn",
+        b"x-ssl-client-s-dn",
+        b"x-forwarded-client-cert",
+    }
+)
+
 if TYPE_CHECKING:
     from bastion.engine.pool import UpstreamPool
     from bastion.engine.protocol import ClientProtocol
@@ -94,6 +109,17 @@ class EngineContext:
         self.trusts_anyone = self.policy.trusts_anyone
         self.request_skip = REQUEST_REWRITTEN | {self.request_id_header}
         self.response_skip = RESPONSE_REWRITTEN | {self.request_id_header}
+        # Over TLS: bastion's HSTS field on every response (an upstream's own is replaced), and
+        # client-certificate fields from clients never reach an upstream (only bastion saw the
+        # handshake, so only bastion can vouch for a certificate).
+        self.hsts = b""
+        if scheme == "https":
+            hsts = config.tls.hsts
+            if hsts.enabled:
+                value = hsts.header_value().encode("ascii")
+                self.hsts = b"strict-transport-security: " + value + b"\r\n"
+            self.response_skip = self.response_skip | {b"strict-transport-security"}
+            self.request_skip = self.request_skip | CLIENT_CERT_FIELDS
         self.mask_errors = config.responses.mask_upstream_errors
         server = config.responses.server_header
         self.server_header = b"server: " + server.encode("latin-1") + b"\r\n" if server else b""

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import cast
+from typing import Any, cast
 
 import httptools
 
@@ -43,6 +43,21 @@ _PAUSE_HALT = 4
 _PAUSE_TUNNEL = 8
 _PAUSE_UPSTREAM = 16
 _MAX_NESTED_STARTS = 8
+
+
+def tls_info(ssl_object: Any) -> TLSInfo:
+    """What the handshake of a TLS connection established. The client certificate is there
+    only when it was verified (OpenSSL fails the handshake on one it cannot verify); the
+    server name is the one the SNI callback noted (see :mod:`bastion.tls.server`)."""
+    cipher = ssl_object.cipher()
+    peer = ssl_object.getpeercert(True)
+    return TLSInfo(
+        version=ssl_object.version() or "",
+        cipher=cipher[0] if cipher else "",
+        server_name=getattr(ssl_object, "bastion_server_name", None),
+        alpn=ssl_object.selected_alpn_protocol(),
+        client_cert_der=peer if peer else None,
+    )
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -95,13 +110,7 @@ class ClientProtocol(asyncio.Protocol):
             self.peer = ClientAddress(str(peer[0]), int(peer[1]))
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
-            cipher = ssl_object.cipher()
-            self.tls = TLSInfo(
-                version=ssl_object.version() or "",
-                cipher=cipher[0] if cipher else "",
-                server_name=getattr(ssl_object, "server_hostname", None),
-                alpn=ssl_object.selected_alpn_protocol(),
-            )
+            self.tls = tls_info(ssl_object)
         ctx.connections.add(self)
         ctx.reaper.members.add(self)
         ctx.stats.connections_open += 1

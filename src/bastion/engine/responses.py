@@ -1,5 +1,6 @@
 """Response heads bastion writes: its own answers (denials, endpoints, refusals) and the head of
-an upstream's response after rewriting. Every response carries the request id and ``nosniff``."""
+an upstream's response after rewriting. Every response carries the request id and ``nosniff``;
+over TLS, every one also carries ``Strict-Transport-Security`` (``ctx.hsts``, empty otherwise)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def local_response_bytes(
         + request_id.encode("ascii")
         + b"\r\n"
         + (b"" if nosniff else _NOSNIFF)
+        + ctx.hsts
         + ctx.server_header
         + _connection_field(exchange, close)
         + (b"" if response.status in (204, 304) else b"content-length: %d\r\n" % len(response.body))
@@ -84,6 +86,7 @@ def refusal_bytes(ctx: EngineContext, refusal: Refusal) -> bytes:
         + request_id.encode("ascii")
         + b"\r\n"
         + _NOSNIFF
+        + ctx.hsts
         + ctx.server_header
         + _CLOSE
         + b"content-length: %d\r\n\r\n" % len(response.body)
@@ -122,6 +125,8 @@ def proxied_head(
     parts.append(exchange.request_id_field)
     if not nosniff:
         parts.append(_NOSNIFF)
+    if ctx.hsts:
+        parts.append(ctx.hsts)
     if ctx.server_header:
         parts.append(ctx.server_header)
     if close or exchange.version == "1.0":

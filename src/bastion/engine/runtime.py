@@ -32,6 +32,7 @@ from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.request import Request
 from bastion.pipeline.response import FunctionEndpoint, Response
 from bastion.pipeline.routing import Route, Router
+from bastion.tls.runtime import TLSRuntime
 
 logger = logging.getLogger("bastion.engine")
 
@@ -132,11 +133,19 @@ async def serve(config: BastionConfig, *, worker: bool = False) -> int:
     stats = TrafficStats()
     chain = build_gateway_chain(config, events)
     await chain.start()
+    tls = TLSRuntime.create(config, events)
     public = GatewayServer(
-        config=config, chain=chain, listen=config.listen, stats=stats, reuse_port=worker
+        config=config,
+        chain=chain,
+        listen=config.listen,
+        stats=stats,
+        reuse_port=worker,
+        ssl=tls.context if tls is not None else None,
     )
     stop = stop_signals()
     await public.start()
+    if tls is not None:
+        await tls.start(public.port, reuse_port=worker)
     ready = True
     admin: GatewayServer | None = None
     if config.admin.enabled and not worker:
@@ -144,14 +153,18 @@ async def serve(config: BastionConfig, *, worker: bool = False) -> int:
     if worker:
         publisher = asyncio.create_task(_publish(config, stats, stop))
     else:
-        where = f"http://{config.listen.host}:{public.port}"
+        where = f"{public.context.scheme}://{config.listen.host}:{public.port}"
         admin_text = f", admin on http://{config.admin.listen}" if admin else ""
         announce(f"gateway listening on {where}{admin_text} (pid {os.getpid()})")
+        if tls is not None:
+            announce(tls.describe())
     await stop.wait()
     ready = False
     if admin is not None:
         await asyncio.sleep(0)  # readiness is false before the public port stops accepting
     await public.shutdown(config.timeouts.shutdown_grace)
+    if tls is not None:
+        await tls.close(config.timeouts.shutdown_grace)
     if worker:
         publisher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

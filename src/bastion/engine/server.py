@@ -17,7 +17,8 @@ from bastion.pipeline.chain import GuardChain
 
 
 class GatewayServer:
-    """Accepts connections on ``listen`` and serves them through ``chain``.
+    """Accepts connections on ``listen`` and serves them through ``chain``, over TLS when
+    ``ssl`` is given (see :class:`bastion.tls.server.ServerTLS` for the context to pass).
 
     ``start`` binds (port 0 picks a free port, see :attr:`port`); ``shutdown`` stops accepting,
     lets in-flight exchanges finish, closes idle keep-alive connections and, after ``grace``
@@ -66,11 +67,15 @@ class GatewayServer:
         )
         ctx.pool = UpstreamPool(ctx)
         self._ctx = ctx
+        # A handshake gets the time a request head gets: a client that never finishes one
+        # holds no connection slot longer than a slow request would.
+        handshake = self.config.timeouts.header_read if self.ssl is not None else None
         self._server = await loop.create_server(
             lambda: ClientProtocol(ctx),
             self.listen.host,
             self.listen.port,
             ssl=self.ssl,
+            ssl_handshake_timeout=handshake,
             reuse_address=True,
             reuse_port=self.reuse_port or None,
             backlog=2048,

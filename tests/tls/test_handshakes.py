@@ -1,0 +1,229 @@
+"""Real handshakes against the engine's TLS listener: versions, suites, groups, SNI, ALPN.
+
+Each refusal is checked against a permissive control server with the same certificate first, so
+that a refusal proves bastion refused and not that the test client could not offer the thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.engine.upstream_app import Upstream
+from tests.tls.helpers import (
+    Issued,
+    TLSGateway,
+    client_context,
+    fields_of,
+    handshake,
+    issue,
+    start_tls_gateway,
+    tls_config,
+    tls_request,
+)
+
+V = ssl.TLSVersion
+# uvloop closes a connection whose handshake failed without flushing OpenSSL's alert, so the
+# client sees either the alert or a reset: both are a refused handshake.
+REFUSED = (ssl.SSLError, ConnectionResetError)
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def rsa_cert(ca: trustme.CA, tmp_path: Path) -> Issued:
+    return issue(ca, tmp_path, "localhost", "localhost", "127.0.0.1", key_type=trustme.KeyType.RSA)
+
+
+@pytest.fixture
+async def gateway(
+    upstream: Upstream, rsa_cert: Issued, tmp_path: Path
+) -> AsyncIterator[TLSGateway]:
+    config = tls_config(upstream.url, tmp_path / "state", certificates=[rsa_cert.files()])
+    gw = await start_tls_gateway(config)
+    yield gw
+    await gw.close()
+
+
+async def control_server(cert: Issued, **settings: object) -> tuple[asyncio.Server, int]:
+    """A permissive TLS server (old versions, every suite) with the same certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert.cert, cert.key)
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    context.minimum_version = V.TLSv1
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize("version", [V.TLSv1_2, V.TLSv1_3])
+async def test_tls_1_2_and_1_3_are_served(
+    gateway: TLSGateway, ca: trustme.CA, version: ssl.TLSVersion
+) -> None:
+    context = client_context(ca, minimum=version, maximum=version)
+    response, ssl_object = await tls_request(gateway.port, context)
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert ssl_object.version() == {V.TLSv1_2: "TLSv1.2", V.TLSv1_3: "TLSv1.3"}[version]
+    assert fields_of(response)["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+
+
+@pytest.mark.parametrize("version", [V.TLSv1, V.TLSv1_1])
+async def test_tls_1_0_and_1_1_are_refused(
+    gateway: TLSGateway, rsa_cert: Issued, ca: trustme.CA, version: ssl.TLSVersion
+) -> None:
+    context = client_context(ca, minimum=version, maximum=version)
+    control, port = await control_server(rsa_cert)
+    try:
+        accepted = await handshake(port, context)  # the client does offer this version
+        assert accepted.version() in ("TLSv1", "TLSv1.1")
+    finally:
+        control.close()
+    with pytest.raises(REFUSED):
+        await handshake(gateway.port, context)
+
+
+@pytest.mark.parametrize(
+    "suite",
+    [
+        "AES128-SHA",  # RSA key exchange, CBC
+        "AES256-GCM-SHA384",  # RSA key exchange (no forward secrecy), AEAD
+        "ECDHE-RSA-AES128-SHA",  # ECDHE, but CBC with SHA-1
+        "ECDHE-RSA-AES256-SHA384",  # ECDHE, CBC
+        "ECDHE-RSA-AES128-SHA256",  # ECDHE, CBC with SHA-256
+        "AES128-SHA256",  # RSA key exchange, CBC
+    ],
+)
+async def test_weak_tls_1_2_suites_are_refused(
+    gateway: TLSGateway, rsa_cert: Issued, ca: trustme.CA, suite: str
+) -> None:
+    context = client_context(ca, minimum=V.TLSv1_2, maximum=V.TLSv1_2, ciphers=suite)
+    control, port = await control_server(rsa_cert)
+    try:
+        accepted = await handshake(port, context)
+        assert accepted.cipher()[0] == suite
+    finally:
+        control.close()
+    with pytest.raises(REFUSED):
+        await handshake(gateway.port, context)
+
+
+async def test_strong_tls_1_2_suites_are_accepted(gateway: TLSGateway, ca: trustme.CA) -> None:
+    for suite in (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ):
+        context = client_context(ca, minimum=V.TLSv1_2, maximum=V.TLSv1_2, ciphers=suite)
+        assert (await handshake(gateway.port, context)).cipher()[0] == suite
+
+
+async def test_key_exchange_groups_outside_the_profile_are_refused(
+    gateway: TLSGateway, ca: trustme.CA
+) -> None:
+    for group, accepted in (
+        ("X25519", True),
+        ("prime256v1", True),
+        ("secp384r1", True),
+        ("secp521r1", False),
+        ("X448", False),
+    ):
+        context = client_context(ca)
+        context.set_ecdh_curve(group)  # the client offers this group only
+        if accepted:
+            await handshake(gateway.port, context)
+        else:
+            with pytest.raises(REFUSED):
+                await handshake(gateway.port, context)
+
+
+async def test_modern_profile_serves_tls_1_3_only(
+    upstream: Upstream, ca: trustme.CA, tmp_path: Path
+) -> None:
+    cert = issue(ca, tmp_path, "localhost")
+    config = tls_config(
+        upstream.url, tmp_path / "state", certificates=[cert.files()], profile="modern"
+    )
+    gateway = await start_tls_gateway(config)
+    try:
+        with pytest.raises(REFUSED):
+            await handshake(gateway.port, client_context(ca, maximum=V.TLSv1_2))
+        response, ssl_object = await tls_request(gateway.port, client_context(ca))
+        assert ssl_object.version() == "TLSv1.3"
+        assert response.startswith(b"HTTP/1.1 200 ")
+    finally:
+        await gateway.close()
+
+
+async def test_certificates_are_chosen_by_sni(
+    upstream: Upstream, ca: trustme.CA, tmp_path: Path
+) -> None:
+    default = issue(ca, tmp_path, "default", "default.test")
+    api = issue(ca, tmp_path, "api", "api.example.test")
+    wildcard = issue(ca, tmp_path, "wild", "*.tenants.test")
+    config = tls_config(
+        upstream.url,
+        tmp_path / "state",
+        certificates=[default.files(), api.files(), wildcard.files()],
+    )
+    gateway = await start_tls_gateway(config)
+    context = client_context(ca)
+    try:
+        for name in ("api.example.test", "acme.tenants.test", "default.test"):
+            ssl_object = await handshake(gateway.port, context, server_hostname=name)
+            assert ssl_object.getpeercert() is not None  # verified for exactly this name
+        # A name no certificate serves gets the default one (and fails the client's check).
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await handshake(gateway.port, context, server_hostname="other.test")
+        unverified = client_context(None)
+        ssl_object = await handshake(gateway.port, unverified, server_hostname="other.test")
+        der = ssl_object.getpeercert(True)
+        assert der is not None
+        assert der == ssl.PEM_cert_to_DER_cert(default.cert.read_text())
+    finally:
+        await gateway.close()
+
+
+async def test_alpn_selects_http_1_1(gateway: TLSGateway, ca: trustme.CA) -> None:
+    offered = client_context(ca, alpn=["h2", "http/1.1"])
+    assert (await handshake(gateway.port, offered)).selected_alpn_protocol() == "http/1.1"
+    h2_only = client_context(ca, alpn=["h2"])
+    response, ssl_object = await tls_request(gateway.port, h2_only)
+    assert ssl_object.selected_alpn_protocol() is None  # no h2: the client falls back
+    assert response.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_compression_and_renegotiation_are_off(gateway: TLSGateway, ca: trustme.CA) -> None:
+    ssl_object = await handshake(
+        gateway.port, client_context(ca, minimum=V.TLSv1_2, maximum=V.TLSv1_2)
+    )
+    assert ssl_object.compression() is None
+    assert gateway.tls.context is not None
+    assert gateway.tls.context.options & ssl.OP_NO_RENEGOTIATION
+    assert gateway.tls.context.options & ssl.OP_NO_COMPRESSION
+
+
+async def test_a_handshake_that_never_comes_is_cut_off(
+    upstream: Upstream, ca: trustme.CA, tmp_path: Path
+) -> None:
+    cert = issue(ca, tmp_path, "localhost")
+    config = tls_config(upstream.url, tmp_path / "state", certificates=[cert.files()])
+    gateway = await start_tls_gateway(config)  # header_read is 0.5 s in the test timeouts
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        writer.write(b"\x16\x03\x01")  # the start of a ClientHello, then nothing
+        closed = await asyncio.wait_for(reader.read(), 5)
+        assert closed == b""
+        writer.close()
+    finally:
+        await gateway.close()
