@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from bastion.cli.common import fail_config, load_or_exit, prepare_state_dir, run_gateway
+from bastion.config.loader import read_yaml
 from bastion.config.models import BastionConfig
 from bastion.errors import ConfigError
 from bastion.validation.document import load_document
@@ -58,12 +59,12 @@ def serve(
     }
     if upstream is not None:
         overrides["routes"] = [{"name": "default", "upstream": upstream}]
+    if tls_on or tls_cert or tls_key:
+        overrides["tls"] = tls_section(config_path, tls_cert, tls_key)
     config = load_or_exit(config_path, overrides)
     if admin_listen is not None:
         admin = config.admin.model_dump() | {"listen": admin_listen}
         config = load_or_exit(config_path, overrides | {"admin": admin})
-    if tls_on or tls_cert or tls_key:
-        config = load_or_exit(config_path, overrides | tls_overrides(config, tls_cert, tls_key))
     if not config.routes:
         fail_config(
             ConfigError("routes: none configured; expected --upstream URL or routes in --config")
@@ -80,18 +81,27 @@ def serve(
     sys.exit(run_gateway(config))
 
 
-def tls_overrides(
-    config: BastionConfig, certs: tuple[Path, ...], keys: tuple[Path, ...]
+def tls_section(
+    path: Path | None, certs: tuple[Path, ...], keys: tuple[Path, ...]
 ) -> dict[str, Any]:
-    """The ``tls`` section with the command line's certificates (they replace the file's)."""
+    """The file's ``tls`` section with TLS on and the command line's certificates (which
+    replace the file's), validated with the rest of the file."""
     if len(certs) != len(keys):
         fail_config(ConfigError("--tls-cert and --tls-key: expected one key per certificate"))
-    tls = config.tls.model_dump(mode="json") | {"enabled": True}
+    section: dict[str, Any] = {}
+    if path is not None:
+        try:
+            found = read_yaml(path).get("tls")
+        except ConfigError as exc:
+            fail_config(exc)
+        if isinstance(found, dict):
+            section = dict(found)
+    section["enabled"] = True
     if certs:
-        tls["certificates"] = [
+        section["certificates"] = [
             {"cert": str(cert), "key": str(key)} for cert, key in zip(certs, keys, strict=True)
         ]
-    return {"tls": tls}
+    return section
 
 
 def prepare_tls(config: BastionConfig) -> BastionConfig:
