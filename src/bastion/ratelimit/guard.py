@@ -25,7 +25,7 @@ from bastion.pipeline.routing import ROUTE
 from bastion.ratelimit.core import AsyncLimiter, Limiter, Verdict
 from bastion.ratelimit.headers import allowed_headers, exceeded
 from bastion.ratelimit.policy import Entry, PlanBook, Quota
-from bastion.ratelimit.storage.memory import ConcurrencyLimiter
+from bastion.ratelimit.storage.memory import ConcurrencyLimiter, MemoryLimiter
 
 
 class Storage(Protocol):
@@ -124,7 +124,10 @@ class RateLimitGuard(StorageLifecycle):
         quota = self._quota(entry, request, tier)
         if quota is None:
             return ALLOW
-        verdict = cast(Limiter, quota.limiter).hit(entry.key(request, identity, route))
+        key = request.client.ip if entry.by_ip else entry.key(request, identity, route)
+        # In memory (the only case here) every limiter is a MemoryLimiter: a typed call, which
+        # compiled code dispatches through the class instead of looking the method up by name.
+        verdict = cast(MemoryLimiter, quota.limiter).hit(key)
         if not verdict.allowed:
             return self._refuse([quota.item], quota, verdict, entry, identity)
         if self._ietf and not self._legacy:

@@ -102,6 +102,8 @@ class Entry:
     methods: frozenset[str]
     default: Quota | None
     tiers: dict[str, Quota | None]
+    by_ip: bool = False
+    """Counted per client IP alone (the common case): the key is ``request.client.ip``."""
 
     def quota(self, tier: str | None) -> Quota | None:
         """The quota of a consumer of ``tier`` (``None``: no limit for that tier)."""
@@ -153,13 +155,13 @@ class PlanBook:
         if override is not None:
             rate = parse_rate(override, policy.burst)
             quota = self._quota(policy, f"{policy.name}@{route}", rate)
-            return Entry(policy.name, key, methods, quota, {})
+            return Entry(policy.name, key, methods, quota, {}, policy.key == ("ip",))
         default = self._quota(policy, policy.name, policy.parsed_rate())
         tiers = {
             tier: self._quota(policy, f"{policy.name}#{tier}", policy.parsed_rate(tier))
             for tier in policy.tiers
         }
-        return Entry(policy.name, key, methods, default, tiers)
+        return Entry(policy.name, key, methods, default, tiers, policy.key == ("ip",))
 
     def _quota(self, policy: PolicyConfig, namespace: str, rate: Rate | None) -> Quota | None:
         if rate is None:

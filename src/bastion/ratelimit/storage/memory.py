@@ -117,6 +117,13 @@ class MemoryLimiter:
     def now(self) -> int:
         return microseconds(self.clock())
 
+    def hit(self, key: str, cost: int = 1) -> Verdict:
+        """Declared here so that compiled callers dispatch through the class, not by name."""
+        raise NotImplementedError
+
+    def peek(self, key: str) -> Verdict:
+        raise NotImplementedError
+
 
 class MemoryGCRA(MemoryLimiter):
     """Token bucket (GCRA): one integer per key."""
