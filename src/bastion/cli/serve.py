@@ -75,6 +75,12 @@ def serve(
         except ConfigError as exc:
             fail_config(exc)
     prepare_state_dir(config)
+    from bastion.tls.upstream import check_upstream_tls
+
+    try:
+        check_upstream_tls(config)
+    except ConfigError as exc:
+        fail_config(exc)
     if config.tls.enabled:
         config = prepare_tls(config)
 

@@ -3,7 +3,9 @@
 A connection is handed out again only after a complete exchange (see
 :mod:`bastion.engine.upstream`). When ``pool.max_connections`` are open to one upstream, further
 exchanges wait for one to free up, in arrival order. TLS to ``https`` upstreams verifies
-certificates against the system trust store (``ssl.create_default_context``).
+certificates (the system trust store or ``tls.upstream.ca``), may present a client certificate
+and check SPKI pins (:mod:`bastion.tls.upstream`); a route with its own settings
+(``tls.upstream_routes``) has its own connections.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from bastion.engine.context import EngineContext
 from bastion.engine.exchange import Exchange
 from bastion.engine.upstream import PoolKey, UpstreamConnection
 from bastion.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
+from bastion.tls.upstream import UpstreamTLS, describe_tls_error, report_failure
 
 
 class UpstreamPool:
@@ -34,13 +37,24 @@ class UpstreamPool:
         self.waiting: dict[PoolKey, deque[tuple[UpstreamURL, Exchange]]] = {}
         self.closed = False
         self.keys: dict[int, PoolKey] = {}  # by id() of the route's (long-lived) UpstreamURL
-        self._tls: ssl.SSLContext | None = None
+        # Routes with their own upstream TLS settings, by id() of their UpstreamURL.
+        tls = ctx.config.tls
+        self.tls_routes: dict[int, str] = {
+            id(route.upstream): route.name
+            for route in ctx.config.routes
+            if route.name in tls.upstream_routes
+        }
+        self.route_names: dict[int, str] = {id(r.upstream): r.name for r in ctx.config.routes}
+        self._tls: dict[str, UpstreamTLS] = {}
+        for route in ctx.config.routes:  # a bad CA or client certificate fails at start
+            if route.upstream.scheme == "https":
+                self._upstream_tls(self._scheme(route.upstream))
 
     def acquire(self, url: UpstreamURL, exchange: Exchange, *, fresh: bool = False) -> None:
         """Send ``exchange`` on an idle connection, a new one, or once one frees up."""
         key = self.keys.get(id(url))
         if key is None:
-            key = self.keys[id(url)] = (url.scheme, url.host, url.port)
+            key = self.keys[id(url)] = (self._scheme(url), url.host, url.port)
         idle = self.idle.get(key)
         while idle and not fresh:
             conn = idle.pop()
@@ -57,15 +71,15 @@ class UpstreamPool:
 
     async def _open(self, key: PoolKey, url: UpstreamURL, exchange: Exchange) -> None:
         ctx = self.ctx
-        tls = self._tls_context() if url.scheme == "https" else None
+        tls = self._upstream_tls(key[0]) if url.scheme == "https" else None
         try:
-            _, conn = await asyncio.wait_for(
+            transport, conn = await asyncio.wait_for(
                 ctx.loop.create_connection(
                     lambda: UpstreamConnection(self, key),
                     url.host,
                     url.port,
-                    ssl=tls,
-                    server_hostname=url.host if tls else None,
+                    ssl=tls.context if tls is not None else None,
+                    server_hostname=(tls.server_name or url.host) if tls is not None else None,
                 ),
                 ctx.upstream_connect,
             )
@@ -73,19 +87,51 @@ class UpstreamPool:
             self._lost(key)
             self._fail(exchange, UpstreamTimeout("connecting to the upstream timed out"))
             return
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError as exc:
+            self._lost(key)
+            self._fail(exchange, self._tls_failed(url, exchange, describe_tls_error(exc)))
+            return
+        except OSError as exc:
             self._lost(key)
             self._fail(exchange, UpstreamConnectError(type(exc).__name__))
             return
+        if tls is not None and tls.pins:
+            refused = tls.pin_failure(transport)
+            if refused is not None:
+                conn.close()
+                self._fail(exchange, self._tls_failed(url, exchange, refused))
+                return
         if exchange.conn.closed or exchange.status > 0:
             self.release(conn)
             return
         conn.send(exchange, reused=False)
 
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:
-            self._tls = ssl.create_default_context()
-        return self._tls
+    def _scheme(self, url: UpstreamURL) -> str:
+        """The first part of a pool key: the URL's scheme, or ``https+ROUTE`` for a route with
+        its own TLS settings (so that it never shares connections with another route)."""
+        own = self.tls_routes.get(id(url))
+        return url.scheme if own is None or url.scheme != "https" else f"https+{own}"
+
+    def _upstream_tls(self, scheme: str) -> UpstreamTLS:
+        """The compiled settings of ``https`` (``tls.upstream``) or ``https+ROUTE``."""
+        found = self._tls.get(scheme)
+        if found is None:
+            tls = self.ctx.config.tls
+            _, _, route = scheme.partition("+")
+            settings = tls.upstream_routes.get(route, tls.upstream) if route else tls.upstream
+            found = self._tls[scheme] = UpstreamTLS(settings)
+        return found
+
+    def _tls_failed(self, url: UpstreamURL, exchange: Exchange, reason: str) -> UpstreamError:
+        conn = exchange.conn
+        return report_failure(
+            self.ctx.chain.events,
+            self.route_names.get(id(url), "-"),
+            url.authority,
+            reason,
+            conn.peer.ip,
+            exchange.request_id,
+        )
 
     @staticmethod
     def _fail(exchange: Exchange, error: UpstreamError) -> None:
