@@ -1,14 +1,18 @@
-"""What API-key authentication costs the gateway, measured two ways, side by side in one run.
+"""What authentication costs the gateway (API keys and cached JWTs), measured two ways, side by
+side in one run.
 
 ``micro`` (default, ~30 s): the engine's whole per-request Python path, without sockets (the
 harness of ``micro_engine.py``: fake transports, a pooled upstream fed an nginx-like response),
-for three chains built from the same config, run interleaved:
+for four chains built from the same config, run interleaved:
 
 - ``none``: the router alone (``auth.enabled: false``), the engine's fast path;
 - ``anonymous``: the default auth guards on a public route, no credential presented (what every
   gateway now pays: query and duplicate checks, identity headers stripped);
 - ``api-key``: a valid key on a route that requires one (checksum, index, HMAC, identity
-  headers, the ``auth.success`` event built for a ``none`` sink).
+  headers, the ``auth.success`` event built for a ``none`` sink);
+- ``jwt``: a valid bastion access token (``Authorization: Bearer``, EdDSA) on the same route,
+  verified once and then answered from the token cache (SHA-256 of the token, a lookup, the
+  key-bound revocation check), with the token guard and the key guard both in the chain.
 
 ``wrk`` (~1-2 min): the same comparison through sockets, ``bastion serve`` processes pinned to
 core 1 and wrk with nginx as upstream on core 0 (the layout of ``run_proxy.py``), interleaved
@@ -38,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import uvloop
 
 from bastion.auth.assembly import auth_guards
+from bastion.auth.bearer import BearerTokenGuard
+from bastion.auth.jwt.keystore import MemorySigningKeyStore
 from bastion.auth.keys.hashing import KeyHasher
 from bastion.auth.keys.manager import KeyManager
 from bastion.config.loader import build_config
@@ -53,8 +59,14 @@ from bastion.pipeline.routing import Route, Router
 from bastion.store import MemoryKeyStore
 from micro_engine import RESPONSE, FakeTransport
 
-SCENARIOS = ("none", "anonymous", "api-key")
-TARGET = 0.85  # issue 3: the gateway with API-key auth >= 0.85x the same gateway without guards
+SCENARIOS = ("none", "anonymous", "api-key", "jwt")
+AUTHENTICATED = ("api-key", "jwt")
+TARGET = 0.85  # issue 3: the gateway with API-key or JWT auth >= 0.85x the same without guards
+SIGNING = {
+    "issuer": "https://bench.bastion.test",
+    "audiences": ["https://api.bench.test"],
+    "token_lifetime": "1h",  # longer than the run: the token stays valid and cached
+}
 
 
 def config_for(scenario: str, upstream: str = "http://127.0.0.1:9000") -> BastionConfig:
@@ -62,6 +74,7 @@ def config_for(scenario: str, upstream: str = "http://127.0.0.1:9000") -> Bastio
         "none": {"enabled": False},
         "anonymous": {"default": "public"},
         "api-key": {"default": "required"},
+        "jwt": {"default": "required", "tokens": {"signing": SIGNING}},
     }
     auth = settings[scenario]
     return build_config(
@@ -75,8 +88,16 @@ def config_for(scenario: str, upstream: str = "http://127.0.0.1:9000") -> Bastio
     )
 
 
-def request_bytes(secret: str | None) -> bytes:
-    key = f"X-API-Key: {secret}\r\n" if secret else ""
+def credential_header(scenario: str, secret: str | None) -> str:
+    if secret is None:
+        return ""
+    if scenario == "jwt":
+        return f"Authorization: Bearer {secret}"
+    return f"X-API-Key: {secret}"
+
+
+def request_bytes(header: str) -> bytes:
+    key = f"{header}\r\n" if header else ""
     return (
         "GET /orders/42?page=2 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench/1.0\r\n"
         f"Accept: application/json\r\n{key}\r\n"
@@ -92,8 +113,14 @@ def setup(
     secret = None
     guards = []
     if scenario != "none":
-        guards = auth_guards(config, NullSink(), key_store=lambda: (store, hasher), start=False)
-        if scenario == "api-key":
+        guards = auth_guards(
+            config,
+            NullSink(),
+            key_store=lambda: (store, hasher),
+            start=False,
+            signing_store=MemorySigningKeyStore(),
+        )
+        if scenario in AUTHENTICATED:
             issued = KeyManager(config, store=store, hasher=hasher).create(
                 "acme", scopes=("orders:read",), tier="gold"
             )
@@ -102,6 +129,17 @@ def setup(
                 sync = getattr(guard, "sync", None)
                 if sync is not None:
                     sync.refresh()
+        if scenario == "jwt":
+            bearer = next(g for g in guards if isinstance(g, BearerTokenGuard))
+            signing = bearer.signing
+            assert signing is not None
+            loop.run_until_complete(signing.load())  # the key; no background task in a micro run
+            secret = signing.issue_access_token(
+                subject="acme",
+                client_id=issued.record.id,
+                audience=SIGNING["audiences"][0],
+                scopes=("orders:read",),
+            ).token
     chain = GuardChain([Router(routes), *guards], NullSink())
     ctx = EngineContext(config=config, chain=chain, stats=TrafficStats(), loop=loop, scheme="http")
     pool = ctx.pool = UpstreamPool(ctx)
@@ -116,7 +154,13 @@ def setup(
     client = ClientProtocol(ctx)
     client_transport = FakeTransport(("127.0.0.1", 40000))
     client.connection_made(client_transport)
-    return client, client_transport, up, up_transport, request_bytes(secret)
+    return (
+        client,
+        client_transport,
+        up,
+        up_transport,
+        request_bytes(credential_header(scenario, secret)),
+    )
 
 
 def micro_run(scenario: str, n: int, loop: asyncio.AbstractEventLoop) -> float:
@@ -127,7 +171,7 @@ def micro_run(scenario: str, n: int, loop: asyncio.AbstractEventLoop) -> float:
     feed_up(RESPONSE)
     head = b"".join(sent_up)
     assert head.startswith(b"GET /orders/42?page=2"), head
-    if scenario == "api-key":
+    if scenario in AUTHENTICATED:
         assert b"x-bastion-consumer: acme" in head, head
         assert b" 200 " in b"".join(sent_client), sent_client
     sent_up.clear()
@@ -177,6 +221,7 @@ def wrk(args: argparse.Namespace) -> int:
         )
         rp.wait_ready(upstream, up_port, 20)
         slots: dict[str, tuple[Any, int, str | None]] = {}
+        secrets: dict[str, str] = {}
         for scenario in SCENARIOS:
             state = work / f"{scenario}-state"
             config = config_for(scenario, f"http://{rp.HOST}:{up_port}")
@@ -184,22 +229,27 @@ def wrk(args: argparse.Namespace) -> int:
             data.update({"state_dir": str(state), "rate_limit": {"login": {"enabled": False}}})
             path = work / f"{scenario}.json"
             path.write_text(json.dumps(data))
-            secret = None
-            if scenario == "api-key":
+            if scenario in AUTHENTICATED:
                 made = subprocess.run(
                     [args.bastion, "keys", "create", "--consumer", "acme", "--config", str(path),
                      "--json"],
                     capture_output=True, text=True, check=True,
                 )  # fmt: skip
-                secret = json.loads(made.stdout)["secret"]
+                secrets[scenario] = json.loads(made.stdout)["secret"]
             port = rp.free_port()
             argv = [args.bastion, "serve", "--config", str(path), "--listen", f"{rp.HOST}:{port}"]
-            slots[scenario] = (fleet.start(scenario, argv, rp.PROXY_CORE), port, secret)
-        for proc, port, secret in slots.values():
-            wait_ready(proc, port, secret, rp)
+            header = (
+                credential_header(scenario, secrets[scenario]) if scenario == "api-key" else None
+            )
+            slots[scenario] = (fleet.start(scenario, argv, rp.PROXY_CORE), port, header)
+        proc, port, _ = slots["jwt"]
+        token = fetch_token(proc, port, secrets["jwt"], rp)
+        slots["jwt"] = (proc, port, credential_header("jwt", token))
+        for proc, port, header in slots.values():
+            wait_ready(proc, port, header, rp)
         ours = {proc.popen.pid for proc in fleet.procs}
         print(f"wrk -t1 -c{args.connections} -d{args.duration:g}s per run; bastion on core 1")
-        ratios: dict[str, list[float]] = {"anonymous": [], "api-key": []}
+        ratios: dict[str, list[float]] = {s: [] for s in SCENARIOS if s != "none"}
         for index in range(1, args.rounds + 1):
             order = list(SCENARIOS) if index % 2 else list(reversed(SCENARIOS))
             rps = {s: run_wrk(*slots[s], args, ours, rp) for s in order}
@@ -208,28 +258,56 @@ def wrk(args: argparse.Namespace) -> int:
             print(
                 f"round {index}: "
                 + ", ".join(f"{s} {rps[s]:.0f} req/s" for s in SCENARIOS)
-                + f"; api-key/none {ratios['api-key'][-1]:.2f}x,"
-                f" anonymous/none {ratios['anonymous'][-1]:.2f}x",
+                + "; "
+                + ", ".join(f"{s}/none {ratios[s][-1]:.2f}x" for s in ratios),
                 flush=True,
             )
-        median = statistics.median(ratios["api-key"])
-        print(
-            f"\nmedian over {args.rounds} rounds: api-key/none {median:.2f}x"
-            f" (target >= {TARGET}x: {'met' if median >= TARGET else 'NOT met'}),"
-            f" anonymous/none {statistics.median(ratios['anonymous']):.2f}x"
-        )
+        print(f"\nmedian over {args.rounds} rounds:")
+        for scenario, values in ratios.items():
+            median = statistics.median(values)
+            verdict = (
+                f" (target >= {TARGET}x: {'met' if median >= TARGET else 'NOT met'})"
+                if scenario in AUTHENTICATED
+                else ""
+            )
+            print(f"  {scenario}/none {median:.2f}x{verdict}")
         return 0
     finally:
         fleet.stop_all()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def wait_ready(proc: Any, port: int, secret: str | None, rp: Any) -> None:
-    """Until the gateway answers 200 with the scenario's request (the key, when it has one)."""
+def fetch_token(proc: Any, port: int, secret: str, rp: Any) -> str:
+    """An access token from the gateway's /oauth/token for ``secret`` (once it answers)."""
+    import base64
     import urllib.error
     import urllib.request
 
-    headers = {"X-API-Key": secret} if secret else {}
+    key_id = secret.split("_")[1]
+    basic = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited: {proc.log_tail()}")
+        request = urllib.request.Request(
+            f"http://{rp.HOST}:{port}/oauth/token",
+            data=b"grant_type=client_credentials",
+            headers={"Authorization": f"Basic {basic}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=1) as response:  # noqa: S310
+                return str(json.loads(response.read())["access_token"])
+        except (OSError, urllib.error.HTTPError):
+            time.sleep(0.1)
+    raise RuntimeError(f"{proc.name} did not issue a token on port {port}")
+
+
+def wait_ready(proc: Any, port: int, header: str | None, rp: Any) -> None:
+    """Until the gateway answers 200 with the scenario's request (its credential, if any)."""
+    import urllib.error
+    import urllib.request
+
+    headers = dict([header.split(": ", 1)]) if header else {}
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if not proc.alive():
@@ -246,12 +324,12 @@ def wait_ready(proc: Any, port: int, secret: str | None, rp: Any) -> None:
 
 
 def run_wrk(
-    proc: Any, port: int, secret: str | None, args: argparse.Namespace, ours: set[int], rp: Any
+    proc: Any, port: int, header: str | None, args: argparse.Namespace, ours: set[int], rp: Any
 ) -> float:
     argv = ["taskset", "-c", rp.LOAD_CORE, "wrk", "-t1", f"-c{args.connections}",
             f"-d{args.duration:g}s", "--timeout", "5s", "--latency"]  # fmt: skip
-    if secret is not None:
-        argv += ["-H", f"X-API-Key: {secret}"]
+    if header is not None:
+        argv += ["-H", header]
     argv.append(f"http://{rp.HOST}:{port}/orders/42")
     done = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration + 30)
     if done.returncode != 0 or not proc.alive():

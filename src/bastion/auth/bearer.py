@@ -107,11 +107,12 @@ class BearerTokenGuard:
     # -- the request path
 
     @staticmethod
-    def presented(request: Request) -> str | None:
-        """The bearer token of the request, or ``None``: one pass over the raw header fields."""
+    def presented(request: Request) -> bytes | None:
+        """The bearer token of the request as the header's bytes (decoded only if it must be
+        parsed), or ``None``: one pass over the raw header fields."""
         for name, value in request.headers.raw:
             if name == b"authorization" and value[:7].lower() == _PREFIX:
-                return value[7:].decode("latin-1").strip()
+                return value[7:].strip()
         return None
 
     def check(self, request: Request) -> Decision | Awaitable[Decision]:
@@ -127,7 +128,7 @@ class BearerTokenGuard:
             return self._verify_later(request, token)
         return self._decide(request, result)
 
-    async def _verify_later(self, request: Request, token: str) -> Decision:
+    async def _verify_later(self, request: Request, token: bytes) -> Decision:
         return self._decide(request, await self.verifier.verify(token))
 
     def _decide(self, request: Request, result: VerifiedToken | TokenError) -> Decision:

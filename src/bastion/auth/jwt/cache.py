@@ -90,10 +90,12 @@ class NoRevocations:
         return False
 
 
-def token_key(token: str) -> bytes:
+def token_key(token: str | bytes) -> bytes:
     """The cache key of a token: its SHA-256 (the token itself is never stored). SHA-256 runs
-    in hardware on current x86 and ARM cores, the fastest collision-resistant choice here."""
-    return sha256(token.encode("utf-8", "surrogatepass")).digest()
+    in hardware on current x86 and ARM cores, the fastest collision-resistant choice here.
+    A token given as bytes (straight from a header) is hashed as it is."""
+    raw = token if isinstance(token, bytes) else token.encode("utf-8", "surrogatepass")
+    return sha256(raw).digest()
 
 
 class TokenCache:

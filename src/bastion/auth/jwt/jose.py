@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -288,8 +289,8 @@ def sign_compact(
 ) -> str:
     """A compact JWS of ``claims`` signed by ``key`` (bastion's own keys: EdDSA or ES256/384)."""
     algorithm = ALGORITHMS[alg]
-    head = b64url_encode(json.dumps({**header, "alg": alg}, separators=(",", ":")).encode())
-    body = b64url_encode(json.dumps(claims, separators=(",", ":")).encode())
+    head = b64url_encode(orjson.dumps({**header, "alg": alg}))
+    body = b64url_encode(orjson.dumps(claims))
     data = f"{head}.{body}".encode("ascii")
     if algorithm.family == "EdDSA" and isinstance(key, Ed25519PrivateKey):
         signature = key.sign(data)

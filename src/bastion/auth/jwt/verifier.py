@@ -100,12 +100,15 @@ class TokenVerifier:
         self._clock = clock
 
     def verify_nowait(
-        self, token: str, now: float | None = None
+        self, token: str | bytes, now: float | None = None
     ) -> VerifiedToken | TokenError | None:
-        """The answer without waiting, or ``None`` when a key refetch is needed first."""
+        """The answer without waiting, or ``None`` when a key refetch is needed first.
+
+        ``token`` may be the header's bytes: a cached hit then costs no decoding at all (the
+        token is decoded, as Latin-1 like every header value, only when it must be parsed)."""
         if now is None:
             now = self._clock()
-        if not isinstance(token, str):
+        if not isinstance(token, str | bytes):
             return TokenError(INVALID_TOKEN, "token is not a string")
         if len(token) > self.limits.max_token_bytes:
             return TokenError(INVALID_TOKEN, "token exceeds the size limit")
@@ -118,19 +121,21 @@ class TokenVerifier:
                 return hit
             self.cache.discard(key)
         try:
-            jws = parse_compact(token, self.limits)
+            jws = parse_compact(_text(token), self.limits)
             issuer = self._issuer_of(jws)
             return self._check(jws, issuer, key, now)
         except TokenRejected as exc:
             return exc.error
 
-    async def verify(self, token: str, now: float | None = None) -> VerifiedToken | TokenError:
+    async def verify(
+        self, token: str | bytes, now: float | None = None
+    ) -> VerifiedToken | TokenError:
         """The answer, fetching the issuer's keys once if the token names an unknown ``kid``."""
         result = self.verify_nowait(token, now)
         if result is not None:
             return result
         try:
-            jws = parse_compact(token, self.limits)
+            jws = parse_compact(_text(token), self.limits)
             issuer = self._issuer_of(jws)
             await issuer.keys.refetch()
             result = self._check(
@@ -199,6 +204,10 @@ class TokenVerifier:
         for issuer in self.issuers.values():
             if isinstance(issuer.keys, IssuerKeys):
                 await issuer.keys.aclose()
+
+
+def _text(token: str | bytes) -> str:
+    return token.decode("latin-1") if isinstance(token, bytes) else token
 
 
 def build_issuer(
