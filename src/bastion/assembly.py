@@ -17,6 +17,7 @@ from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.guard import Guard
 from bastion.pipeline.routing import Route, Router
 from bastion.ratelimit.assembly import ratelimit_guards
+from bastion.tls.assembly import tls_guards
 
 
 def build_events(config: BastionConfig) -> EventSink:
@@ -38,7 +39,11 @@ def config_routes(config: BastionConfig) -> list[Route]:
 
 def build_guards(config: BastionConfig, events: EventSink) -> list[Guard]:
     """The practice guards the config enables (authentication, limits, validation, ...)."""
-    return [*auth_guards(config, events), *ratelimit_guards(config, events)]
+    return [
+        *auth_guards(config, events),
+        *ratelimit_guards(config, events),
+        *tls_guards(config, events),
+    ]
 
 
 def build_gateway_chain(

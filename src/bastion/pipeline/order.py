@@ -12,12 +12,16 @@ from collections.abc import Sequence
 from bastion.pipeline.guard import Guard, Phase
 
 GUARD_ORDER: dict[str, tuple[Phase, int]] = {
+    # connection: the plain-HTTP listener's policy (its chain has nothing else)
+    "plain_http": (Phase.CONNECTION, 10),
     # route: which route (upstream or local endpoint) the request is for
     "router": (Phase.ROUTE, 10),
     # login lockout: refuse a locked-out client before any credential is checked
     "login_limit": (Phase.ROUTE, 20),
     # authenticate: credentials only in headers and only one, then each kind of credential
     "credential_placement": (Phase.AUTHENTICATE, 10),
+    # a client certificate first, so that a header credential (more precise) replaces it
+    "client_certificate": (Phase.AUTHENTICATE, 15),
     "api_key": (Phase.AUTHENTICATE, 20),
     # authorize: the route's requirement and scopes; identity headers for the upstream
     "auth_requirements": (Phase.AUTHORIZE, 10),
