@@ -54,7 +54,9 @@ def gateway_config(state_dir: Path, extra: dict[str, Any]) -> str:
         "events": {"sink": "none"},
         "admin": {"enabled": False},
         "state_dir": str(state_dir),
+        # The baseline is the router alone: every scenario turns on exactly what it measures.
         "rate_limit": {"login": {"enabled": False}},
+        "auth": {"enabled": False},
     }
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
