@@ -353,3 +353,15 @@ async def test_failed_client_authentication_counts_toward_the_login_lockout(
         assert locked.json()["code"] == "ratelimit.login_locked"
     finally:
         await gw.close()
+
+
+async def test_an_oversized_body_is_invalid_request(
+    gateway: AuthGateway, issued: IssuedKey
+) -> None:
+    response = await request_token(
+        gateway,
+        headers=auth_of(issued),
+        data="grant_type=client_credentials&padding=" + "x" * 5000,
+    )
+    assert_error(response, 400, "invalid_request")
+    assert gateway.last("auth.token_refused").fields["reason"] == "body_too_large"

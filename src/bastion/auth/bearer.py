@@ -102,6 +102,9 @@ class BearerTokenGuard:
         await self.verifier.aclose()
         if self.signing is not None:
             await self.signing.aclose()
+            close = getattr(self.signing.store, "close", None)
+            if close is not None:  # a store holding a connection (PostgreSQL)
+                await close()
         self._started = False
 
     # -- the request path

@@ -12,7 +12,7 @@ no-store``; every refusal is an RFC 6749 §5.2 error document:
 error                    status  when
 =======================  ======  ===========================================================
 invalid_request          400     not a form POST, a query string, a repeated or missing
-                                 parameter, ``client_secret`` in the body
+                                 parameter, ``client_secret`` in the body, a body over 4 KiB
 invalid_client           401     no client authentication, an unsupported method, an unknown,
                                  malformed or wrong key, a ``client_id`` that is not the key's
                                  (with ``WWW-Authenticate``: ``Basic``, or the key scheme)
@@ -61,6 +61,7 @@ JWKS_ROUTE = "bastion.jwks"
 GRANT = "client_credentials"
 _FORM = "application/x-www-form-urlencoded"
 _MAX_FIELDS = 16
+MAX_BODY = 4096  # a client-credentials request is a few dozen bytes
 _NO_STORE = (("cache-control", "no-store"), ("pragma", "no-cache"))
 _JSON = (("content-type", "application/json"),)
 
@@ -188,6 +189,7 @@ class TokenEndpoint:
                     "consumer": record.consumer,
                     "key_id": record.id,
                     "auth_method": "api_key",
+                    "route": TOKEN_ROUTE,
                     "client_auth": via,
                     "jti": issued.jti,
                     "kid": issued.kid,
@@ -221,8 +223,15 @@ class TokenEndpoint:
                 f"The request body must be {_FORM}.",
                 reason="content_type",
             )
+        body = request.body or b""
+        if len(body) > MAX_BODY:
+            raise OAuthError(
+                "invalid_request",
+                f"The request body exceeds {MAX_BODY} bytes.",
+                reason="body_too_large",
+            )
         try:
-            text = (request.body or b"").decode("ascii")
+            text = body.decode("ascii")
             pairs = parse_qsl(
                 text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=_MAX_FIELDS
             )
@@ -399,7 +408,11 @@ class TokenEndpoint:
     def _refuse(
         self, request: Request, error: OAuthError, extra: tuple[tuple[str, str], ...] = ()
     ) -> Response:
-        fields: dict[str, object] = {"error": error.error, "reason": error.reason}
+        fields: dict[str, object] = {
+            "error": error.error,
+            "reason": error.reason,
+            "route": TOKEN_ROUTE,
+        }
         if error.key_id is not None:
             fields["key_id"] = error.key_id
         if error.consumer is not None:
