@@ -9,7 +9,7 @@ from bastion.cli.demo import demo
 from bastion.cli.jwks import jwks
 from bastion.cli.keys import keys
 from bastion.cli.serve import serve
-from bastion.cli.tls import tls
+from bastion.cli.tls import fields, tls
 from bastion.cli.token import token
 from bastion.version import __version__
 
@@ -30,6 +30,7 @@ cli.add_command(check_config)
 cli.add_command(demo)
 cli.add_command(keys)
 cli.add_command(tls)
+cli.add_command(fields)
 cli.add_command(jwks)
 cli.add_command(token)
 

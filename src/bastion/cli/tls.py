@@ -1,4 +1,5 @@
-"""``bastion tls``: pins for mobile apps, inspecting what an endpoint serves, the development CA.
+"""``bastion tls``: pins for mobile apps, inspecting what an endpoint serves, the development CA;
+``bastion fields``: the field encryption key ring, and encrypting or decrypting one value.
 
 Exit codes: 0 done, 1 the endpoint could not be inspected, 2 usage or config error.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -171,3 +173,133 @@ def dev_ca(config_path: Path | None, state_dir: Path | None) -> None:
         click.echo(f"development CA: {paths.ca_cert.resolve()} (exists)")
     click.echo(trust_instructions(paths))
     click.echo(f"server certificate: {paths.cert.resolve()}")
+
+
+@click.group()
+def fields() -> None:
+    """Field-level encryption keys and values (tls.field_encryption)."""
+
+
+def _ring_path(config_path: Path | None, keys_file: Path | None, state_dir: Path | None) -> Path:
+    from bastion.tls.field_guard import ring_path
+
+    if keys_file is not None:
+        return keys_file
+    return ring_path(load_or_exit(config_path, {"state_dir": state_dir}))
+
+
+def _ring_options(func: Any) -> Any:
+    func = click.option(
+        "--keys-file", type=click.Path(path_type=Path), help="The key ring (default from config)."
+    )(func)
+    func = click.option("--state-dir", type=click.Path(path_type=Path))(func)
+    return click.option(
+        "--config", "config_path", type=click.Path(path_type=Path), help="YAML configuration."
+    )(func)
+
+
+@fields.command()
+@_ring_options
+@click.option("--kid", help="Key id of the new key (default: date and random).")
+def keygen(
+    config_path: Path | None, state_dir: Path | None, keys_file: Path | None, kid: str | None
+) -> None:
+    """Make the key ring, or add a key to it; the new key becomes the primary (rotation).
+    Older keys stay to decrypt what they encrypted. Key material is never printed."""
+    from bastion.tls.fields import KeyRing, describe_ring, load_key_ring
+
+    path = _ring_path(config_path, keys_file, state_dir)
+    try:
+        ring = load_key_ring(path) if path.exists() else KeyRing()
+        new = ring.add(kid)
+        ring.save(path)
+    except ConfigError as exc:
+        fail_config(exc)
+    click.echo(f"{path}: key {new} is now the primary")
+    for entry in describe_ring(ring):
+        mark = " (primary)" if entry["primary"] else ""
+        click.echo(f"  {entry['kid']}  created {entry['created']}{mark}")
+
+
+@fields.command("list")
+@_ring_options
+def list_keys(config_path: Path | None, state_dir: Path | None, keys_file: Path | None) -> None:
+    """The key ids in the ring (no key material)."""
+    from bastion.tls.fields import describe_ring, load_key_ring
+
+    try:
+        ring = load_key_ring(_ring_path(config_path, keys_file, state_dir))
+    except ConfigError as exc:
+        fail_config(exc)
+    for entry in describe_ring(ring):
+        mark = " (primary)" if entry["primary"] else ""
+        click.echo(f"{entry['kid']}  created {entry['created']}{mark}")
+
+
+@fields.command()
+@_ring_options
+@click.argument("kid")
+def retire(
+    config_path: Path | None, state_dir: Path | None, keys_file: Path | None, kid: str
+) -> None:
+    """Remove key KID: values it encrypted can no longer be decrypted."""
+    from bastion.tls.fields import load_key_ring
+
+    path = _ring_path(config_path, keys_file, state_dir)
+    try:
+        ring = load_key_ring(path)
+        ring.retire(kid)
+        ring.save(path)
+    except ConfigError as exc:
+        fail_config(exc)
+    click.echo(f"{path}: key {kid} retired")
+
+
+@fields.command()
+@_ring_options
+@click.option("--kid", help="Encrypt with this key instead of the primary.")
+@click.option("--json", "as_json", is_flag=True, help="VALUE is JSON (a number, object, ...).")
+@click.argument("value", required=False)
+def encrypt(
+    config_path: Path | None,
+    state_dir: Path | None,
+    keys_file: Path | None,
+    kid: str | None,
+    as_json: bool,
+    value: str | None,
+) -> None:
+    """Encrypt VALUE (a string; read from stdin when absent) and print the JWE token."""
+    from bastion.tls import fields as fe
+
+    text = value if value is not None else sys.stdin.read().rstrip("\n")
+    try:
+        payload = orjson.loads(text) if as_json else text
+    except orjson.JSONDecodeError:
+        fail_config(ConfigError("--json: VALUE is not valid JSON"))
+    try:
+        ring = fe.load_key_ring(_ring_path(config_path, keys_file, state_dir))
+        click.echo(fe.encrypt(payload, ring, kid))
+    except ConfigError as exc:
+        fail_config(exc)
+
+
+@fields.command()
+@_ring_options
+@click.argument("token", required=False)
+def decrypt(
+    config_path: Path | None, state_dir: Path | None, keys_file: Path | None, token: str | None
+) -> None:
+    """Decrypt TOKEN (read from stdin when absent) and print the value (JSON unless a string)."""
+    from bastion.tls import fields as fe
+
+    text = token if token is not None else sys.stdin.read().strip()
+    try:
+        ring = fe.load_key_ring(_ring_path(config_path, keys_file, state_dir))
+    except ConfigError as exc:
+        fail_config(exc)
+    try:
+        value = fe.decrypt(text, ring)
+    except fe.FieldEncryptionError as exc:
+        click.echo(f"bastion: cannot decrypt: {exc.message}", err=True)
+        sys.exit(EXIT_FAILURE)
+    click.echo(value if isinstance(value, str) else orjson.dumps(value).decode())

@@ -28,6 +28,8 @@ GUARD_ORDER: dict[str, tuple[Phase, int]] = {
     # rate limiting: request rate per policy, then in-flight requests per consumer
     "rate_limit": (Phase.RATE_LIMIT, 10),
     "concurrency": (Phase.RATE_LIMIT, 20),
+    # forward: what the upstream receives (after validation saw the values in clear)
+    "field_encryption": (Phase.FORWARD, 10),
 }
 
 _UNRANKED = 1_000
