@@ -148,7 +148,7 @@ async def test_upstream_tls_certificate_is_verified(tmp_path: Path) -> None:
     await gw.shutdown(1)
     server.close()
     assert r.status_code == 502
-    assert r.json()["code"] == "upstream.unreachable"
+    assert r.json()["code"] == "upstream.tls_failed"
     assert not any(reached)  # the self-signed upstream never saw the request
 
 
