@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from bastion.auth.jwt.announce import ChangeListener
 from bastion.auth.jwt.cache import VerifiedToken
@@ -122,26 +122,26 @@ class BearerTokenGuard:
         token = self.presented(request)
         if token is None:
             return ALLOW
-        if self.skip_routes:
-            route = request.state.get(ROUTE)
-            if route is not None and route.name in self.skip_routes:
-                return ALLOW
+        route = request.state.get(ROUTE)
+        name = route.name if route is not None else None
+        if name in self.skip_routes:
+            return ALLOW
         result = self.verifier.verify_nowait(token)
         if result is None:  # a kid not seen yet: the issuer's keys are fetched once
-            return self._verify_later(request, token)
-        return self._decide(request, result)
+            return self._verify_later(request, token, name)
+        return self._decide(request, result, name)
 
-    async def _verify_later(self, request: Request, token: bytes) -> Decision:
-        return self._decide(request, await self.verifier.verify(token))
+    async def _verify_later(self, request: Request, token: bytes, route: str | None) -> Decision:
+        return self._decide(request, await self.verifier.verify(token), route)
 
-    def _decide(self, request: Request, result: VerifiedToken | TokenError) -> Decision:
+    def _decide(
+        self, request: Request, result: VerifiedToken | TokenError, route: str | None
+    ) -> Decision:
         if type(result) is TokenError:
             return self._deny(result)
-        assert isinstance(result, VerifiedToken)
-        state = request.state
-        state[IDENTITY] = result.identity
-        route = state.get(ROUTE)
-        return self._allow(result, route.name if route is not None else None)
+        verified = cast(VerifiedToken, result)
+        request.state[IDENTITY] = verified.identity
+        return self._allow(verified, route)
 
     def _allow(self, token: VerifiedToken, route: str | None) -> Allow:
         """The success decision (with its ``auth.success`` event fields), built once per token
