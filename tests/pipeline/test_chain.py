@@ -213,3 +213,18 @@ async def test_events_after_authentication_carry_the_consumer_as_user_id() -> No
     )
     assert await chain.run(make_request()) is deny
     assert [(e.action, e.user_id) for e in events.events] == [("ratelimit.exceeded", "acme")]
+
+
+def test_every_built_in_guard_has_a_row_in_the_order_table() -> None:
+    """One table orders every built-in guard; a guard left out would run last of its phase."""
+    import re
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[2] / "src" / "bastion"
+    names = {
+        match
+        for path in source.rglob("*.py")
+        for match in re.findall(r'name: ClassVar\[str\] = "([a-z_]+)"', path.read_text())
+    }
+    assert names
+    assert sorted(names - set(GUARD_ORDER)) == []

@@ -23,8 +23,11 @@ GUARD_ORDER: dict[str, tuple[Phase, int]] = {
     # a client certificate first, so that a header credential (more precise) replaces it
     "client_certificate": (Phase.AUTHENTICATE, 15),
     "api_key": (Phase.AUTHENTICATE, 20),
+    "bearer_token": (Phase.AUTHENTICATE, 30),
     # authorize: the route's requirement and scopes; identity headers for the upstream
     "auth_requirements": (Phase.AUTHORIZE, 10),
+    # object-level rules (a path, query or body value equals a claim of the caller)
+    "object_authorization": (Phase.AUTHORIZE, 20),
     # rate limiting: request rate per policy, then in-flight requests per consumer
     "rate_limit": (Phase.RATE_LIMIT, 10),
     "concurrency": (Phase.RATE_LIMIT, 20),
