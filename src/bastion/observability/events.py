@@ -8,33 +8,69 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from bastion.pipeline.request import Request
 
 
-@dataclass(frozen=True, slots=True)
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+
+
 class SecurityEvent:
-    """One security decision. ``action`` is the stable code (``auth.invalid_token``)."""
+    """One security decision. ``action`` is the stable code (``auth.invalid_token``).
 
-    action: str
-    outcome: str  # "success" | "failure" | "unknown" (ECS event.outcome)
-    timestamp: float
-    guard: str = ""
-    request_id: str = ""
-    client_ip: str = ""
-    method: str = ""
-    path: str = ""
-    status: int | None = None
-    reason: str = ""
-    user_id: str | None = None
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    A plain slotted class rather than a frozen dataclass: one is built per authenticated request
+    (every attempt is an event), and a frozen dataclass's keyword construction cost more than the
+    guard that decided. Treat it as immutable.
+    """
 
-    @classmethod
+    __slots__ = (
+        "action",
+        "client_ip",
+        "fields",
+        "guard",
+        "method",
+        "outcome",
+        "path",
+        "reason",
+        "request_id",
+        "status",
+        "timestamp",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        action: str,
+        outcome: str,  # "success" | "failure" | "unknown" (ECS event.outcome)
+        timestamp: float,
+        guard: str = "",
+        request_id: str = "",
+        client_ip: str = "",
+        method: str = "",
+        path: str = "",
+        status: int | None = None,
+        reason: str = "",
+        user_id: str | None = None,
+        fields: Mapping[str, Any] = _NO_FIELDS,
+    ) -> None:
+        self.action = action
+        self.outcome = outcome
+        self.timestamp = timestamp
+        self.guard = guard
+        self.request_id = request_id
+        self.client_ip = client_ip
+        self.method = method
+        self.path = path
+        self.status = status
+        self.reason = reason
+        self.user_id = user_id
+        self.fields = fields
+
+    @staticmethod
     def for_request(
-        cls,
         request: Request,
         *,
         action: str,
@@ -45,19 +81,35 @@ class SecurityEvent:
         user_id: str | None = None,
         fields: Mapping[str, Any] | None = None,
     ) -> SecurityEvent:
-        return cls(
-            action=action,
-            outcome=outcome,
-            timestamp=time.time(),
-            guard=guard,
-            request_id=request.request_id,
-            client_ip=request.client.ip,
-            method=request.method,
-            path=request.path,
-            status=status,
-            reason=reason,
-            user_id=user_id,
-            fields=fields or {},
+        return SecurityEvent(
+            action,
+            outcome,
+            time.time(),
+            guard,
+            request.request_id,
+            request.client.ip,
+            request.method,
+            request.path,
+            status,
+            reason,
+            user_id,
+            fields or _NO_FIELDS,
+        )
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SecurityEvent):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"SecurityEvent(action={self.action!r}, outcome={self.outcome!r}, "
+            f"guard={self.guard!r}, status={self.status!r}, user_id={self.user_id!r})"
         )
 
     def to_ecs(self) -> dict[str, Any]:
