@@ -162,3 +162,22 @@ def fields_of(response: bytes) -> dict[str, str]:
         name, _, value = line.partition(b":")
         fields[name.decode().lower()] = value.decode("latin-1").strip()
     return fields
+
+
+# uvloop closes a connection whose handshake failed without flushing OpenSSL's alert, so the
+# client sees either the alert or a reset: both are a refused handshake.
+REFUSED = (ssl.SSLError, ConnectionResetError)
+
+
+async def control_server(cert: Issued, **settings: object) -> tuple[asyncio.Server, int]:
+    """A permissive TLS server (old versions, every suite) with the same certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert.cert, cert.key)
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
+    return server, server.sockets[0].getsockname()[1]

@@ -98,41 +98,6 @@ async def test_redirect_to_the_default_port_has_no_port(upstream: Upstream, tmp_
         await server.shutdown(1.0)
 
 
-@pytest.mark.parametrize(
-    ("extra", "target", "where"),
-    [
-        ("authorization: Bearer eyJhbGciOiJFUzI1NiJ9.e30.sig\r\n", "/", "authorization"),
-        ("x-api-key: bst_secretsecretsecret\r\n", "/", "x-api-key"),
-        ("cookie: session=abcdef\r\n", "/", "cookie"),
-        ("proxy-authorization: Basic dTpw\r\n", "/", "proxy-authorization"),
-        ("", "/orders?access_token=abcdef", "query:accesstoken"),
-        ("", "/orders?API-KEY=abcdef", "query:apikey"),
-    ],
-)
-@pytest.mark.parametrize("policy", ["refuse", "redirect"])
-async def test_credentials_over_plain_http_are_refused_and_logged(
-    upstream: Upstream, tmp_path: Path, policy: str, extra: str, target: str, where: str
-) -> None:
-    server, events = await plain_listener(plain_config(upstream, tmp_path, policy))
-    try:
-        response = await raw(server.port, get(target, extra))
-    finally:
-        await server.shutdown(1.0)
-    assert status_of(response) == 403
-    fields, body = head_and_body(response)
-    assert b'"code":"tls.credentials_over_http"' in body
-    assert "location" not in fields  # never redirected: the client would send it again
-    event = events.events[-1]
-    assert event.action == "tls.credentials_over_http"
-    assert event.outcome == "failure"
-    assert event.fields["credential"] == where
-    text = repr(event.to_ecs())
-    for secret in ("eyJhbGciOiJFUzI1NiJ9", "bst_secret", "abcdef", "dTpw"):
-        assert secret not in text
-        assert secret.encode() not in response
-    assert upstream.seen == []
-
-
 async def test_a_custom_key_header_counts_as_a_credential(
     upstream: Upstream, tmp_path: Path
 ) -> None:
