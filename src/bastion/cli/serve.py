@@ -126,7 +126,10 @@ def prepare_tls(config: BastionConfig) -> BastionConfig:
         return config
     click.echo(f"bastion: HTTPS with the development certificate {tls.dev.cert}", err=True)
     click.echo(
-        "\n".join(f"bastion: {line}" for line in trust_instructions(tls.dev).splitlines()),
+        "\n".join(
+            f"bastion: {line}"
+            for line in trust_instructions(tls.dev, created=tls.dev_created).splitlines()
+        ),
         err=True,
     )
     return config

@@ -169,9 +169,7 @@ def dev_ca(config_path: Path | None, state_dir: Path | None) -> None:
     config = load_or_exit(config_path, {"state_dir": state_dir})
     prepare_state_dir(config)
     paths, created = ensure_dev_certificate(config.state_dir, config.tls.dev_names)
-    if not created:
-        click.echo(f"development CA: {paths.ca_cert.resolve()} (exists)")
-    click.echo(trust_instructions(paths))
+    click.echo(trust_instructions(paths, created=created))
     click.echo(f"server certificate: {paths.cert.resolve()}")
 
 

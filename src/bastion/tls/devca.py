@@ -277,12 +277,12 @@ def ensure_dev_certificate(
     return paths, created
 
 
-def trust_instructions(paths: DevCertificate) -> str:
+def trust_instructions(paths: DevCertificate, *, created: bool = False) -> str:
     """How to make clients trust the development CA (never done by bastion itself)."""
     ca = paths.ca_cert.resolve()
     return "\n".join(
         [
-            f"development CA created: {ca}",
+            f"development CA{' created' if created else ''}: {ca}",
             "clients trust it with one of:",
             f"  curl --cacert {ca} https://localhost:PORT/",
             f"  export SSL_CERT_FILE={ca}   # Python (httpx, requests via REQUESTS_CA_BUNDLE)",

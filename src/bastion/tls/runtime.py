@@ -63,7 +63,7 @@ class TLSRuntime:
         runtime.server.load()
         dev = runtime.server.dev
         if dev is not None and runtime.server.dev_created:
-            for line in trust_instructions(dev).splitlines():
+            for line in trust_instructions(dev, created=True).splitlines():
                 logger.warning("tls: %s", line)
         return runtime
 
