@@ -18,6 +18,15 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED = [
+    "src/bastion/auth/apikey.py",
+    "src/bastion/auth/bearer.py",
+    "src/bastion/auth/jwt/cache.py",
+    "src/bastion/auth/keys/format.py",
+    "src/bastion/auth/keys/hashing.py",
+    "src/bastion/auth/keys/index.py",
+    "src/bastion/auth/objects.py",
+    "src/bastion/auth/placement.py",
+    "src/bastion/auth/requirements.py",
     "src/bastion/engine/context.py",
     "src/bastion/engine/dispatch.py",
     "src/bastion/engine/exchange.py",
