@@ -86,3 +86,26 @@ async def test_tls_without_certificates_serves_the_dev_certificate(
             await tls_request(gateway.port, client_context(ca), server_hostname="example.com")
     finally:
         await gateway.close()
+
+
+def test_a_certificate_longer_than_the_profile_allows_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import datetime as dt
+
+    import trustme
+
+    from bastion.config.tls import TLSConfig
+    from bastion.tls.server import ServerTLS
+    from tests.tls.helpers import issue
+
+    long_lived = issue(
+        trustme.CA(),
+        tmp_path,
+        "long",
+        "localhost",
+        not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=800),
+    )
+    ServerTLS(TLSConfig.model_validate({"certificates": [long_lived.files()]}), tmp_path).load()
+    assert "valid for" in caplog.text
+    assert "at most 366" in caplog.text

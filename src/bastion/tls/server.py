@@ -32,6 +32,9 @@ from bastion.tls.profiles import server_context
 
 logger = logging.getLogger("bastion.tls")
 
+MAX_LIFETIME_DAYS = {"intermediate": 366, "modern": 90}
+"""Mozilla's certificate lifetime limits per profile; a longer one is served, with a warning."""
+
 SNI_ATTRIBUTE = "bastion_server_name"
 """Where the SNI callback notes the client's server name on the ``SSLObject`` (the engine reads
 it into ``TLSInfo.server_name``; a server-side ``SSLObject`` has no ``server_hostname``)."""
@@ -139,10 +142,21 @@ class ServerTLS:
     def build(self) -> CertificateSet:
         """Load every certificate into its own context (raises :class:`ConfigError`)."""
         served = []
+        longest = MAX_LIFETIME_DAYS[self.config.profile]
         for files in self.files:
             facts = CertificateFacts.of(load_chain(files.cert)[0])
             served.append(Served(files, facts, self._new_context(files)))
             _warn_key_mode(files.key)
+            days = (facts.not_after - facts.not_before).days
+            if days > longest:
+                logger.warning(
+                    "tls: certificate %s is valid for %d days; the Mozilla %s profile expects at"
+                    " most %d (clients may refuse longer ones)",
+                    files.cert,
+                    days,
+                    self.config.profile,
+                    longest,
+                )
         return CertificateSet(served)
 
     def load(self) -> ssl.SSLContext:
