@@ -253,6 +253,22 @@ async def test_optional_lets_anonymous_callers_reach_the_requirement(
     assert identified.startswith(b"HTTP/1.1 200 ")
 
 
+async def test_optional_client_certificates_make_auto_routes_require_a_credential(
+    upstream: Upstream, setup: Setup
+) -> None:
+    """With no API key yet, ``auth.default: auto`` would leave routes public; a configured
+    client-certificate source counts as a credential source, so anonymous callers get 401."""
+    server, _ = await gateway(upstream, setup, {"mode": "optional", "consumers": RULES})
+    cert = setup.client("billing", common_name="billing-service")
+    try:
+        anonymous, _ = await tls_request(server.port, setup.context(None), request())
+        identified, _ = await tls_request(server.port, setup.context(cert), request())
+    finally:
+        await server.shutdown(1.0)
+    assert anonymous.startswith(b"HTTP/1.1 401 ")
+    assert identified.startswith(b"HTTP/1.1 200 ")
+
+
 async def test_route_scopes_apply_to_certificate_identities(
     upstream: Upstream, setup: Setup
 ) -> None:

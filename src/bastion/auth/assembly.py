@@ -110,6 +110,9 @@ def auth_guards(
         if bearer.accepts_tokens_from_providers:
             # Anyone the providers vouch for may call: "auto" means required from the start.
             can_authenticate = lambda: True  # noqa: E731
+    if config.tls.enabled and config.tls.client_auth.mode != "none":
+        # Client certificates are a credential source: under "auto", routes require one.
+        can_authenticate = lambda: True  # noqa: E731
     if keys is None and not tokens.issuers and auth.default == "auto":
         logger.info("auth: no credential source is enabled; auth.default auto means public")
     dropped = sorted(set(DEFAULT_QUERY_CREDENTIAL_NAMES) - set(auth.query_credential_names))

@@ -97,6 +97,11 @@ class Supervisor:
         while not self.ready() and loop.time() < deadline and not self.failed.is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
+    def _forward_reload(self) -> None:
+        for process, _ in list(self.workers.values()):
+            if process.returncode is None:
+                process.send_signal(signal.SIGHUP)
+
     async def run(self) -> int:
         (self.config.state_dir / "run").mkdir(parents=True, exist_ok=True)
         stop = stop_signals()
@@ -108,8 +113,12 @@ class Supervisor:
         if self.config.admin.enabled:
             admin = await start_admin(self.config, events, self.snapshot, self.ready)
         admin_text = f", admin on http://{self.config.admin.listen}" if admin else ""
+        scheme = "https" if self.config.tls.enabled else "http"
+        if self.config.tls.enabled:
+            # SIGHUP reloads certificates: each worker reloads its own (they watch the files too).
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._forward_reload)
         announce(
-            f"gateway listening on http://{self.config.listen} with {self.config.workers}"
+            f"gateway listening on {scheme}://{self.config.listen} with {self.config.workers}"
             f" workers{admin_text} (supervisor pid {os.getpid()})"
         )
         stopped = asyncio.create_task(stop.wait())
