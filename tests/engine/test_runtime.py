@@ -39,9 +39,15 @@ async def gateway_process(
         sys.executable, "-m", "bastion.engine.runtime", str(path), stderr=asyncio.subprocess.PIPE
     )
     assert process.stderr is not None
-    line = await asyncio.wait_for(process.stderr.readline(), 15)
-    assert b"listening on" in line, line
     try:
+        # Log lines may come first; the gateway is ready once it says where it listens. A
+        # failure here must still stop the process (the finally below), never leak it.
+        seen: list[bytes] = []
+        async with asyncio.timeout(15):
+            while not seen or b"listening on" not in seen[-1]:
+                line = await process.stderr.readline()
+                assert line, b"".join(seen)
+                seen.append(line)
         yield process, config
     finally:
         if process.returncode is None:
