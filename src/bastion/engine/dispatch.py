@@ -246,7 +246,7 @@ _UPSTREAM_DETAIL = {
     "upstream.unreachable": "The upstream service could not be reached.",
     "upstream.timeout": "The upstream service did not answer in time.",
     "upstream.bad_response": "The upstream service sent an invalid response.",
-    "upstream.tls_failed": "The upstream service's certificate could not be verified.",
+    "upstream.tls_failed": "The upstream service could not be reached securely.",
 }
 
 
