@@ -48,16 +48,13 @@ from bastion.auth.keys.hashing import KeyHasher
 from bastion.auth.keys.manager import KeyManager
 from bastion.config.loader import build_config
 from bastion.config.models import BastionConfig
-from bastion.engine.context import EngineContext
-from bastion.engine.pool import UpstreamPool
 from bastion.engine.protocol import ClientProtocol
 from bastion.engine.upstream import UpstreamConnection
 from bastion.observability.events import NullSink
-from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.routing import Route, Router
 from bastion.store import MemoryKeyStore
-from micro_engine import RESPONSE, FakeTransport
+from micro_engine import RESPONSE, FakeTransport, wire
 
 SCENARIOS = ("none", "anonymous", "api-key", "jwt")
 AUTHENTICATED = ("api-key", "jwt")
@@ -141,19 +138,7 @@ def setup(
                 scopes=("orders:read",),
             ).token
     chain = GuardChain([Router(routes), *guards], NullSink())
-    ctx = EngineContext(config=config, chain=chain, stats=TrafficStats(), loop=loop, scheme="http")
-    pool = ctx.pool = UpstreamPool(ctx)
-    upstream = routes[0].upstream
-    assert upstream is not None
-    key = (upstream.scheme, upstream.host, upstream.port)
-    up = UpstreamConnection(pool, key)
-    up_transport = FakeTransport(("127.0.0.1", 9000))
-    up.connection_made(up_transport)
-    pool.counts[key] = 1
-    pool.release(up)
-    client = ClientProtocol(ctx)
-    client_transport = FakeTransport(("127.0.0.1", 40000))
-    client.connection_made(client_transport)
+    client, client_transport, up, up_transport = wire(config, chain, loop)
     return (
         client,
         client_transport,

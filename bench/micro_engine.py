@@ -92,9 +92,18 @@ def setup(
     else:
         chain = build_gateway_chain(config, NullSink())
         loop.run_until_complete(chain.start())
+    client, client_transport, _, up_transport = wire(config, chain, loop)
+    return client, client_transport, up_transport
+
+
+def wire(
+    config: BastionConfig, chain: GuardChain, loop: asyncio.AbstractEventLoop
+) -> tuple[ClientProtocol, FakeTransport, UpstreamConnection, FakeTransport]:
+    """An engine context for ``chain`` with one client connection and one pooled upstream
+    connection of the first route, both on fake transports."""
     ctx = EngineContext(config=config, chain=chain, stats=TrafficStats(), loop=loop, scheme="http")
     pool = ctx.pool = UpstreamPool(ctx)
-    upstream_url = routes[0].upstream
+    upstream_url = Route.from_config(config.routes[0]).upstream
     assert upstream_url is not None
     key = (upstream_url.scheme, upstream_url.host, upstream_url.port)
     up = UpstreamConnection(pool, key)
@@ -105,7 +114,7 @@ def setup(
     client = ClientProtocol(ctx)
     client_transport = FakeTransport(("127.0.0.1", 40000))
     client.connection_made(client_transport)
-    return client, client_transport, up_transport
+    return client, client_transport, up, up_transport
 
 
 def run(n: int, loop: asyncio.AbstractEventLoop, extra: dict[str, Any] | None = None) -> float:

@@ -24,7 +24,7 @@ from typing import ClassVar
 import orjson
 
 from bastion.config.models import BastionConfig
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, describe
 from bastion.pipeline.decisions import ALLOW, Decision, Deny
 from bastion.pipeline.guard import Phase
 from bastion.pipeline.request import Request
@@ -104,7 +104,11 @@ class FieldEncryptionGuard:
                     self.ring = load_key_ring(self.path)
                     logger.warning("tls: field encryption key ring reloaded from %s", self.path)
                 except Exception as exc:  # keep encrypting with the ring in hand
-                    logger.error("tls: field key ring reload failed, keeping the old one: %s", exc)
+                    # describe(): bastion's own message, or the type only for a foreign error,
+                    # whose text could quote the key file.
+                    logger.error(
+                        "tls: field key ring reload failed, keeping the old one: %s", describe(exc)
+                    )
         return self.ring
 
     def check(self, request: Request) -> Decision:
