@@ -1,0 +1,1 @@
+"""``bastion audit``: grade any API against the five practices (static, live, attested)."""
