@@ -38,6 +38,9 @@ class Upstream:
     connections: int = 0
     drop_reused: bool = False  # close instead of answering a second request on a connection
     server: asyncio.Server | None = None
+    # path -> the whole response to send for it (head and body), written in the given pieces;
+    # an empty piece closes the connection there
+    replies: dict[str, list[bytes]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -119,7 +122,15 @@ class _Conn(asyncio.Protocol):
         t = self.transport
         assert t is not None
         path, _, query = seen.target.partition("?")
-        if path.startswith("/status/"):
+        canned = self.up.replies.get(path)
+        if canned is not None:
+            for piece in canned:
+                if not piece:
+                    t.close()
+                    return
+                t.write(piece)
+                await asyncio.sleep(0.005)
+        elif path.startswith("/status/"):
             code = int(path.split("/")[2])
             body = b"stack trace: secret internals" if code >= 500 else b"status"
             t.write(

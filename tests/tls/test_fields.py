@@ -260,3 +260,139 @@ def test_rules_must_name_routes_and_pointers() -> None:
                 }
             }
         )
+
+
+def response_config(upstream: Upstream, tmp_path: Path, **extra: Any) -> BastionConfig:
+    config = gateway_config(upstream, tmp_path, direction="both")
+    if extra:
+        config = config.model_copy(update={"limits": config.limits.model_copy(update=extra)})
+    return config
+
+
+def get(path: str, method: str = "GET") -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n".encode()
+
+
+def json_reply(body: bytes, *, chunked: bool = False, extra: bytes = b"") -> list[bytes]:
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + extra
+    if not chunked:
+        return [head + b"content-length: %d\r\n\r\n" % len(body) + body]
+    half = len(body) // 2
+    return [
+        head + b"transfer-encoding: chunked\r\n\r\n",
+        b"%x\r\n%s\r\n" % (half, body[:half]),
+        b"%x\r\n%s\r\n0\r\n\r\n" % (len(body) - half, body[half:]),
+    ]
+
+
+def body_of(answer: bytes) -> bytes:
+    return answer.partition(b"\r\n\r\n")[2]
+
+
+def header_of(answer: bytes, name: bytes) -> bytes | None:
+    for line in answer.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_a_response_rule_decrypts_what_the_upstream_stored(
+    upstream: Upstream, tmp_path: Path, chunked: bool
+) -> None:
+    config = response_config(upstream, tmp_path)
+    guard = FieldEncryptionGuard(config)
+    order = {"card": {"number": "4111 1111 1111 1111", "cvc": "123"}, "amount": 1250}
+    gateway = await start_gateway(config, guards=[guard])
+    try:
+        await raw(gateway.port, post("/payments/charge", orjson.dumps(order)))
+        stored = upstream.seen[0].body  # what the upstream keeps: ciphertext
+        assert b"4111" not in stored
+        upstream.replies["/payments/orders/1"] = json_reply(stored, chunked=chunked)
+        answer = await raw(gateway.port, get("/payments/orders/1"))
+        upstream.replies["/other/orders/1"] = json_reply(stored)
+        elsewhere = await raw(gateway.port, get("/other/orders/1"))
+    finally:
+        await gateway.shutdown(1.0)
+    assert status_of(answer) == 200
+    body = body_of(answer)
+    assert orjson.loads(body) == order
+    assert header_of(answer, b"content-length") == str(len(body)).encode()
+    assert header_of(answer, b"transfer-encoding") is None
+    assert header_of(answer, b"content-type") == b"application/json"
+    # a route without a response rule streams the stored ciphertext through untouched
+    assert body_of(elsewhere) == stored
+
+
+async def test_a_response_that_cannot_be_decrypted_is_refused_not_sent(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    config = response_config(upstream, tmp_path)
+    plain = orjson.dumps({"card": {"number": "4111 1111 1111 1111"}})
+    upstream.replies["/payments/plain"] = json_reply(plain)
+    gateway = await start_gateway(config, guards=[FieldEncryptionGuard(config)])
+    try:
+        answer = await raw(gateway.port, get("/payments/plain"))
+    finally:
+        await gateway.shutdown(1.0)
+    assert status_of(answer) == 502
+    assert b"upstream.response_unprocessable" in answer
+    assert b"4111" not in answer
+
+
+async def test_responses_the_rule_cannot_read_pass_through_untouched(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    config = response_config(upstream, tmp_path)
+    gzipped = b"\x1f\x8b\x08\x00not really gzip"
+    upstream.replies["/payments/gz"] = json_reply(gzipped, extra=b"content-encoding: gzip\r\n")
+    upstream.replies["/payments/text"] = [
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n\r\nhello"
+    ]
+    gateway = await start_gateway(config, guards=[FieldEncryptionGuard(config)])
+    try:
+        gz = await raw(gateway.port, get("/payments/gz"))
+        text = await raw(gateway.port, get("/payments/text"))
+        head = await raw(gateway.port, get("/payments/text", "HEAD"))
+    finally:
+        await gateway.shutdown(1.0)
+    assert body_of(gz) == gzipped
+    assert body_of(text) == b"hello"
+    assert status_of(head) == 200
+    assert body_of(head) == b""
+
+
+async def test_a_held_response_over_the_body_limit_is_refused(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    config = response_config(upstream, tmp_path, max_body_bytes=1024)
+    big = orjson.dumps({"card": {"number": "x" * 4000}})
+    upstream.replies["/payments/big"] = json_reply(big, chunked=True)
+    gateway = await start_gateway(config, guards=[FieldEncryptionGuard(config)])
+    try:
+        answer = await raw(gateway.port, get("/payments/big"))
+        after = await raw(gateway.port, get("/payments/next"))
+    finally:
+        await gateway.shutdown(1.0)
+    assert status_of(answer) == 502
+    assert b"upstream.response_unprocessable" in answer
+    assert b"xxxx" not in answer
+    assert status_of(after) == 200  # the gateway goes on serving
+
+
+async def test_an_upstream_failing_while_its_response_is_held_is_a_502(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    config = response_config(upstream, tmp_path)
+    gateway = await start_gateway(config, guards=[FieldEncryptionGuard(config)])
+    upstream.replies["/payments/cut"] = [
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{",
+        b"",  # the upstream goes away with 99 bytes missing
+    ]
+    try:
+        answer = await raw(gateway.port, get("/payments/cut"))
+    finally:
+        await gateway.shutdown(1.0)
+    assert status_of(answer) == 502
+    assert b"upstream." in answer

@@ -9,6 +9,7 @@ hooks and the traffic counters see every exchange exactly once, including failed
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Final
@@ -21,6 +22,7 @@ from bastion.pipeline.decisions import Deny
 from bastion.pipeline.problem import problem_response, reason_phrase
 from bastion.pipeline.request import Request
 from bastion.pipeline.response import Response
+from bastion.pipeline.response_body import RESPONSE_BODY, UNPROCESSABLE, BodyRewrite
 
 RawHeaderList = list[tuple[bytes, bytes]]
 HeaderPairs = tuple[tuple[str, str], ...]
@@ -35,6 +37,10 @@ APP_FAILED_DETAIL: Final = "The application could not answer this request."
 
 _BANNERS = frozenset({b"server", b"x-powered-by"})
 _NOSNIFF = b"x-content-type-options"
+_HSTS = b"strict-transport-security"
+_IDENTITY = frozenset({b"", b"identity"})
+
+logger = logging.getLogger("bastion.asgi")
 _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )
@@ -48,7 +54,16 @@ def app_failed(status: int, headers: HeaderPairs = ()) -> Deny:
 class ResponseFinisher:
     """The response rules of one middleware instance, applied to every exchange."""
 
-    __slots__ = ("_completion_hooks", "_id_header", "_response_hooks", "_server", "chain", "stats")
+    __slots__ = (
+        "_completion_hooks",
+        "_hsts",
+        "_id_header",
+        "_response_hooks",
+        "_server",
+        "chain",
+        "max_body",
+        "stats",
+    )
 
     def __init__(self, config: BastionConfig, chain: GuardChain, stats: TrafficStats) -> None:
         self.chain = chain
@@ -56,6 +71,9 @@ class ResponseFinisher:
         self._id_header = config.proxy.request_id_header.encode("latin-1")
         server = config.responses.server_header
         self._server = server.encode("latin-1") if server else None
+        hsts = config.tls.hsts
+        self._hsts = hsts.header_value().encode("ascii") if hsts.enabled else None
+        self.max_body = config.limits.max_body_bytes
         self._response_hooks = any(callable(getattr(g, "on_response", None)) for g in chain.guards)
         self._completion_hooks = any(
             callable(getattr(g, "on_complete", None)) for g in chain.guards
@@ -78,9 +96,14 @@ class ResponseFinisher:
         """
         out: RawHeaderList = []
         has_nosniff = False
+        # Over HTTPS (the ASGI server terminated TLS), bastion's HSTS field replaces the app's,
+        # as the engine's does an upstream's.
+        hsts = self._hsts if request.scheme == "https" else None
         for name, value in raw:
             lowered = name.lower()
             if lowered in _BANNERS or lowered == self._id_header:
+                continue
+            if hsts is not None and lowered == _HSTS:
                 continue
             if lowered == _NOSNIFF:
                 has_nosniff = True
@@ -90,6 +113,8 @@ class ResponseFinisher:
             out.append((_NOSNIFF, b"nosniff"))
         if self._server is not None:
             out.append((b"server", self._server))
+        if hsts is not None:
+            out.append((_HSTS, hsts))
         for added_name, added_value in added:
             out.append((added_name.lower().encode("latin-1"), added_value.encode("latin-1")))
         if self._response_hooks:
@@ -127,9 +152,13 @@ class HTTPExchange:
         "bytes_sent",
         "complete",
         "finisher",
+        "held",
+        "held_bytes",
+        "held_start",
         "mask",
         "masked",
         "request",
+        "rewrite",
         "started",
         "started_at",
         "status",
@@ -157,6 +186,10 @@ class HTTPExchange:
         self.complete = False
         self.masked = False
         self.trailers = False
+        self.rewrite: BodyRewrite | None = None
+        self.held_start: Message | None = None
+        self.held: list[bytes] = []
+        self.held_bytes = 0
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -174,6 +207,8 @@ class HTTPExchange:
                     problem_response(app_failed(status, retry), self.request.request_id)
                 )
                 return
+            if self._hold(message, raw):
+                return
             self.status = status
             self.started = True
             self.trailers = bool(message.get("trailers", False))
@@ -182,6 +217,8 @@ class HTTPExchange:
             await self._send(message)
         elif self.masked:
             return  # the app's own error body: already replaced
+        elif kind == "http.response.body" and self.rewrite is not None:
+            await self._held_body(message)
         elif kind == "http.response.body":
             self.bytes_sent += len(message.get("body", b""))
             await self._send(message)
@@ -197,6 +234,61 @@ class HTTPExchange:
                 self._completed()
         else:
             await self._send(message)
+
+    def _hold(self, start: Message, raw: Iterable[tuple[bytes, bytes]]) -> bool:
+        """Keep the response back when a guard asked to rewrite its body (see
+        :mod:`bastion.pipeline.response_body`); an encoded body or one with trailers passes."""
+        rewrite = self.request.state.get(RESPONSE_BODY)
+        if rewrite is None or start.get("trailers", False) or self.request.method == "HEAD":
+            return False
+        for name, value in raw:
+            if name.lower() == b"content-encoding" and value.strip().lower() not in _IDENTITY:
+                return False
+        self.rewrite = rewrite
+        self.held_start = start
+        return True
+
+    async def _held_body(self, message: Message) -> None:
+        chunk: bytes = message.get("body", b"")
+        self.held_bytes += len(chunk)
+        if self.held_bytes > self.finisher.max_body:
+            await self._unprocessable("response body over limits.max_body_bytes")
+            return
+        self.held.append(chunk)
+        if message.get("more_body", False):
+            return
+        start, rewrite = self.held_start, self.rewrite
+        assert start is not None
+        assert rewrite is not None
+        body = b"".join(self.held)
+        status: int = start["status"]
+        raw = [(n, v) for n, v in start.get("headers", ()) if n.lower() != b"content-length"]
+        content_type = next((v for n, v in raw if n.lower() == b"content-type"), None)
+        try:
+            new = rewrite(status, None if content_type is None else content_type.decode(), body)
+        except Exception as exc:
+            await self._unprocessable(f"the rewrite failed ({type(exc).__name__})")
+            return
+        self.rewrite = None
+        self.held = []
+        if new is not None:
+            body = new
+        raw.append((b"content-length", str(len(body)).encode("latin-1")))
+        self.status = status
+        self.started = True
+        head = dict(start)
+        head["headers"] = self.finisher.headers(raw, status, self.request, self.added)
+        await self._send(head)
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
+        self.bytes_sent += len(body)
+        self._completed()
+
+    async def _unprocessable(self, why: str) -> None:
+        logger.warning("app response not rewritten: %s", why)
+        self.rewrite = None
+        self.held = []
+        self.masked = True  # the rest of the app's body is dropped
+        await self.respond(problem_response(UNPROCESSABLE, self.request.request_id))
 
     async def respond(self, response: Response) -> None:
         """Send a complete response of bastion's own (a denial, a masked or failed answer)."""

@@ -153,12 +153,38 @@ class UpstreamTLSConfig(_Model):
         return self
 
 
+_DEFAULT_METHODS = {
+    "request": ("POST", "PUT", "PATCH"),
+    "response": ("GET",),
+    "both": ("GET", "POST", "PUT", "PATCH"),
+}
+
+
 class FieldRule(_Model):
-    """JSON values encrypted in request bodies of ``route`` before the upstream sees them."""
+    """JSON values of ``route`` encrypted in request bodies before the upstream sees them
+    (``direction: request``), decrypted in response bodies on the way back to the client
+    (``response``), or both."""
 
     route: str
     pointers: tuple[str, ...] = Field(description="RFC 6901 JSON pointers, e.g. /card/number")
-    methods: tuple[str, ...] = Field(("POST", "PUT", "PATCH"), description="upper-case methods")
+    direction: Literal["request", "response", "both"] = "request"
+    methods: tuple[str, ...] | None = Field(
+        None,
+        description="upper-case methods; default POST, PUT, PATCH (request), GET (response)",
+    )
+
+    @property
+    def applies_to(self) -> tuple[str, ...]:
+        """The methods the rule applies to (``methods``, or the direction's default)."""
+        return self.methods if self.methods is not None else _DEFAULT_METHODS[self.direction]
+
+    @property
+    def encrypts_requests(self) -> bool:
+        return self.direction != "response"
+
+    @property
+    def decrypts_responses(self) -> bool:
+        return self.direction != "request"
 
     @field_validator("pointers")
     @classmethod

@@ -16,6 +16,7 @@ from bastion.engine.headers import REQUEST_REWRITTEN, RESPONSE_REWRITTEN
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.forwarding import ForwardingPolicy, request_id_source
+from bastion.pipeline.response_body import provides_rewrites
 from bastion.pipeline.routing import Router
 
 CLIENT_CERT_FIELDS = frozenset(
@@ -127,6 +128,7 @@ class EngineContext:
         self.router_only = only if isinstance(only, Router) else None
         self.response_hooks = any(callable(getattr(g, "on_response", None)) for g in chain.guards)
         self.complete_hooks = any(callable(getattr(g, "on_complete", None)) for g in chain.guards)
+        self.body_rewrites = provides_rewrites(chain.guards)
         shortest = min(
             timeouts.header_read,
             timeouts.body_read,

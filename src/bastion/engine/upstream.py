@@ -14,6 +14,7 @@ that a client could take for the end).
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -26,12 +27,25 @@ from bastion.engine.responses import CHUNKED, local_response_bytes, proxied_head
 from bastion.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from bastion.pipeline.decisions import Deny
 from bastion.pipeline.problem import problem_response, reason_phrase
+from bastion.pipeline.response_body import RESPONSE_BODY, UNPROCESSABLE, BodyRewrite
 
 if TYPE_CHECKING:
     from bastion.engine.pool import UpstreamPool
 
 PoolKey = tuple[str, str, int]
 _LAST_CHUNK = b"0\r\n\r\n"
+_IDENTITY = frozenset({b"", b"identity"})
+
+logger = logging.getLogger("bastion.engine")
+
+
+def _field(parts: list[bytes], name: bytes) -> bytes | None:
+    """The value of the field ``name`` among a scanned head's encoded groups (see
+    :func:`scan_response`), or ``None``."""
+    for i in range(1, len(parts) - 2, 4):
+        if parts[i] == name:
+            return parts[i + 2]
+    return None
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -68,6 +82,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.special: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
         self.fed = 0
+        # A response a guard rewrites (RESPONSE_BODY): held whole, its head sent at the end.
+        self.rewrite: BodyRewrite | None = None
+        self.held: list[bytes] = []
+        self.held_bytes = 0
+        self.held_scan: ResponseScan | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -284,6 +303,8 @@ class UpstreamConnection(asyncio.Protocol):
             if exchange.head_only:
                 self._head_answered(scan)
             return
+        if ctx.body_rewrites and not no_body and self._hold(exchange, scan):
+            return
         self.chunked_out = False
         if no_body:
             framing = (
@@ -308,6 +329,81 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange.head_only:
             self._head_answered(scan)
 
+    def _hold(self, exchange: Exchange, scan: ResponseScan) -> bool:
+        """Keep this response back when a guard asked to rewrite its body (and can read it:
+        an encoded body passes through as it is)."""
+        request = exchange.request
+        rewrite = request.state.get(RESPONSE_BODY) if request is not None else None
+        if rewrite is None:
+            return False
+        coding = _field(scan.parts, b"content-encoding")
+        if coding is not None and coding.strip().lower() not in _IDENTITY:
+            return False
+        exchange.response_started = False  # nothing has reached the client yet
+        self.rewrite = rewrite
+        self.held_scan = scan
+        return True
+
+    def _held_body(self, body: bytes) -> None:
+        self.held_bytes += len(body)
+        if self.held_bytes > self.ctx.max_body:
+            self._unprocessable("response body over limits.max_body_bytes")
+            return
+        self.held.append(body)
+
+    def _unprocessable(self, why: str) -> None:
+        """A held response that cannot be rewritten: the client gets a 502 problem instead, and
+        whatever of the upstream's body is still to come is read and dropped."""
+        exchange = self.exchange
+        assert exchange is not None
+        route = exchange.route.name if exchange.route else "-"
+        logger.warning("upstream response on route %s not rewritten: %s", route, why)
+        self.rewrite = None
+        self.held = []
+        self.masked = True
+        self.ctx.stats.upstream_error(route, UNPROCESSABLE.code)
+        exchange.status = UNPROCESSABLE.status
+        exchange.response_started = True
+        data = local_response_bytes(
+            self.ctx,
+            exchange,
+            problem_response(UNPROCESSABLE, exchange.request_id),
+            exchange.request_id,
+        )
+        exchange.bytes_sent += len(data)
+        self.out.append(data)
+
+    def _release_held(self) -> None:
+        """The held response, rewritten, with its head (and a Content-Length) in front."""
+        exchange = self.exchange
+        rewrite, scan = self.rewrite, self.held_scan
+        assert exchange is not None
+        assert rewrite is not None
+        assert scan is not None
+        body = b"".join(self.held)
+        content_type = _field(scan.parts, b"content-type")
+        try:
+            new = rewrite(
+                exchange.status, None if content_type is None else content_type.decode(), body
+            )
+        except Exception as exc:
+            self._unprocessable(f"the rewrite failed ({type(exc).__name__})")
+            return
+        self.rewrite = None
+        self.held = []
+        if new is not None:
+            body = new
+        ctx, conn = self.ctx, exchange.conn
+        close = not exchange.keep_alive or not exchange.body_done or ctx.draining or conn.closing
+        if close:
+            exchange.keep_alive = False
+        exchange.response_started = True
+        framing = b"content-length: %d\r\n" % len(body)
+        head = proxied_head(ctx, exchange, exchange.status, scan, framing=framing, close=close)
+        exchange.bytes_sent += len(head) + len(body)
+        self.out.append(head)
+        self.out.append(body)
+
     def _head_answered(self, scan: ResponseScan) -> None:
         """llhttp does not know a response answers HEAD and would wait for its body: stop it."""
         self.parser = httptools.HttpResponseParser(self)
@@ -317,6 +413,9 @@ class UpstreamConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange
         if exchange is None or self.masked:
+            return
+        if self.rewrite is not None:
+            self._held_body(body)
             return
         exchange.bytes_sent += len(body)
         if self.chunked_out:
@@ -330,7 +429,9 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if self.exchange is None:
             return
-        if self.chunked_out:
+        if self.rewrite is not None:
+            self._release_held()
+        elif self.chunked_out:
             self.out.append(_LAST_CHUNK)
         self._complete(reusable=self.parser.should_keep_alive())
 
@@ -389,6 +490,12 @@ class UpstreamConnection(asyncio.Protocol):
         exchange.upstream = None
         exchange.detach()
         self.deadline = 0.0
+        if self.rewrite is not None:  # a held response: nothing reached the client yet
+            self.rewrite = None
+            self.held = []
+            self.out.clear()
+            dispatch.upstream_failed(exchange, error)
+            return
         if self.head_sent or exchange.response_started:
             self.out.clear()
             self.ctx.stats.upstream_error(

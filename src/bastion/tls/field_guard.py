@@ -1,10 +1,18 @@
-"""The ``field_encryption`` guard: JSON values encrypted in request bodies before the upstream.
+"""The ``field_encryption`` guard: JSON values encrypted in request bodies before the upstream,
+and decrypted in response bodies on the way back.
 
 Per route (``tls.field_encryption.rules``), the values at the rule's JSON pointers are replaced
 by JWE compact tokens (:mod:`bastion.tls.fields`) in the body bastion forwards: the upstream
 stores ciphertext, and only holders of the key ring (an application using :mod:`bastion.fields`,
-an operator with ``bastion fields decrypt``) read the values. It runs in the forward phase,
-after validation, which sees the values as the client sent them.
+an operator with ``bastion fields decrypt``, or bastion itself on a ``response`` rule) read the
+values. It runs in the forward phase, after validation, which sees the values as the client sent
+them.
+
+A ``response`` (or ``both``) rule asks the engine to hold the route's JSON responses
+(:data:`~bastion.pipeline.response_body.RESPONSE_BODY`) and decrypts the tokens at the rule's
+pointers before the client gets them: the upstream never sees the clear value, the authorised
+client does. A value there that is not a token of the ring fails the response (502
+``upstream.response_unprocessable``) rather than sending the client something it cannot read.
 
 The guard declares ``requires_body``; the engine then buffers request bodies (up to
 ``limits.max_body_bytes``) and forwards ``request.body`` as the guard left it, with its new
@@ -28,8 +36,9 @@ from bastion.errors import ConfigError, describe
 from bastion.pipeline.decisions import ALLOW, Decision, Deny
 from bastion.pipeline.guard import Phase
 from bastion.pipeline.request import Request
+from bastion.pipeline.response_body import RESPONSE_BODY
 from bastion.pipeline.routing import ROUTE
-from bastion.tls.fields import KeyRing, encrypt_fields, load_key_ring
+from bastion.tls.fields import KeyRing, decrypt_fields, encrypt_fields, load_key_ring
 
 logger = logging.getLogger("bastion.tls")
 
@@ -58,6 +67,27 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
+class _Decryption:
+    """The response rewrite of one route's ``response`` rules (see :class:`BodyRewrite`)."""
+
+    __slots__ = ("guard", "pointers")
+
+    def __init__(self, guard: FieldEncryptionGuard, pointers: tuple[str, ...]) -> None:
+        self.guard = guard
+        self.pointers = pointers
+
+    def __call__(self, status: int, content_type: str | None, body: bytes) -> bytes | None:
+        if not body or not _is_json(content_type):
+            return None  # not a JSON document: nothing of it can hold a token
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if decrypt_fields(doc, self.pointers, self.guard._fresh_ring()):
+            return orjson.dumps(doc)
+        return None
+
+
 class FieldEncryptionGuard:
     """The ``field_encryption`` guard (see the module docstring)."""
 
@@ -71,10 +101,22 @@ class FieldEncryptionGuard:
         self.fail_open = False
         settings = config.tls.field_encryption
         self.kid = settings.kid
+        # route -> the methods and pointers of its request rules, and of its response rules
         self.rules: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
+        decrypting: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
         for rule in settings.rules:
-            methods, pointers = self.rules.get(rule.route, (frozenset(), ()))
-            self.rules[rule.route] = (methods | set(rule.methods), pointers + rule.pointers)
+            for table, applies in (
+                (self.rules, rule.encrypts_requests),
+                (decrypting, rule.decrypts_responses),
+            ):
+                if applies:
+                    methods, pointers = table.get(rule.route, (frozenset(), ()))
+                    table[rule.route] = (methods | set(rule.applies_to), pointers + rule.pointers)
+        self.responses = {
+            route: (methods, _Decryption(self, pointers))
+            for route, (methods, pointers) in decrypting.items()
+        }
+        self.rewrites_responses = bool(self.responses)
         self.path = ring_path(config)
         self.clock = clock
         existed = self.path.exists()
@@ -115,6 +157,10 @@ class FieldEncryptionGuard:
         route = request.state.get(ROUTE)
         if route is None:
             return ALLOW
+        if self.rewrites_responses:
+            response_rule = self.responses.get(route.name)
+            if response_rule is not None and request.method in response_rule[0]:
+                request.state[RESPONSE_BODY] = response_rule[1]
         rule = self.rules.get(route.name)
         if rule is None or request.method not in rule[0]:
             return ALLOW
