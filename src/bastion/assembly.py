@@ -61,3 +61,11 @@ def build_gateway_chain(
 def build_middleware_chain(config: BastionConfig, events: EventSink) -> GuardChain:
     """The chain inside an ASGI app: no router (the app is the only destination)."""
     return GuardChain(build_guards(config, events), events)
+
+
+def build_middleware_endpoints(config: BastionConfig, chain: GuardChain) -> Router | None:
+    """bastion's own endpoints in middleware mode (``POST /oauth/token``, the JWKS), built on
+    the middleware chain's guards; ``None`` when the config serves none. Requests they do not
+    match go to the app."""
+    own = auth_endpoints(config, chain.guards, chain.events)
+    return Router(own) if own else None

@@ -100,3 +100,45 @@ async def test_middleware_accepts_bastions_tokens_from_the_shared_state(tmp_path
     assert ok.json()["scopes"] == "read"
     assert bad.status_code == 401
     assert bad.headers["www-authenticate"] == 'Bearer realm="bastion", error="invalid_token"'
+
+
+async def test_middleware_serves_the_token_endpoint_and_jwks_itself(tmp_path: Path) -> None:
+    """The client-credentials exchange and the JWKS work in middleware mode as in the gateway:
+    the app never sees those requests, and the token it issues is accepted on the app's routes."""
+    signing = {"issuer": "https://api.example.test", "audiences": ["https://api.example"]}
+    config = build_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "events": {"sink": "none"},
+            "auth": {"tokens": {"signing": signing}},
+        },
+        "test",
+    )
+    manager = KeyManager(config)
+    issued = manager.create("acme", scopes=("read", "write"))
+    manager.close()
+    middleware = BastionMiddleware(app(), config)
+    transport = httpx.ASGITransport(app=middleware)
+    form = {"grant_type": "client_credentials", "scope": "read"}
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            jwks = await client.get("/.well-known/jwks.json")
+            exchanged = await client.post(
+                "/oauth/token", data=form, headers={"x-api-key": issued.secret}
+            )
+            token = exchanged.json()["access_token"]
+            whoami = await client.get("/whoami", headers={"authorization": f"Bearer {token}"})
+            anonymous = await client.post("/oauth/token", data=form)
+    finally:
+        await middleware.chain.close()
+    assert jwks.status_code == 200
+    assert [key["kty"] for key in jwks.json()["keys"]]
+    assert exchanged.status_code == 200, exchanged.text
+    assert exchanged.headers["cache-control"] == "no-store"
+    assert exchanged.json()["token_type"] == "Bearer"
+    assert exchanged.json()["scope"] == "read"
+    assert whoami.json()["identity"] == "acme"
+    assert whoami.json()["scopes"] == "read"
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"] == "invalid_client"  # RFC 6749 5.2, as in the gateway
+    assert issued.secret not in exchanged.text

@@ -18,7 +18,7 @@ from typing import Final
 from bastion.asgi.responses import HTTPExchange, ResponseFinisher, WebSocketExchange, app_failed
 from bastion.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from bastion.asgi.view import ScopeReader, first_header, path_refusal
-from bastion.assembly import build_events, build_middleware_chain
+from bastion.assembly import build_events, build_middleware_chain, build_middleware_endpoints
 from bastion.config.loader import load_config
 from bastion.config.models import BastionConfig
 from bastion.observability.events import EventSink, SecurityEvent
@@ -28,6 +28,8 @@ from bastion.pipeline.decisions import Deny
 from bastion.pipeline.forwarding import ForwardingPolicy
 from bastion.pipeline.problem import problem_response
 from bastion.pipeline.request import Request
+from bastion.pipeline.response import Endpoint, Response
+from bastion.pipeline.routing import ROUTE, Route, Router
 from bastion.pipeline.upstream_headers import UPSTREAM_HEADERS
 
 logger = logging.getLogger("bastion.asgi")
@@ -39,6 +41,8 @@ BODY_TOO_LARGE: Final = Deny(
     "The request body exceeds the limit.",
     headers=(("connection", "close"),),  # the rest of the body is never read
 )
+
+ENDPOINT_FAILED: Final = Deny(500, "gateway.internal_error", "Internal Server Error")
 
 REQUEST_STATE_KEY: Final = "bastion.request"
 """Where the app finds the request view: ``scope["state"]["bastion.request"]``."""
@@ -110,9 +114,11 @@ class BastionMiddleware:
     ) -> None:
         self.app = app
         self.config = _resolve_config(config)
+        self._endpoints: Router | None = None
         if chain is None:
             self.events = events if events is not None else build_events(self.config)
             chain = build_middleware_chain(self.config, self.events)
+            self._endpoints = build_middleware_endpoints(self.config, chain)
         elif events is not None and events is not chain.events:
             raise ValueError(
                 "events= is the sink of the chain bastion assembles; a chain passed as chain="
@@ -164,7 +170,8 @@ class BastionMiddleware:
             if refusal is not None:
                 await self._refuse_malformed(exchange, refusal)
                 return
-            if self._requires_body:
+            own = self._own_endpoint(request)
+            if self._requires_body or (own is not None and own.requires_body):
                 body = await self._read_body(request, receive)
                 if isinstance(body, Deny):
                     await self._refuse_malformed(exchange, body)
@@ -181,11 +188,40 @@ class BastionMiddleware:
                     return
                 exchange.added = decision.headers
                 _apply_upstream_headers(scope, request)
+            if own is not None:
+                await exchange.respond(await self._call_endpoint(own, request))
+                return
             scope.setdefault("state", {})[REQUEST_STATE_KEY] = request
             await self._call_app(scope, receive, exchange)
         finally:
             self.stats.in_flight -= 1
             exchange.finish()
+
+    def _own_endpoint(self, request: Request) -> Endpoint | None:
+        """bastion's own endpoint for this request (the token endpoint, the JWKS), if any; its
+        route goes into the request state, as the gateway's router puts it there, so route-bound
+        guards (the login lockout on ``/oauth/token``) apply in both modes."""
+        if self._endpoints is None:
+            return None
+        route: Route | None = self._endpoints.match(request.host, request.path)
+        if route is None or route.endpoint is None:
+            return None
+        request.state[ROUTE] = route
+        return route.endpoint
+
+    @staticmethod
+    async def _call_endpoint(endpoint: Endpoint, request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Exception:
+            logger.error(
+                "bastion endpoint failed on %s %s (request %s)",
+                request.method,
+                request.path,
+                request.request_id,
+                exc_info=True,
+            )
+            return problem_response(ENDPOINT_FAILED, request.request_id)
 
     async def _call_app(self, scope: Scope, receive: Receive, exchange: HTTPExchange) -> None:
         """Call the app; an error before its response starts becomes a 500 problem, one after

@@ -300,7 +300,7 @@ class HTTPExchange:
         head = {
             "type": "http.response.start",
             "status": response.status,
-            "headers": self.finisher.headers(raw, response.status, self.request),
+            "headers": self.finisher.headers(raw, response.status, self.request, self.added),
         }
         await self._send(head)
         if self.request.method == "HEAD":
