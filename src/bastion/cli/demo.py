@@ -1,5 +1,9 @@
 """``bastion demo``: the bundled demo API behind the gateway, on embedded defaults.
 
+The gateway serves HTTPS with the development certificate of a local CA it creates in the state
+directory (``--no-tls``: plain HTTP), and a plain-HTTP listener beside it that redirects to HTTPS
+and refuses credentials sent in clear.
+
 At start the demo creates an API key for the consumer ``demo-client`` (scope ``orders:read``,
 valid 30 days) in its state directory, revoking the one a previous run made, and prints it: the
 tour's authentication steps use it, and so can whoever tries the printed commands. Tokens are
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -31,7 +36,7 @@ from bastion.cli.common import (
 from bastion.config.models import BastionConfig
 from bastion.config.types import HostPort, parse_host_port
 from bastion.demo.api import DemoAPI
-from bastion.demo.tour import DEMO_CONSUMER, Step, steps
+from bastion.demo.tour import DEMO_CONSUMER, Step, steps, use_tls
 from bastion.errors import ConfigError, StateError
 from bastion.observability.events import NullSink
 from bastion.pipeline.chain import GuardChain
@@ -108,6 +113,20 @@ def demo_key(config: BastionConfig) -> IssuedKey:
         manager.close()
 
 
+def _dev_ca(config: BastionConfig) -> Path:
+    """The development CA the gateway's certificate is issued by (created on first use)."""
+    from bastion.tls.server import ServerTLS
+
+    tls = ServerTLS(config.tls, config.state_dir)
+    try:
+        tls.load()
+    except ConfigError as exc:
+        fail_config(exc)
+    if tls.dev is None:  # pragma: no cover - the demo configures no certificate of its own
+        fail_config(ConfigError("tls: the demo expected the development certificate"))
+    return tls.dev.ca_cert
+
+
 def _wait_ready(admin: HostPort, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -122,8 +141,11 @@ def _wait_ready(admin: HostPort, seconds: float) -> bool:
     return False
 
 
-def _run_tour(config: BastionConfig, tour: list[Step], results: list[bool]) -> None:
+def _run_tour(
+    config: BastionConfig, tour: list[Step], results: list[bool], ca: Path | None
+) -> None:
     """Send every step of the tour, print its outcome, then stop the gateway."""
+    use_tls(ssl.create_default_context(cafile=str(ca)) if ca is not None else None)
     try:
         if not _wait_ready(config.admin.listen, 15):
             click.echo("demo: the gateway did not become ready", err=True)
@@ -144,24 +166,44 @@ def _run_tour(config: BastionConfig, tour: list[Step], results: list[bool]) -> N
 
 
 @click.command()
-@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="Gateway address.")
+@click.option("--listen", default="127.0.0.1:8443", show_default=True, help="Gateway (HTTPS).")
+@click.option(
+    "--http-listen",
+    default="127.0.0.1:8080",
+    show_default=True,
+    help="Plain-HTTP listener beside HTTPS (redirects; refuses credentials).",
+)
+@click.option("--no-tls", is_flag=True, help="Serve plain HTTP on --http-listen only.")
 @click.option("--api-listen", default="127.0.0.1:8081", show_default=True, help="Demo API address.")
 @click.option("--admin-listen", default="127.0.0.1:9901", show_default=True, help="Admin address.")
 @click.option("--state-dir", type=click.Path(path_type=Path), help="Where state lives.")
 @click.option("--check", is_flag=True, help="Send the tour's requests, report, and exit.")
 def demo(
-    listen: str, api_listen: str, admin_listen: str, state_dir: Path | None, check: bool
+    listen: str,
+    http_listen: str,
+    no_tls: bool,
+    api_listen: str,
+    admin_listen: str,
+    state_dir: Path | None,
+    check: bool,
 ) -> None:
     """Start the demo API behind the gateway and show what bastion does to its traffic."""
     try:
         api_address = parse_host_port(api_listen)
     except ValueError as exc:
         fail_config(ConfigError(f"--api-listen: got {api_listen!r}; {exc}"))
+    tls: dict[str, object] = (
+        {"enabled": True, "plain_http": {"listen": http_listen, "policy": "redirect"}}
+        if not no_tls
+        else {}
+    )
+    scheme = "http" if no_tls else "https"
     config = load_or_exit(
         None,
         {
-            "listen": listen,
+            "listen": http_listen if no_tls else listen,
             "state_dir": state_dir,
+            "tls": tls,
             "admin": {"listen": admin_listen},
             "routes": [
                 {"name": "demo", "upstream": f"http://{api_address}", "auth": PUBLIC},
@@ -192,18 +234,19 @@ def demo(
                 },
             ],
             "auth": {
-                "tokens": {"signing": {"issuer": f"http://{listen}", "audiences": ["demo-api"]}}
+                "tokens": {"signing": {"issuer": f"{scheme}://{listen}", "audiences": ["demo-api"]}}
             },
             "rate_limit": {
                 "policies": [{"name": "demo", "rate": "5/minute", "routes": ["limited"]}]
             },
         },
     )
-    if api_address == config.listen or api_address == config.admin.listen:
+    if api_address in (config.listen, config.admin.listen, config.tls.plain_http.listen):
         fail_config(
             ConfigError("--api-listen: expected a port other than the gateway's or admin's")
         )
     prepare_state_dir(config)
+    ca = None if no_tls else _dev_ca(config)
     key = demo_key(config)
     upstream = DemoUpstream(config, api_address)
     try:
@@ -211,8 +254,9 @@ def demo(
     except OSError as exc:
         fail_config(ConfigError(f"--api-listen: {api_address} cannot be bound ({exc.strerror})"))
 
-    base = f"http://{config.listen}"
-    tour = steps(base, key.secret)
+    base = f"{scheme}://{config.listen}"
+    plain = None if no_tls else f"http://{config.tls.plain_http.listen}"
+    tour = steps(base, key.secret, plain)
     results: list[bool] = []
     record = key.record
     key_text = (
@@ -222,12 +266,17 @@ def demo(
     if check:
         click.echo(f"bastion demo: checking the gateway at {base}")
         click.echo(f"  {key_text}")
-        threading.Thread(target=_run_tour, args=(config, tour, results), daemon=True).start()
+        threading.Thread(target=_run_tour, args=(config, tour, results, ca), daemon=True).start()
     else:
         click.echo(f"bastion demo: the demo API ({api_address}) is behind the gateway at {base}")
         click.echo(f"  admin: http://{config.admin.listen}/healthz  /readyz  /metrics")
+        if plain is not None:
+            click.echo(f"  plain HTTP on {plain} redirects to HTTPS and refuses credentials")
         click.echo(f"  {key_text}:\n")
-        click.echo(f"  export BASTION_API_KEY={key.secret}\n")
+        click.echo(f"  export BASTION_API_KEY={key.secret}")
+        if ca is not None:
+            click.echo(f"  export CURL_CA_BUNDLE={ca}   # curl trusts the demo's local CA")
+        click.echo("")
         click.echo("Try:")
         for step in tour:
             click.echo(f"  # {step.title}: expect {step.shows}\n  {step.curl}\n")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 import stat
 import sys
 from pathlib import Path
@@ -107,6 +108,11 @@ def endpoint_url(url: str) -> str:
     type=click.Path(path_type=Path),
     help=f"A file holding the API key (mode 600); default ${KEY_ENV}.",
 )
+@click.option(
+    "--cacert",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="PEM CA file to verify the gateway with (e.g. the development CA); default the system's.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON.")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds.")
 def token(
@@ -114,6 +120,7 @@ def token(
     scopes: tuple[str, ...],
     resource: str | None,
     key_file: Path | None,
+    cacert: Path | None,
     as_json: bool,
     timeout: float,
 ) -> None:
@@ -128,7 +135,10 @@ def token(
     if resource:
         form["resource"] = resource
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(cacert)) if cacert is not None else True
+        )
+        with httpx.Client(timeout=timeout, follow_redirects=False, verify=verify) as client:
             response = client.post(target, data=form, auth=(key_id, key))
     except httpx.HTTPError as exc:
         _failure(f"cannot reach {target} ({type(exc).__name__})")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import http.client
 import socket
+import ssl
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import orjson
@@ -38,11 +40,33 @@ class Step:
     shows: str
 
 
+_TLS: ContextVar[ssl.SSLContext | None] = ContextVar("bastion_demo_tls", default=None)
+
+
+def use_tls(context: ssl.SSLContext | None) -> None:
+    """Send this thread's tour requests over HTTPS, verified with ``context`` (the demo trusts
+    its development CA); ``None``: plain HTTP."""
+    _TLS.set(context)
+
+
+def _connection(host: str, port: int) -> http.client.HTTPConnection:
+    context = _TLS.get()
+    if context is None:
+        return http.client.HTTPConnection(host, port, timeout=5)
+    return http.client.HTTPSConnection(host, port, timeout=5, context=context)
+
+
+def _socket(host: str, port: int) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=5)
+    context = _TLS.get()
+    return sock if context is None else context.wrap_socket(sock, server_hostname=host)
+
+
 def _request(
     method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> Callable[[str, int], Outcome]:
     def send(host: str, port: int) -> Outcome:
-        conn = http.client.HTTPConnection(host, port, timeout=5)
+        conn = _connection(host, port)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             response = conn.getresponse()
@@ -59,7 +83,7 @@ def _smuggle(host: str, port: int) -> Outcome:
         b"POST /items HTTP/1.1\r\nHost: demo\r\nContent-Length: 4\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
     )
-    with socket.create_connection((host, port), timeout=5) as sock:
+    with _socket(host, port) as sock:
         sock.sendall(raw)
         data = b""
         while b"\r\n\r\n" not in data:
@@ -133,14 +157,58 @@ def _json_field(outcome: Outcome, name: str) -> object:
     return doc.get(name) if isinstance(doc, dict) else None
 
 
-def steps(base: str, key: str | None = None) -> list[Step]:
-    """The tour for a gateway at ``base`` (``http://127.0.0.1:8080``), with the demo's API
-    ``key`` (a placeholder when only the steps' shape matters)."""
-    return _practice_steps(base) + _auth_steps(base, Session(key or PLACEHOLDER_KEY))
+def steps(base: str, key: str | None = None, plain: str | None = None) -> list[Step]:
+    """The tour for a gateway at ``base`` (``https://127.0.0.1:8443``), with the demo's API
+    ``key`` (a placeholder when only the steps' shape matters). ``plain`` is the base URL of the
+    plain-HTTP listener beside HTTPS, whose steps show what happens to requests sent there."""
+    session = Session(key or PLACEHOLDER_KEY)
+    transport = _transport_steps(base, plain, session) if plain is not None else []
+    return _practice_steps(base) + transport + _auth_steps(base, session)
+
+
+def _plain(
+    address: str, method: str, path: str, headers: dict[str, str] | None = None
+) -> Callable[[str, int], Outcome]:
+    """A request to the plain-HTTP listener at ``address`` (``host:port``), whatever the tour's
+    own listener is."""
+    host, _, port = address.rpartition(":")
+
+    def send(_host: str, _port: int) -> Outcome:
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            conn.request(method, path, headers=headers or {})
+            response = conn.getresponse()
+            data = response.read()
+            return Outcome(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+        finally:
+            conn.close()
+
+    return send
+
+
+def _transport_steps(base: str, plain: str, session: Session) -> list[Step]:
+    address = plain.split("://", 1)[-1]
+    return [
+        Step(
+            "Plain HTTP is sent to HTTPS, never to the upstream",
+            f"curl -i {plain}/hello",
+            _plain(address, "GET", "/hello"),
+            lambda o: o.status == 308 and o.headers.get("location", "").startswith("https://"),
+            "308 to the same URL over https",
+        ),
+        Step(
+            "A credential sent over plain HTTP is refused: it has leaked",
+            f'curl -i -H "X-API-Key: $BASTION_API_KEY" {plain}/orders',
+            _plain(address, "GET", "/orders", {"x-api-key": session.key}),
+            lambda o: o.status == 403 and _json_field(o, "code") == "tls.credentials_over_http",
+            "403 tls.credentials_over_http (and a security event: rotate that key)",
+        ),
+    ]
 
 
 def _auth_steps(base: str, session: Session) -> list[Step]:
     key_header = {"x-api-key": session.key}
+    cacert = ' --cacert "$CURL_CA_BUNDLE"' if base.startswith("https://") else ""
     return [
         Step(
             "The demo's API key opens /orders (scope orders:read)",
@@ -175,7 +243,8 @@ def _auth_steps(base: str, session: Session) -> list[Step]:
         ),
         Step(
             "The token opens /orders like the key",
-            f'TOKEN=$(bastion token --url {base}); curl -i -H "Authorization: Bearer $TOKEN"'
+            f"TOKEN=$(bastion token --url {base}{cacert});"
+            f' curl -i -H "Authorization: Bearer $TOKEN"'
             f" {base}/orders",
             _with_token(session, "/orders"),
             lambda o: o.status == 200 and _json_field(o, "caller") == DEMO_CONSUMER,
@@ -203,6 +272,11 @@ def _auth_steps(base: str, session: Session) -> list[Step]:
 
 
 def _practice_steps(base: str) -> list[Step]:
+    secure = base.startswith("https://")
+    port = base.rsplit(":", 1)[1]
+    raw_client = (
+        f"openssl s_client -quiet -connect 127.0.0.1:{port}" if secure else f"nc 127.0.0.1 {port}"
+    )
     return [
         Step(
             "A request passes through the gateway",
@@ -212,8 +286,10 @@ def _practice_steps(base: str) -> list[Step]:
                 o.status == 200
                 and "x-request-id" in o.headers
                 and o.headers.get("x-content-type-options") == "nosniff"
+                and (not secure or "max-age=" in o.headers.get("strict-transport-security", ""))
             ),
-            "200, with X-Request-ID and X-Content-Type-Options: nosniff added",
+            "200, with X-Request-ID and X-Content-Type-Options: nosniff added"
+            + (", and Strict-Transport-Security" if secure else ""),
         ),
         Step(
             "A JSON body streams to the upstream",
@@ -258,8 +334,7 @@ def _practice_steps(base: str) -> list[Step]:
         Step(
             "A smuggling attempt is refused before the upstream",
             "printf 'POST /items HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 4\\r\\n"
-            "Transfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n' | nc 127.0.0.1 "
-            + base.rsplit(":", 1)[1],
+            "Transfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n' | " + raw_client,
             _smuggle,
             lambda o: o.status == 400,
             "400: Content-Length with Transfer-Encoding is ambiguous",
