@@ -31,7 +31,10 @@ Clock = Callable[[], float]
 
 
 def open_signing_store(config: BastionConfig, *, create_pepper: bool = False) -> SigningKeyStore:
-    """The signing-key store ``config`` names (``auth.tokens.signing`` must be set)."""
+    """The signing-key store ``config`` names (``auth.tokens.signing`` must be set).
+
+    ``create_pepper`` (the CLI) also applies pending PostgreSQL migrations; a gateway's store
+    only checks the schema version."""
     signing = config.auth.tokens.signing
     if signing is None:
         raise ConfigError(
@@ -52,7 +55,9 @@ def open_signing_store(config: BastionConfig, *, create_pepper: bool = False) ->
             )
         return KeySealer(pepper)
 
-    return PostgresSigningKeyStore(config.postgres.dsn, sealer, config.postgres.db_schema)
+    return PostgresSigningKeyStore(
+        config.postgres.dsn, sealer, config.postgres.db_schema, migrate=create_pepper
+    )
 
 
 def signing_keys(

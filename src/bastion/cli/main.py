@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from bastion.cli.check import check_config
+from bastion.cli.db import db
 from bastion.cli.demo import demo
 from bastion.cli.jwks import jwks
 from bastion.cli.keys import keys
@@ -33,6 +34,7 @@ cli.add_command(tls)
 cli.add_command(fields)
 cli.add_command(jwks)
 cli.add_command(token)
+cli.add_command(db)
 
 
 def main() -> None:

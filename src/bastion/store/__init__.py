@@ -1,4 +1,4 @@
-"""Records bastion keeps: API keys now (consumers, signing keys and events later).
+"""Records bastion keeps: API keys and (on PostgreSQL) signing keys, in versioned schemas.
 
 Each kind of record has a small contract (:class:`KeyStore`) and its backends: memory for tests,
 SQLite under ``state_dir`` for one machine, PostgreSQL when ``postgres.dsn`` is set.
@@ -37,12 +37,13 @@ def key_store_location(config: BastionConfig) -> Path | None:
 def open_key_store(config: BastionConfig, *, create: bool = True) -> KeyStore:
     """The key store ``config`` names: PostgreSQL when ``postgres.dsn`` is set, else SQLite.
 
-    ``create=False`` (a gateway) refuses to create a SQLite file that does not exist yet;
-    the CLI creates it with the first key.
+    ``create=False`` (a gateway) refuses to create a SQLite file that does not exist yet (the
+    CLI creates it with the first key) and leaves a PostgreSQL schema as it is: a gateway only
+    checks that it is current (``bastion db upgrade`` makes it so).
     """
     if config.postgres.dsn is not None:
         from bastion.store.postgres import PostgresKeyStore
 
-        return PostgresKeyStore(config.postgres.dsn, config.postgres.db_schema)
+        return PostgresKeyStore(config.postgres.dsn, config.postgres.db_schema, migrate=create)
     path = config.state_dir / SQLITE_FILE
     return SqliteKeyStore(path, create=create)

@@ -1,11 +1,12 @@
 # ruff: noqa: S608  (table names are composed once by psycopg.sql.Identifier; values are bound)
 """The PostgreSQL :class:`KeyStore`: the records every gateway instance shares.
 
-Tables live in the configured schema (``postgres.schema``), created idempotently under an
-advisory lock so that instances starting together do not race (a real migration system comes
-later). The revision is one row updated inside each writing transaction: its row lock orders
-writers, so a revision is never visible before every smaller one is committed, and a gateway
-reading ``revision > N`` can never skip a change.
+Tables live in the configured schema (``postgres.schema``) and are made by the versioned
+migrations (:mod:`.migrate_postgres`). The CLI's store (``migrate=True``) applies what is
+pending; a gateway's only checks the version and says ``run bastion db upgrade`` when the
+schema is behind. The revision is one row updated inside each writing transaction: its row
+lock orders writers, so a revision is never visible before every smaller one is committed,
+and a gateway reading ``revision > N`` can never skip a change.
 
 Driver errors are translated here: an unreachable server is
 :class:`~bastion.errors.BackendUnavailable`, anything else :class:`~bastion.errors.StateError`,
@@ -23,52 +24,44 @@ import psycopg
 from psycopg import sql
 
 from bastion.errors import BackendUnavailable, StateError
+from bastion.store import migrate_postgres
+from bastion.store.migrations import latest
 from bastion.store.records import KeyRecord
+from bastion.store.schema import require
 from bastion.store.sqlite import COLUMNS, record_from_row, record_values
 
 T = TypeVar("T")
 
-_SCHEMA_LOCK = 0x62617374  # advisory lock id while creating tables ("bast")
-
-_DDL = """
-CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {schema}.api_keys (
-    id text PRIMARY KEY,
-    hash text NOT NULL,
-    consumer text NOT NULL,
-    name text NOT NULL DEFAULT '',
-    scopes text NOT NULL DEFAULT '',
-    tier text,
-    created_at double precision NOT NULL,
-    expires_at double precision NOT NULL,
-    revoked_at double precision,
-    last_used_at double precision,
-    replaced_by text,
-    revision bigint NOT NULL
-);
-CREATE INDEX IF NOT EXISTS api_keys_revision ON {schema}.api_keys (revision);
-CREATE INDEX IF NOT EXISTS api_keys_consumer ON {schema}.api_keys (consumer);
-CREATE TABLE IF NOT EXISTS {schema}.api_key_state (
-    id integer PRIMARY KEY CHECK (id = 1),
-    revision bigint NOT NULL,
-    pepper_check text
-);
-INSERT INTO {schema}.api_key_state (id, revision) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
-"""
-
 
 class PostgresKeyStore:
-    """API keys in schema ``schema`` of the database at ``dsn`` (one connection, locked)."""
+    """API keys in schema ``schema`` of the database at ``dsn`` (one connection, locked).
 
-    def __init__(self, dsn: str, schema: str = "bastion", *, connect_timeout: float = 5.0) -> None:
+    ``migrate`` applies pending migrations first; otherwise a schema behind this release is
+    :class:`~bastion.store.schema.SchemaBehind`.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str = "bastion",
+        *,
+        connect_timeout: float = 5.0,
+        migrate: bool = True,
+    ) -> None:
         self._dsn = dsn
         self._schema = schema
         self._timeout = max(1, int(connect_timeout))
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._q: dict[str, str] = {}
+        if migrate:
+            migrate_postgres.upgrade(dsn, schema, timeout=connect_timeout)
         with self._lock:
-            self._run(self._create_schema)
+            try:
+                self._run(self._prepare)
+            except BaseException:
+                self._drop()
+                raise
 
     # -- connection and error translation
 
@@ -100,12 +93,10 @@ class PostgresKeyStore:
             with contextlib.suppress(psycopg.Error):
                 conn.close()
 
-    def _create_schema(self, conn: psycopg.Connection[Any]) -> None:
+    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+        current = migrate_postgres.current_version(conn, self._schema)
+        require(migrate_postgres.where(self._schema), current, latest("postgres"))
         schema = sql.Identifier(self._schema)
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        for statement in _DDL.split(";"):
-            if statement.strip():
-                conn.execute(sql.SQL(statement).format(schema=schema))
         table = sql.SQL("{}.api_keys").format(schema).as_string(conn)
         state = sql.SQL("{}.api_key_state").format(schema).as_string(conn)
         self._q = {

@@ -8,6 +8,10 @@ as associated data. A database dump alone yields no signing key, and a row moved
 ``kid`` does not open. The store remembers a fingerprint of the sealing key, so an instance with
 another pepper says so instead of failing on every key.
 
+The tables come from the versioned migrations (:mod:`.migrate_postgres`): with ``migrate``
+(the CLI) pending ones are applied at the first connection; without (a gateway) a schema behind
+this release is refused with ``run bastion db upgrade``.
+
 Each primitive is one transaction: ``append`` locks the one state row, compares the newest kid
 with the caller's, inserts and moves the version; ``delete`` the same; ``version`` reads one
 integer (instances poll it every ``resync_interval``). Driver errors are translated here, and no
@@ -33,28 +37,13 @@ from psycopg import sql
 
 from bastion.auth.jwt.keystore import StoredSigningKey
 from bastion.errors import BackendUnavailable, StateError
+from bastion.store import migrate_postgres
+from bastion.store.migrations import latest
+from bastion.store.schema import require
 
 T = TypeVar("T")
 
-_SCHEMA_LOCK = 0x62617374  # the advisory lock the key store takes while creating tables
 _NONCE = 12
-
-_DDL = """
-CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {schema}.signing_keys (
-    kid text PRIMARY KEY,
-    alg text NOT NULL,
-    created_at double precision NOT NULL,
-    activates_at double precision NOT NULL,
-    sealed_key bytea NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {schema}.signing_key_state (
-    id integer PRIMARY KEY CHECK (id = 1),
-    version bigint NOT NULL,
-    seal_check text
-);
-INSERT INTO {schema}.signing_key_state (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
-"""
 
 
 class KeySealer:
@@ -100,8 +89,10 @@ class PostgresSigningKeyStore:
         schema: str = "bastion",
         *,
         connect_timeout: float = 5.0,
+        migrate: bool = True,
     ) -> None:
         self._dsn = dsn
+        self._migrate = migrate
         self._sealer_value = sealer if isinstance(sealer, KeySealer) else None
         self._make_sealer = None if isinstance(sealer, KeySealer) else sealer
         self._schema = schema
@@ -123,6 +114,11 @@ class PostgresSigningKeyStore:
         conn = self._conn
         if conn is not None and not conn.closed:
             return conn
+        if self._migrate:
+            await asyncio.to_thread(
+                migrate_postgres.upgrade, self._dsn, self._schema, timeout=self._timeout
+            )
+            self._migrate = False
         conn = await psycopg.AsyncConnection.connect(
             self._dsn, connect_timeout=self._timeout, autocommit=False
         )
@@ -166,13 +162,21 @@ class PostgresSigningKeyStore:
                 await conn.close()
 
     async def _create_schema(self, conn: psycopg.AsyncConnection[Any]) -> bool:
-        """Create the tables if needed; whether the stored sealing fingerprint is ours (the
+        """Check the schema version; whether the stored sealing fingerprint is ours (the
         first instance stores its own)."""
         schema = sql.Identifier(self._schema)
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        for statement in _DDL.split(";"):
-            if statement.strip():
-                await conn.execute(sql.SQL(statement).format(schema=schema))
+        found = await conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (migrate_postgres.version_table(self._schema),)
+        )
+        exists = await found.fetchone()
+        current = 0
+        if exists is not None and exists[0]:
+            cursor = await conn.execute(
+                sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_version").format(schema)
+            )
+            row = await cursor.fetchone()
+            current = int(row[0]) if row else 0
+        require(migrate_postgres.where(self._schema), current, latest("postgres"))
         keys = sql.SQL("{}.signing_keys").format(schema).as_string(conn)
         state = sql.SQL("{}.signing_key_state").format(schema).as_string(conn)
         self._q = {

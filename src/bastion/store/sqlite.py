@@ -1,5 +1,8 @@
 """The SQLite :class:`KeyStore`: one file under ``state_dir``, owner-only, in WAL mode.
 
+Opening the file applies the pending schema migrations (:mod:`.migrate_sqlite`): one machine,
+nothing to coordinate, so no separate upgrade step is needed.
+
 WAL lets the gateway's sync thread read while ``bastion keys`` writes; every write is one
 ``BEGIN IMMEDIATE`` transaction that also moves the revision, so readers never see a change
 without its revision or the other way round.
@@ -16,32 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import StateError
+from bastion.store import migrate_sqlite
 from bastion.store.records import KeyRecord, scopes_from_text, scopes_text
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    hash TEXT NOT NULL,
-    consumer TEXT NOT NULL,
-    name TEXT NOT NULL DEFAULT '',
-    scopes TEXT NOT NULL DEFAULT '',
-    tier TEXT,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    revoked_at REAL,
-    last_used_at REAL,
-    replaced_by TEXT,
-    revision INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS api_keys_revision ON api_keys (revision);
-CREATE INDEX IF NOT EXISTS api_keys_consumer ON api_keys (consumer);
-CREATE TABLE IF NOT EXISTS api_key_state (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    revision INTEGER NOT NULL,
-    pepper_check TEXT
-);
-INSERT OR IGNORE INTO api_key_state (id, revision) VALUES (1, 0);
-"""
 
 COLUMNS = (
     "id, hash, consumer, name, scopes, tier, created_at, expires_at, revoked_at,"
@@ -93,7 +72,8 @@ def create_private_file(path: Path) -> None:
 
 
 class SqliteKeyStore:
-    """API keys in the SQLite file ``path``. ``create`` makes the file (mode 0600) and schema."""
+    """API keys in the SQLite file ``path``. ``create`` makes the file (mode 0600); the schema
+    is brought to the latest version either way."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
@@ -108,7 +88,7 @@ class SqliteKeyStore:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+            migrate_sqlite.upgrade(self._db)
         except (sqlite3.Error, OSError) as exc:
             raise StateError(f"key store {path} cannot be opened ({type(exc).__name__})") from exc
 
