@@ -30,7 +30,7 @@ from bastion.cli.common import (
 )
 from bastion.config.models import BastionConfig
 from bastion.config.types import HostPort, parse_host_port
-from bastion.demo.api import DemoAPI
+from bastion.demo.api import DEMO_VALIDATION, DemoAPI, openapi_path
 from bastion.demo.tour import DEMO_CONSUMER, Step, steps
 from bastion.errors import ConfigError, StateError
 from bastion.observability.events import NullSink
@@ -197,6 +197,8 @@ def demo(
             "rate_limit": {
                 "policies": [{"name": "demo", "rate": "5/minute", "routes": ["limited"]}]
             },
+            "openapi": openapi_path(),
+            "validation": DEMO_VALIDATION,
         },
     )
     if api_address == config.listen or api_address == config.admin.listen:
