@@ -35,7 +35,7 @@ from bastion.cli.common import (
 )
 from bastion.config.models import BastionConfig
 from bastion.config.types import HostPort, parse_host_port
-from bastion.demo.api import DemoAPI
+from bastion.demo.api import DEMO_VALIDATION, DemoAPI, openapi_path
 from bastion.demo.tour import DEMO_CONSUMER, Step, steps, use_tls
 from bastion.errors import ConfigError, StateError
 from bastion.observability.events import NullSink
@@ -239,6 +239,8 @@ def demo(
             "rate_limit": {
                 "policies": [{"name": "demo", "rate": "5/minute", "routes": ["limited"]}]
             },
+            "openapi": openapi_path(),
+            "validation": DEMO_VALIDATION,
         },
     )
     if api_address in (config.listen, config.admin.listen, config.tls.plain_http.listen):

@@ -29,6 +29,7 @@ from bastion.config.types import (
     TrustedNetwork,
     UpstreamTarget,
 )
+from bastion.config.validation import ValidationConfig, check_validation_references
 
 _ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9a-z-]+$")
@@ -190,6 +191,7 @@ class BastionConfig(Model):
     redis: RedisConfig = RedisConfig()
     postgres: PostgresConfig = PostgresConfig()
     tls: TLSConfig = TLSConfig()
+    validation: ValidationConfig = ValidationConfig()
 
     @model_validator(mode="after")
     def _routes_unique(self) -> Self:
@@ -244,4 +246,10 @@ class BastionConfig(Model):
     @model_validator(mode="after")
     def _tls_references(self) -> Self:
         check_tls_references(self.tls, {r.name for r in self.routes}, self.listen)
+        return self
+
+    @model_validator(mode="after")
+    def _validation_references(self) -> Self:
+        routes = {r.name for r in self.routes}
+        check_validation_references(self.validation, routes, self.openapi is not None)
         return self

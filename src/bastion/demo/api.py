@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,6 +30,15 @@ _LEAKY_TRACE = (
     b'    rows = db.execute("SELECT * FROM reports WHERE id = %s" % report_id)\n'
     b'psycopg.errors.UndefinedTable: relation "reports" does not exist\n'
 )
+
+
+def openapi_path() -> Path:
+    """The demo API's OpenAPI document on disk: the gateway validates the ``demo`` route's
+    requests against it (``validation.routes``), so an invalid body never reaches the API."""
+    return Path(str(resources.files("bastion.demo").joinpath("openapi.yaml")))
+
+
+DEMO_VALIDATION = {"enabled": True, "routes": ["demo"]}
 
 
 def openapi_text() -> str:

@@ -157,6 +157,11 @@ def _json_field(outcome: Outcome, name: str) -> object:
     return doc.get(name) if isinstance(doc, dict) else None
 
 
+def _json_list(outcome: Outcome, name: str) -> list[dict[str, object]]:
+    found = _json_field(outcome, name)
+    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+
+
 def steps(base: str, key: str | None = None, plain: str | None = None) -> list[Step]:
     """The tour for a gateway at ``base`` (``https://127.0.0.1:8443``), with the demo's API
     ``key`` (a placeholder when only the steps' shape matters). ``plain`` is the base URL of the
@@ -298,6 +303,25 @@ def _practice_steps(base: str) -> list[Step]:
             _request("POST", "/items", b'{"name": "chair"}', {"content-type": "application/json"}),
             lambda o: o.status == 201,
             "201 Created from the demo API",
+        ),
+        Step(
+            "An invalid body is refused before the upstream (OpenAPI validation)",
+            "curl -i -H 'content-type: application/json'"
+            f' -d \'{{"name": "chair", "price": -5, "id": 99}}\' {base}/items',
+            _request(
+                "POST",
+                "/items",
+                b'{"name": "chair", "price": -5, "id": 99}',
+                {"content-type": "application/json"},
+            ),
+            lambda o: (
+                o.status == 400
+                and _json_field(o, "code") == "validation.body_invalid"
+                and {e.get("pointer") for e in _json_list(o, "errors")}
+                == {"/body/price", "/body/id"}
+                and b"-5" not in o.body
+            ),
+            "400 validation.body_invalid listing /body/price and /body/id, the values not echoed",
         ),
         Step(
             "A spoofed X-Forwarded-For is not believed",

@@ -31,6 +31,8 @@ GUARD_ORDER: dict[str, tuple[Phase, int]] = {
     # rate limiting: request rate per policy, then in-flight requests per consumer
     "rate_limit": (Phase.RATE_LIMIT, 10),
     "concurrency": (Phase.RATE_LIMIT, 20),
+    # validate: the OpenAPI document as an allowlist (paths, methods, parameters, bodies)
+    "validation": (Phase.VALIDATE, 10),
     # forward: what the upstream receives (after validation saw the values in clear)
     "field_encryption": (Phase.FORWARD, 10),
 }

@@ -1,0 +1,209 @@
+"""The ``validation`` guard: the OpenAPI document as an allowlist, enforced on every request.
+
+Per request, in this order (the first refusal wins, each one a problem+json):
+
+1. routing: the path must match a documented template under a ``servers`` base path (404
+   ``validation.not_found``), the method one of its operations (405
+   ``validation.method_not_allowed`` with ``Allow``; HEAD is allowed where GET is);
+2. parameters: path, query, header and cookie values decoded by their ``style``/``explode``,
+   coerced and validated; strict mode refuses undocumented query parameters
+   (``validation.parameter_invalid``);
+3. the body: documented media type (415 ``validation.unsupported_media_type``), size (413
+   ``validation.body_too_large``), JSON depth and members before parsing, then the schema
+   (``validation.body_invalid``).
+
+Each violation is listed in ``errors`` as a JSON pointer into the request (``/query/limit``,
+``/body/items/0/price``) and a message that never quotes the submitted value. Requests to
+bastion's own endpoints, to pass-through routes and to routes the document does not cover are
+not looked at. In monitor mode nothing is refused: the violation becomes a security event and
+the request goes on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+from bastion.config.models import BastionConfig
+from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny, ProblemField
+from bastion.pipeline.guard import Phase
+from bastion.pipeline.request import Request
+from bastion.pipeline.routing import ROUTE
+from bastion.validation.bodies import (
+    form_fields,
+    json_limit,
+    media_type,
+    multipart_fields,
+)
+from bastion.validation.compiler import CompiledApi
+from bastion.validation.errors import violations
+from bastion.validation.operation import Media, Operation
+
+NOT_FOUND = Deny(404, "validation.not_found", "Not Found", "The API does not document this path.")
+NO_MEDIA_TYPE = "The request has a body but no Content-Type."
+_DETAILS = {
+    "validation.parameter_invalid": "The request parameters do not match the API description.",
+    "validation.body_invalid": "The request body does not match the API description.",
+}
+_BODY_ERRORS = {
+    "json": "is not valid JSON",
+    "form": "is not valid application/x-www-form-urlencoded data",
+    "multipart": "is not valid multipart/form-data",
+}
+
+
+class ValidationGuard:
+    """The ``validation`` guard (see the module docstring)."""
+
+    name: ClassVar[str] = "validation"
+    phase: ClassVar[Phase] = Phase.VALIDATE
+    requires_body: ClassVar[bool] = True
+
+    def __init__(self, config: BastionConfig, api: CompiledApi) -> None:
+        self.fail_open = False
+        settings = config.validation
+        self.api = api
+        self.tree = api.tree
+        self.strict = settings.strict
+        self.status = settings.status
+        self.monitor = settings.mode == "monitor"
+        self.skip = frozenset(settings.pass_through)
+        if settings.routes:
+            self.skip |= frozenset(r.name for r in config.routes) - set(settings.routes)
+        limits = settings.limits
+        self.max_body = (
+            limits.max_body_bytes
+            if limits.max_body_bytes is not None
+            else config.limits.max_body_bytes
+        )
+        self.max_depth = limits.json_max_depth
+        self.max_members = limits.json_max_members
+        self.max_parts = limits.multipart_max_parts
+        self._method_denials: dict[str, Deny] = {}
+
+    def check(self, request: Request) -> Decision:
+        route = request.state.get(ROUTE)
+        if route is not None and (route.endpoint is not None or route.name in self.skip):
+            return ALLOW
+        found = self.tree.match(request.path)
+        if found is None:
+            return self._refuse(NOT_FOUND)
+        entry, raw_path = found
+        operation = entry.operations.get(request.method)
+        if operation is None:
+            if request.method == "HEAD":
+                operation = entry.operations.get("GET")
+            if operation is None:
+                return self._refuse(self._method_not_allowed(entry.allow))
+        errors = operation.check_parameters(request, raw_path, self.strict)
+        if errors:
+            return self._refuse(self._invalid("validation.parameter_invalid", errors))
+        body = request.body
+        if body or operation.body is not None:
+            return self._check_body(request, operation, body)
+        return ALLOW
+
+    def _method_not_allowed(self, allow: str) -> Deny:
+        denial = self._method_denials.get(allow)
+        if denial is None:
+            denial = Deny(
+                405,
+                "validation.method_not_allowed",
+                "Method Not Allowed",
+                "The API does not document this method on this path.",
+                headers=(("allow", allow),),
+            )
+            self._method_denials[allow] = denial
+        return denial
+
+    def _invalid(self, code: str, errors: list[ProblemField]) -> Deny:
+        title = "Bad Request" if self.status == 400 else "Unprocessable Content"
+        return Deny(self.status, code, title, _DETAILS[code], errors=tuple(errors))
+
+    def _refuse(self, denial: Deny) -> Decision:
+        if not self.monitor:
+            return denial
+        fields: dict[str, Any] = {"mode": "monitor", "status": denial.status}
+        if denial.errors:
+            fields["pointers"] = [e.pointer for e in denial.errors]
+        return Allow(event=denial.code, fields=fields)
+
+    def _check_body(self, request: Request, operation: Operation, body: bytes | None) -> Decision:
+        spec = operation.body
+        if not body:
+            if spec is not None and spec.required:
+                return self._refuse(
+                    self._invalid("validation.body_invalid", [ProblemField("/body", "is required")])
+                )
+            return ALLOW
+        if spec is None:
+            return self._refuse(
+                self._invalid(
+                    "validation.body_invalid",
+                    [ProblemField("/body", "this operation takes no request body")],
+                )
+            )
+        content_type = request.headers.get("content-type")
+        media = spec.select(media_type(content_type))
+        if media is None:
+            detail = (
+                NO_MEDIA_TYPE if not content_type else "The API does not document this media type"
+            )
+            return self._refuse(
+                Deny(
+                    415,
+                    "validation.unsupported_media_type",
+                    "Unsupported Media Type",
+                    f"{detail} This operation accepts: {spec.accepted}.",
+                )
+            )
+        if len(body) > self.max_body:
+            return self._refuse(
+                Deny(
+                    413,
+                    "validation.body_too_large",
+                    "Content Too Large",
+                    f"The body exceeds {self.max_body} bytes.",
+                )
+            )
+        return self._check_media(media, body, content_type or "")
+
+    def _check_media(self, media: Media, body: bytes, content_type: str) -> Decision:
+        kind = media.kind
+        value: Any
+        if kind == "json":
+            exceeded = json_limit(body, self.max_depth, self.max_members)
+            if exceeded is not None:
+                message = (
+                    f"nests deeper than {self.max_depth} levels"
+                    if exceeded == "depth"
+                    else f"has more than {self.max_members} members"
+                )
+                return self._refuse(
+                    self._invalid("validation.body_invalid", [ProblemField("/body", message)])
+                )
+            try:
+                value = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return self._refuse(self._malformed(kind))
+        elif kind == "form":
+            pairs = form_fields(body, self.max_members)
+            if pairs is None:
+                return self._refuse(self._malformed(kind))
+            value = media.form_object(list(pairs))
+        elif kind == "multipart":
+            parts = multipart_fields(body, content_type, self.max_parts)
+            if parts is None:
+                return self._refuse(self._malformed(kind))
+            value = media.form_object(parts)
+        else:
+            return ALLOW
+        validator = media.validator
+        if validator is None or validator.is_valid(value):
+            return ALLOW
+        errors = violations(validator, value, "/body", self.api.document)
+        return self._refuse(self._invalid("validation.body_invalid", errors))
+
+    def _malformed(self, kind: str) -> Deny:
+        return self._invalid("validation.body_invalid", [ProblemField("/body", _BODY_ERRORS[kind])])

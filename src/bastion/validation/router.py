@@ -1,0 +1,118 @@
+"""Path templates matched by a segment tree: the cost of a lookup grows with the path's length,
+not with the number of operations (GitHub's description has 800 paths).
+
+At each segment a literal child is tried before a segment mixing text and a variable
+(``{name}.json``), which is tried before a whole-segment variable: OpenAPI says concrete paths
+match before templated ones (``/users/me`` before ``/users/{id}``). The walk backtracks, so
+``/a/{x}/c`` and ``/a/b/d`` both stay reachable. Variable values are returned raw
+(percent-encoded); the parameter decides how to split and decode them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+_VARIABLE = re.compile(r"\{([^{}/]+)\}")
+
+
+class _Node(Generic[T]):
+    __slots__ = ("leaf", "literal", "mixed", "variable")
+
+    def __init__(self) -> None:
+        self.literal: dict[str, _Node[T]] = {}
+        self.mixed: list[tuple[re.Pattern[str], list[str], _Node[T]]] = []
+        self.variable: _Node[T] | None = None
+        self.leaf: tuple[T, tuple[str, ...]] | None = None
+
+
+class PathTree(Generic[T]):
+    """Templates (``/items/{id}``) to values, under any of the base paths of the ``servers``."""
+
+    def __init__(self, bases: tuple[str, ...] = ("",)) -> None:
+        self.root: _Node[T] = _Node()
+        # longest base first, so /api/v2 is tried before /api
+        self.bases = tuple(sorted({b.rstrip("/") for b in bases}, key=len, reverse=True))
+
+    def add(self, template: str, value: T) -> bool:
+        """Adds ``template``; false when an equivalent template is already there."""
+        node = self.root
+        names: list[str] = []
+        for segment in template.split("/")[1:]:
+            variables = _VARIABLE.findall(segment)
+            if not variables:
+                node = node.literal.setdefault(segment, _Node())
+            elif segment == "{" + variables[0] + "}":
+                names.append(variables[0])
+                if node.variable is None:
+                    node.variable = _Node()
+                node = node.variable
+            else:
+                names.extend(variables)
+                regex = "".join(
+                    "([^/]+?)" if i % 2 else re.escape(part)
+                    for i, part in enumerate(_VARIABLE.split(segment))
+                )
+                pattern = re.compile(f"^{regex}$")
+                for existing, _, child in node.mixed:
+                    if existing.pattern == pattern.pattern:
+                        node = child
+                        break
+                else:
+                    child = _Node()
+                    node.mixed.append((pattern, variables, child))
+                    node = child
+        if node.leaf is not None:
+            return False
+        node.leaf = (value, tuple(names))
+        return True
+
+    def match(self, path: str) -> tuple[T, dict[str, str]] | None:
+        """The value of the template ``path`` matches and its raw variables, or ``None``."""
+        for base in self.bases:
+            if base:
+                if not path.startswith(base):
+                    continue
+                rest = path[len(base) :]
+                if not rest.startswith("/"):
+                    continue
+            else:
+                rest = path
+            segments = rest.split("/")[1:]
+            values: list[str] = []
+            leaf = self._walk(self.root, segments, 0, values)
+            if leaf is not None:
+                value, names = leaf
+                return value, dict(zip(names, values, strict=False))
+        return None
+
+    def _walk(
+        self, node: _Node[T], segments: list[str], index: int, values: list[str]
+    ) -> tuple[T, tuple[str, ...]] | None:
+        if index == len(segments):
+            return node.leaf
+        segment = segments[index]
+        child = node.literal.get(segment)
+        if child is not None:
+            found = self._walk(child, segments, index + 1, values)
+            if found is not None:
+                return found
+        if not segment:
+            return None
+        for pattern, _, mixed in node.mixed:
+            groups = pattern.match(segment)
+            if groups is not None:
+                mark = len(values)
+                values.extend(groups.groups())
+                found = self._walk(mixed, segments, index + 1, values)
+                if found is not None:
+                    return found
+                del values[mark:]
+        if node.variable is not None:
+            values.append(segment)
+            found = self._walk(node.variable, segments, index + 1, values)
+            if found is not None:
+                return found
+            values.pop()
+        return None

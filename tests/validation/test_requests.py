@@ -1,0 +1,282 @@
+"""The guard on requests built directly: each class of violation refused with its status,
+code and pointer, and valid requests allowed. (tests/validation/test_gateway.py runs the same
+guard in the real engine.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from bastion.validation.guard import ValidationGuard
+from tests.validation.helpers import (
+    PETS_30,
+    PETS_31,
+    allowed,
+    guard_for,
+    json_request,
+    pointers,
+    refusal,
+    request,
+)
+
+PET = {"name": "Rex", "age": 3, "tags": ["good"], "owner": {"email": "a@example.com"}}
+
+
+@pytest.fixture(scope="module")
+def guard() -> ValidationGuard:
+    return guard_for(PETS_30)
+
+
+@pytest.fixture(scope="module")
+def strict() -> ValidationGuard:
+    return guard_for(PETS_30, strict=True)
+
+
+def test_valid_requests_are_allowed(guard: ValidationGuard) -> None:
+    assert allowed(guard.check(request("GET", "/v1/pets")))
+    assert allowed(guard.check(request("GET", "/v1/pets?limit=10&tags=a&tags=b&ids=1,2,3")))
+    assert allowed(guard.check(request("GET", "/v1/pets?filter[kind]=cat&filter[age]=2")))
+    assert allowed(guard.check(request("GET", "/v1/pets", [("x-trace", "deadbeef")])))
+    assert allowed(guard.check(request("GET", "/v1/pets", [("cookie", "a=b; session=abcd")])))
+    assert allowed(guard.check(request("GET", "/v1/pets/7")))
+    assert allowed(guard.check(request("HEAD", "/v1/pets/7")))
+    assert allowed(guard.check(request("GET", "/v1/pets/7/photos/front.png")))
+    assert allowed(guard.check(request("DELETE", "/v1/pets/7", [("x-reason", "sold")])))
+    assert allowed(guard.check(json_request("POST", "/v1/pets", PET)))
+    assert allowed(guard.check(json_request("POST", "/v1/pets", {"name": "n", "age": None})))
+    assert allowed(guard.check(json_request("POST", "/v1/pets", {"name": "n", "owner": None})))
+
+
+def test_the_server_base_path_is_part_of_every_path(guard: ValidationGuard) -> None:
+    assert refusal(guard.check(request("GET", "/pets")))["code"] == "validation.not_found"
+    assert refusal(guard.check(request("GET", "/v1")))["status"] == 404
+    assert refusal(guard.check(request("GET", "/v1/pets/")))["status"] == 404
+
+
+def test_a_concrete_path_wins_over_a_template(guard: ValidationGuard) -> None:
+    # /pets/mine is its own operation; as /pets/{petId} it would be an invalid integer
+    assert allowed(guard.check(request("GET", "/v1/pets/mine")))
+    assert pointers(guard.check(request("GET", "/v1/pets/other"))) == {
+        "/path/petId": "expected integer"
+    }
+
+
+def test_an_undocumented_method_is_405_with_allow(guard: ValidationGuard) -> None:
+    decision = guard.check(request("PATCH", "/v1/pets/7"))
+    problem = refusal(decision)
+    assert problem["status"] == 405
+    assert problem["code"] == "validation.method_not_allowed"
+    assert dict(decision.headers)["allow"] == "GET, DELETE, HEAD"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("target", "headers", "expected"),
+    [
+        ("/v1/pets/0", [], {"/path/petId": "must be at least 1"}),
+        ("/v1/pets/7/photos/front.gif", [], {"/path/ext": "expected one of the documented"
+                                              " values ('png', 'jpg')"}),
+        ("/v1/pets?limit=0", [], {"/query/limit": "must be at least 1"}),
+        ("/v1/pets?limit=ten", [], {"/query/limit": "expected integer"}),
+        ("/v1/pets?ids=1,x", [], {"/query/ids/1": "expected integer"}),
+        ("/v1/pets?filter[kind]=cow", [], {"/query/filter/kind": "expected one of the documented"
+                                           " values ('cat', 'dog')"}),
+        ("/v1/pets", [("x-trace", "nothex!!")], {"/header/X-Trace": "must match the documented"
+                                                  " pattern ^[a-f0-9]{8}$"}),
+        ("/v1/pets", [("cookie", "session=ab")], {"/cookie/session": "must be at least 4"
+                                                  " characters long"}),
+        ("/v1/search", [], {"/query/q": "is required"}),
+        ("/v1/search?q=x&coords={\"lng\":1}", [], {"/query/coords/lat": "is required"}),
+        ("/v1/search?q=x&coords=nope", [], {"/query/coords": "is not valid JSON"}),
+    ],
+)  # fmt: skip
+def test_parameter_violations_name_their_pointer(
+    guard: ValidationGuard, target: str, headers: list[tuple[str, str]], expected: dict[str, str]
+) -> None:
+    decision = guard.check(request("GET", target, headers))
+    assert refusal(decision)["code"] == "validation.parameter_invalid"
+    assert refusal(decision)["status"] == 400
+    assert pointers(decision) == expected
+
+
+def test_a_required_header_is_enforced(guard: ValidationGuard) -> None:
+    decision = guard.check(request("DELETE", "/v1/pets/7"))
+    assert pointers(decision) == {"/header/X-Reason": "is required"}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, {"/body/name": "is required"}),
+        ({"name": ""}, {"/body/name": "must be at least 1 characters long"}),
+        ({"name": "n", "age": 0}, {"/body/age": "must be greater than 0"}),
+        ({"name": "n", "tags": ["a", "b", "c", "d"]}, {"/body/tags": "must have at most 3 items"}),
+        ({"name": "n", "owner": {"email": "x"}}, {"/body/owner/email": "must be a valid email"}),
+        ({"name": 5}, {"/body/name": "expected string"}),
+        ([], {"/body": "expected object"}),
+    ],
+)  # fmt: skip
+def test_body_violations_name_their_pointer(
+    guard: ValidationGuard, body: object, expected: dict[str, str]
+) -> None:
+    decision = guard.check(json_request("POST", "/v1/pets", body))
+    assert refusal(decision)["code"] == "validation.body_invalid"
+    assert pointers(decision) == expected
+
+
+def test_read_only_properties_are_refused_in_requests(guard: ValidationGuard) -> None:
+    """Mass assignment: the client may not choose the id the server assigns (it is also no
+    longer required in requests, though the schema lists it as required)."""
+    decision = guard.check(json_request("POST", "/v1/pets", {"id": 1, "name": "n"}))
+    assert pointers(decision) == {"/body/id": "is read-only; a request cannot set it"}
+    assert allowed(guard.check(json_request("POST", "/v1/pets", {"name": "n"})))
+
+
+def test_read_only_in_31_and_across_files() -> None:
+    guard = guard_for(PETS_31)
+    assert allowed(guard.check(json_request("POST", "/pets", {"name": "n", "nickname": None})))
+    nested = {"name": "n", "parent": {"name": "p", "id": 3}}
+    assert pointers(guard.check(json_request("POST", "/pets", nested))) == {
+        "/body/parent/id": "is read-only; a request cannot set it"
+    }
+    extra = {"name": "n", "owner": {"email": "a@b.example", "admin": True}}
+    assert pointers(guard.check(json_request("POST", "/pets", extra))) == {
+        "/body/owner/admin": "is not a documented property"
+    }
+    assert pointers(guard.check(request("GET", "/pets/0"))) == {"/path/petId": "must be at least 1"}
+
+
+def test_messages_never_echo_the_submitted_value(guard: ValidationGuard) -> None:
+    secret = "hunter2-<script>alert(1)</script>"
+    bodies = [{"name": secret * 3}, {"name": "n", "age": secret}, {"name": "n", "tags": secret}]
+    for body in bodies:
+        text = str(refusal(guard.check(json_request("POST", "/v1/pets", body))))
+        assert "hunter2" not in text
+    text = str(refusal(guard.check(request("GET", f"/v1/pets?limit={secret}"))))
+    assert "hunter2" not in text
+
+
+def test_strict_mode_refuses_undocumented_properties_and_query_parameters(
+    guard: ValidationGuard, strict: ValidationGuard
+) -> None:
+    body = {"name": "n", "isAdmin": True, "owner": {"email": "a@b.example", "role": "root"}}
+    assert allowed(guard.check(json_request("POST", "/v1/pets", body)))
+    assert pointers(strict.check(json_request("POST", "/v1/pets", body))) == {
+        "/body/isAdmin": "is not a documented property",
+        "/body/owner/role": "is not a documented property",
+    }
+    assert allowed(guard.check(request("GET", "/v1/pets?debug=1")))
+    assert pointers(strict.check(request("GET", "/v1/pets?debug=1&limit=2"))) == {
+        "/query/debug": "is not a documented parameter"
+    }
+    assert allowed(strict.check(request("GET", "/v1/pets?filter[kind]=cat&tags=a")))
+
+
+def test_strict_mode_keeps_composed_objects_whole(tmp_path: object) -> None:
+    """allOf parts each document some properties; strict mode must accept all of them."""
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        """
+openapi: 3.1.0
+info: {title: t, version: "1"}
+paths:
+  /things:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema:
+              allOf:
+                - {$ref: "#/components/schemas/Base"}
+                - {type: object, properties: {size: {type: integer}}}
+      responses: {"200": {description: ok}}
+components:
+  schemas:
+    Base: {type: object, properties: {name: {type: string}}}
+"""
+    )
+    strict = guard_for(spec, strict=True)
+    assert allowed(strict.check(json_request("POST", "/things", {"name": "a", "size": 1})))
+    assert pointers(strict.check(json_request("POST", "/things", {"name": "a", "x": 1}))) == {
+        "/body/x": "is not a documented property"
+    }
+
+
+def test_bodies_in_the_wrong_media_type_are_415(guard: ValidationGuard) -> None:
+    decision = guard.check(request("POST", "/v1/pets", [("content-type", "text/xml")], b"<a/>"))
+    problem = refusal(decision)
+    assert problem["status"] == 415
+    assert problem["code"] == "validation.unsupported_media_type"
+    assert "application/json" in problem["detail"]
+    assert refusal(guard.check(request("POST", "/v1/pets", [], b"{}")))["status"] == 415
+
+
+def test_a_required_body_is_enforced_and_an_undocumented_one_refused(
+    guard: ValidationGuard,
+) -> None:
+    assert pointers(guard.check(request("POST", "/v1/pets"))) == {"/body": "is required"}
+    decision = guard.check(request("GET", "/v1/pets", [("content-type", "text/plain")], b"x"))
+    assert pointers(decision) == {"/body": "this operation takes no request body"}
+
+
+def test_malformed_json_is_refused(guard: ValidationGuard) -> None:
+    decision = guard.check(request("POST", "/v1/pets", [("content-type", "application/json")],
+                                   b'{"name": '))  # fmt: skip
+    assert pointers(decision) == {"/body": "is not valid JSON"}
+
+
+def test_form_bodies_are_coerced_and_validated(guard: ValidationGuard) -> None:
+    form = [("content-type", "application/x-www-form-urlencoded")]
+    assert allowed(guard.check(request("POST", "/v1/pets", form, b"name=Rex&age=3&tags=a&tags=b")))
+    decision = guard.check(request("POST", "/v1/pets", form, b"name=Rex&age=old"))
+    assert pointers(decision) == {"/body/age": "expected null or integer"}
+    decision = guard.check(request("POST", "/v1/pets", form, b"name=Rex&id=4"))
+    assert pointers(decision) == {"/body/id": "is read-only; a request cannot set it"}
+
+
+def multipart(parts: list[tuple[str, str | None, bytes]]) -> tuple[list[tuple[str, str]], bytes]:
+    boundary = "XyZboundary42"
+    chunks = []
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        chunks.append(
+            f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content
+        )
+    body = b"\r\n".join(chunks) + f"\r\n--{boundary}--\r\n".encode()
+    return [("content-type", f"multipart/form-data; boundary={boundary}")], body
+
+
+def test_multipart_bodies_are_validated(guard: ValidationGuard) -> None:
+    headers, body = multipart([("name", None, b"Rex"), ("age", None, b"2"),
+                               ("photo", "rex.png", b"\x89PNG\x00\xff")])  # fmt: skip
+    assert allowed(guard.check(request("POST", "/v1/pets", headers, body)))
+    headers, body = multipart([("name", None, b"Rex"), ("age", None, b"-1"),
+                               ("photo", "big.png", b"\x00" * 1001)])  # fmt: skip
+    assert pointers(guard.check(request("POST", "/v1/pets", headers, body))) == {
+        "/body/age": "must be at least 0",
+        "/body/photo": "must be at most 1000 characters long",
+    }
+    headers, body = multipart([("name", None, b"Rex")])
+    assert pointers(guard.check(request("POST", "/v1/pets", headers, body))) == {
+        "/body/photo": "is required"
+    }
+    broken = request("POST", "/v1/pets", headers, b"garbage")
+    assert pointers(guard.check(broken)) == {"/body": "is not valid multipart/form-data"}
+
+
+def test_status_422_when_configured() -> None:
+    guard = guard_for(PETS_30, status=422)
+    problem = refusal(guard.check(json_request("POST", "/v1/pets", {})))
+    assert (problem["status"], problem["title"]) == (422, "Unprocessable Content")
+
+
+def test_monitor_mode_records_instead_of_refusing() -> None:
+    guard = guard_for(PETS_30, mode="monitor")
+    decision = guard.check(json_request("POST", "/v1/pets", {"id": 1, "name": "n"}))
+    assert allowed(decision)
+    assert decision.event == "validation.body_invalid"  # type: ignore[union-attr]
+    assert decision.fields["pointers"] == ["/body/id"]  # type: ignore[union-attr]
+    assert allowed(guard.check(request("GET", "/nowhere")))
