@@ -303,7 +303,12 @@ def completed(exchange: Exchange, now: float = 0.0) -> None:
     access = ctx.access
     if access is not None:
         # Values already at hand only; the writer thread formats (bastion.observability.ecs).
-        identity = request.state.get(IDENTITY) if request is not None else None
+        identity = None
+        if request is not None:
+            identity = request.state.get(IDENTITY)
+            if route is None:  # refused after routing: the event still names the route
+                matched = request.state.get(ROUTE)
+                route_name = matched.name if matched is not None else "-"
         conn = exchange.conn
         client = exchange.client or conn.peer
         body_in = exchange.content_length

@@ -94,28 +94,45 @@ class RotatingFileSink:
             except FileNotFoundError:
                 continue
 
-    def _due(self, incoming: int) -> bool:
-        if self._size > 0 and self._size + incoming > self.max_bytes:
-            return True
-        return self.interval is not None and self._clock() - self._opened >= self.interval
+    def _append(self, chunk: list[bytes]) -> None:
+        view = memoryview(b"".join(chunk))
+        self._size += len(view)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def _follow(self) -> None:
+        """Reopen the path if another process rotated (or someone removed) our file."""
+        try:
+            if os.stat(self.path).st_ino == self._ino:
+                return
+        except FileNotFoundError:
+            pass
+        self._close_fd()
+        self._open()
 
     def write(self, lines: list[bytes]) -> None:
-        data = b"".join(lines)
+        """Append ``lines``, rotating between two lines so that no file grows past
+        ``max_bytes`` (unless one line alone is larger)."""
         try:
-            try:
-                if os.stat(self.path).st_ino != self._ino:
-                    self._close_fd()
-                    self._open()
-            except FileNotFoundError:
-                self._close_fd()
-                self._open()
-            if self._due(len(data)):
-                self._rotate()
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            self._size += len(data)
+            self._follow()
+            if self.interval is not None and self._clock() - self._opened >= self.interval:
+                if self._size > 0:
+                    self._rotate()
+                else:
+                    self._opened = self._clock()
+            chunk: list[bytes] = []
+            pending = 0
+            for line in lines:
+                filled = self._size + pending
+                if filled > 0 and filled + len(line) > self.max_bytes:
+                    self._append(chunk)
+                    chunk, pending = [], 0
+                    self._rotate()
+                chunk.append(line)
+                pending += len(line)
+            if chunk:
+                self._append(chunk)
             self.cleanup()
         except OSError as exc:
             self._dropped += len(lines)
