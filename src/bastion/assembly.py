@@ -6,13 +6,12 @@ so that one config means the same guards wherever it is used.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 from bastion.auth.assembly import auth_endpoints, auth_guards
 from bastion.config.models import BastionConfig
-from bastion.observability.events import EventSink, NullSink
-from bastion.observability.writer import JsonLinesWriter
+from bastion.observability.events import EventSink
+from bastion.observability.writer import EventWriter
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.guard import Guard
 from bastion.pipeline.routing import Route, Router
@@ -21,17 +20,12 @@ from bastion.tls.assembly import tls_guards
 from bastion.validation.assembly import validation_guards
 
 
-def build_events(config: BastionConfig) -> EventSink:
-    """The sink security events go to (``events.sink``); a writer thread does the I/O."""
-    events = config.events
-    if events.sink == "none":
-        return NullSink()
-    if events.sink == "file":
-        assert events.path is not None  # checked by EventsConfig
-        events.path.parent.mkdir(parents=True, exist_ok=True)
-        return JsonLinesWriter(open(events.path, "ab"), capacity=events.buffer)
-    stream = sys.stdout if events.sink == "stdout" else sys.stderr
-    return JsonLinesWriter(stream.buffer, capacity=events.buffer)
+def build_events(config: BastionConfig) -> EventWriter:
+    """The sink security and access events go to (``events``): a writer thread formats them
+    and feeds every configured sink, and security events to the event store."""
+    from bastion.observability.assembly import build_writer
+
+    return build_writer(config)
 
 
 def config_routes(config: BastionConfig) -> list[Route]:

@@ -114,7 +114,15 @@ timeouts: {{shutdown_grace: 2s}}
 
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
-        events = [orjson.loads(line) for line in (await process.stdout.read()).splitlines()]
+        lines = [orjson.loads(line) for line in (await process.stdout.read()).splitlines()]
+        events = [e for e in lines if e["event"]["dataset"] == "bastion.security"]
+        access = [e for e in lines if e["event"]["dataset"] == "bastion.access"]
+        assert [(e["url"]["path"], e["http"]["response"]["status_code"]) for e in access] == [
+            ("/orders/7", 200),
+            ("/users/42", 200),
+            ("/orders", 200),
+            ("/elsewhere", 404),
+        ]
         actions = [e["event"]["action"] for e in events]
         assert actions == ["route.not_found", "request.malformed"]
         assert all(e["event"]["outcome"] == "failure" for e in events)

@@ -33,7 +33,9 @@ def test_event_is_an_ecs_document() -> None:
     assert doc["@timestamp"] == "2025-11-24T16:00:00.250Z"
     assert doc["event"] == {
         "kind": "event",
-        "category": ["web"],
+        "dataset": "bastion.security",
+        "category": ["authentication", "web"],
+        "type": ["denied"],
         "action": "auth.invalid_token",
         "outcome": "failure",
     }

@@ -1,4 +1,8 @@
-"""``/metrics``: the traffic counters in Prometheus text format, built only when scraped."""
+"""``/metrics``: the traffic counters in Prometheus text format, built only when scraped.
+
+Security-event metrics are derived from the counts of event actions, by prefix (see
+:data:`EVENT_FAMILIES`): a new guard whose actions start with ``validation.`` or ``injection.``
+is counted without touching this module."""
 
 from __future__ import annotations
 
@@ -15,6 +19,65 @@ from prometheus_client.core import (
 from bastion.observability.traffic import LATENCY_BUCKETS, TrafficSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# metric name, help, action prefix, failures only
+EVENT_FAMILIES: tuple[tuple[str, str, str, bool], ...] = (
+    ("bastion_auth_outcomes", "Authentication decisions, by action and outcome.", "auth.", False),
+    (
+        "bastion_ratelimit_decisions",
+        "Rate-limit decisions that were recorded (refusals, lockouts, backend changes).",
+        "ratelimit.",
+        False,
+    ),
+    ("bastion_validation_refusals", "Requests refused by validation.", "validation.", True),
+    ("bastion_injection_refusals", "Requests refused as injection attempts.", "injection.", True),
+    ("bastion_alerts_fired", "Alerts raised by the detectors, by action.", "alert.", False),
+)
+
+
+def _histogram(
+    name: str, help_text: str, buckets: dict[str, list[int]], sums: dict[str, float]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, help_text, labels=["route"])
+    for route, counts in sorted(buckets.items()):
+        cumulative, points = 0, []
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
+            cumulative += count
+            points.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        family.add_metric([route], points, sums.get(route, 0.0))
+    return family
+
+
+def _event_families(snap: TrafficSnapshot) -> Iterator[Metric]:
+    events: list[tuple[str, str, int]] = []
+    for key, count in sorted(snap.security_events.items()):
+        action, _, outcome = key.rpartition("|")
+        events.append((action, outcome, count))
+    every = CounterMetricFamily(
+        "bastion_security_events",
+        "Security events emitted, by action and outcome.",
+        labels=["action", "outcome"],
+    )
+    for action, outcome, count in events:
+        every.add_metric([action, outcome], count)
+    yield every
+    for name, help_text, prefix, failures in EVENT_FAMILIES:
+        family = CounterMetricFamily(name, help_text, labels=["action", "outcome"])
+        for action, outcome, count in events:
+            if action.startswith(prefix) and (not failures or outcome == "failure"):
+                family.add_metric([action, outcome], count)
+        yield family
+    dropped = CounterMetricFamily(
+        "bastion_events_dropped",
+        "Events lost: a full writer buffer ('buffer') or a sink that could not keep up.",
+        labels=["stage"],
+    )
+    for stage, count in sorted(snap.events_dropped.items()):
+        dropped.add_metric([stage], count)
+    yield dropped
+    yield CounterMetricFamily(
+        "bastion_events_written", "Event lines handed to the sinks.", value=snap.events_written
+    )
 
 
 class TrafficCollector:
@@ -35,18 +98,19 @@ class TrafficCollector:
             requests.add_metric([route, method, status], count)
         yield requests
 
-        latency = HistogramMetricFamily(
+        yield _histogram(
             "bastion_http_request_duration_seconds",
-            "Time from request head to response end, by route.",
-            labels=["route"],
+            "Time from request head to response end, by route (the gateway's whole answer).",
+            snap.latency_buckets,
+            snap.latency_sum,
         )
-        for route, counts in sorted(snap.latency_buckets.items()):
-            cumulative, buckets = 0, []
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            latency.add_metric([route], buckets, snap.latency_sum.get(route, 0.0))
-        yield latency
+        yield _histogram(
+            "bastion_upstream_response_duration_seconds",
+            "Time from sending a request upstream to its response head, by route.",
+            snap.upstream_buckets,
+            snap.upstream_sum,
+        )
+        yield from _event_families(snap)
 
         upstream = CounterMetricFamily(
             "bastion_upstream_errors",

@@ -7,6 +7,7 @@ import click
 from bastion.cli.check import check_config
 from bastion.cli.db import db
 from bastion.cli.demo import demo
+from bastion.cli.events import events
 from bastion.cli.jwks import jwks
 from bastion.cli.keys import keys
 from bastion.cli.serve import serve
@@ -35,6 +36,7 @@ cli.add_command(fields)
 cli.add_command(jwks)
 cli.add_command(token)
 cli.add_command(db)
+cli.add_command(events)
 
 
 def main() -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bastion.config.auth import AuthConfig, RouteAuthConfig
 from bastion.config.backends import PostgresConfig, RedisConfig
+from bastion.config.events import EventsConfig
 from bastion.config.ratelimit import (
     RateLimitConfig,
     check_rate,
@@ -155,20 +156,6 @@ class AdminConfig(Model):
 
     enabled: bool = True
     listen: ListenAddress = HostPort("127.0.0.1", 9901)
-
-
-class EventsConfig(Model):
-    """Where security events go (JSON lines, Elastic Common Schema)."""
-
-    sink: Literal["stdout", "stderr", "file", "none"] = "stdout"
-    path: Path | None = None
-    buffer: int = Field(65_536, ge=16)
-
-    @model_validator(mode="after")
-    def _file_needs_path(self) -> Self:
-        if self.sink == "file" and self.path is None:
-            raise ValueError("sink 'file' needs events.path")
-        return self
 
 
 class BastionConfig(Model):

@@ -37,6 +37,7 @@ CLIENT_CERT_FIELDS = frozenset(
 if TYPE_CHECKING:
     from bastion.engine.pool import UpstreamPool
     from bastion.engine.protocol import ClientProtocol
+    from bastion.observability.ecs import AccessLog
 
 
 class Expiring(Protocol):
@@ -82,8 +83,10 @@ class EngineContext:
         stats: TrafficStats,
         loop: asyncio.AbstractEventLoop,
         scheme: str,
+        access: AccessLog | None = None,
     ) -> None:
         self.config = config
+        self.access = access  # called with an AccessRecord per finished exchange
         self.chain = chain
         self.stats = stats
         self.loop = loop

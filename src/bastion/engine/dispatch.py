@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import time
 
 from bastion.engine.exchange import Exchange
 from bastion.engine.proxy import forward
@@ -16,6 +17,7 @@ from bastion.engine.responses import local_response_bytes
 from bastion.errors import UpstreamError, describe
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny
 from bastion.pipeline.forwarding import Origin
+from bastion.pipeline.identity import IDENTITY
 from bastion.pipeline.problem import deny_for_error, problem_response, reason_phrase
 from bastion.pipeline.request import ClientAddress, Headers, Request
 from bastion.pipeline.response import Endpoint, Response
@@ -288,12 +290,48 @@ def completed(exchange: Exchange, now: float = 0.0) -> None:
     stats.in_flight -= 1
     seconds = (now or ctx.loop.time()) - exchange.started
     route = exchange.route
+    route_name = route.name if route else "-"
     status = exchange.status if exchange.status > 0 else 499
     method = _METHODS.get(exchange.method) or _method_text(exchange.method)
-    stats.record(route.name if route else "-", method, status, seconds)
+    stats.record(route_name, method, status, seconds)
+    upstream = exchange.upstream_seconds
+    if upstream >= 0:
+        stats.record_upstream(route_name, upstream)
     request = exchange.request
     if ctx.complete_hooks and request is not None:
         ctx.chain.on_complete(request, status, exchange.bytes_sent, seconds)
+    access = ctx.access
+    if access is not None:
+        # Values already at hand only; the writer thread formats (bastion.observability.ecs).
+        identity = None
+        if request is not None:
+            identity = request.state.get(IDENTITY)
+            if route is None:  # refused after routing: the event still names the route
+                matched = request.state.get(ROUTE)
+                route_name = matched.name if matched is not None else "-"
+        conn = exchange.conn
+        client = exchange.client or conn.peer
+        body_in = exchange.content_length
+        if exchange.chunked:  # counted only when a guard collected the body
+            body_in = len(request.body) if request is not None and request.body else 0
+        access(
+            (
+                time(),
+                exchange.method,
+                exchange.path,
+                status,
+                body_in,
+                exchange.bytes_sent,
+                seconds,
+                client.ip,
+                exchange.request_id_field,
+                route_name,
+                identity.consumer if identity is not None else None,
+                exchange.host,
+                upstream,
+                conn.peer.ip,
+            )
+        )
 
 
 __all__ = ["reason_phrase", "respond", "respond_deny", "start", "upstream_failed"]

@@ -69,6 +69,8 @@ class Exchange:
         "too_large",
         "upgrade",
         "upstream",
+        "upstream_seconds",
+        "upstream_sent",
         "version",
         "view_headers",
     )
@@ -105,6 +107,8 @@ class Exchange:
         self.view_headers: Headers | None = None
         self.route: Route | None = None
         self.upstream: UpstreamConnection | None = None
+        self.upstream_sent = 0.0  # loop time the request went to the upstream
+        self.upstream_seconds = -1.0  # until the upstream's response head; -1: no upstream
         self.outbound = b""
         self.extra_headers: tuple[tuple[str, str], ...] = ()
         self.status = 0

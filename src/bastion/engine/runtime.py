@@ -131,6 +131,7 @@ async def serve(config: BastionConfig, *, worker: bool = False) -> int:
     """One serving process: the public listener, plus the admin listener unless a worker."""
     events = build_events(config)
     stats = TrafficStats()
+    stats.events = events
     chain = build_gateway_chain(config, events)
     await chain.start()
     tls = TLSRuntime.create(config, events)
@@ -141,6 +142,7 @@ async def serve(config: BastionConfig, *, worker: bool = False) -> int:
         stats=stats,
         reuse_port=worker,
         ssl=tls.context if tls is not None else None,
+        access=events.access if config.events.access and events.active else None,
     )
     stop = stop_signals()
     await public.start()

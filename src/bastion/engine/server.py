@@ -12,6 +12,7 @@ from bastion.config.types import HostPort
 from bastion.engine.context import EngineContext
 from bastion.engine.pool import UpstreamPool
 from bastion.engine.protocol import ClientProtocol
+from bastion.observability.ecs import AccessLog
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
 
@@ -34,8 +35,10 @@ class GatewayServer:
         stats: TrafficStats | None = None,
         reuse_port: bool = False,
         ssl: ssl_module.SSLContext | None = None,
+        access: AccessLog | None = None,
     ) -> None:
         self.config = config
+        self.access = access
         self.chain = chain
         self.listen = listen
         self.stats = stats if stats is not None else TrafficStats()
@@ -64,6 +67,7 @@ class GatewayServer:
             stats=self.stats,
             loop=loop,
             scheme="https" if self.ssl is not None else "http",
+            access=self.access,
         )
         ctx.pool = UpstreamPool(ctx)
         self._ctx = ctx

@@ -153,6 +153,7 @@ class UpstreamConnection(asyncio.Protocol):
         ctx = self.ctx
         streaming = exchange.has_body and exchange.collect_limit < 0
         self.sent_all = not streaming
+        exchange.upstream_sent = ctx.loop.time()
         # Waiting for the response head starts once the request is sent; while a body streams,
         # the client's body_read deadline paces it (and pause_writing watches the upstream).
         self.deadline = 0.0 if streaming else ctx.loop.time() + ctx.upstream_response
@@ -282,6 +283,7 @@ class UpstreamConnection(asyncio.Protocol):
             raise UpstreamProtocolError("unsupported transfer coding")
         exchange.status = status
         exchange.response_started = True
+        exchange.upstream_seconds = ctx.loop.time() - exchange.upstream_sent
         self.head_sent = True
         length = scan.length
         chunked = scan.chunked

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 
 _NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+# ECS event.type by outcome: a decision that let the request through, or refused it.
+_TYPES = {"success": "allowed", "failure": "denied"}
 
 
 class SecurityEvent:
@@ -113,15 +115,23 @@ class SecurityEvent:
         )
 
     def to_ecs(self) -> dict[str, Any]:
-        """The event as an ECS document (nested objects, ``@timestamp`` in RFC 3339 UTC)."""
+        """The event as an ECS document (nested objects, ``@timestamp`` in RFC 3339 UTC).
+
+        Not redacted: sinks get it through :func:`bastion.observability.ecs.security_line`.
+        ``event.dataset`` tells security events (``bastion.security``) from alerts
+        (``bastion.alert``, whose action starts with ``alert.``) and access events."""
         seconds = int(self.timestamp)
         millis = int((self.timestamp - seconds) * 1000)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+        alert = self.action.startswith("alert.")
+        auth = self.action.startswith("auth.")
         doc: dict[str, Any] = {
             "@timestamp": stamp,
             "event": {
-                "kind": "event",
-                "category": ["web"],
+                "kind": "alert" if alert else "event",
+                "dataset": "bastion.alert" if alert else "bastion.security",
+                "category": ["authentication", "web"] if auth else ["web"],
+                "type": [_TYPES.get(self.outcome, "info")],
                 "action": self.action,
                 "outcome": self.outcome,
             },

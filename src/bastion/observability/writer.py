@@ -1,54 +1,136 @@
-"""A JSON-lines event writer that never blocks the request path.
+"""The event writer: the :class:`EventSink` guards emit into, and the engine's access log.
 
-Events go into a bounded in-memory buffer; a daemon thread formats and writes them. A full buffer
-drops the event and counts it (``dropped``), because a slow log destination must never slow or
-stop traffic.
+The request path only appends to a bounded in-memory buffer: a security event object, or an
+access record (a tuple of values the engine already holds). A full buffer drops the event and
+counts it (``dropped``), because a slow log destination must never slow or stop traffic. A
+daemon thread formats what is buffered into redacted ECS JSON lines (:mod:`.ecs`) and hands them
+to every sink, and the security events to the event store.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import threading
-from typing import IO
+from collections.abc import Sequence
+from typing import IO, Protocol
 
 import orjson
 
-from bastion.observability.events import SecurityEvent
+from bastion.errors import describe
+from bastion.observability.ecs import AccessRecord, Stamps, StoredEvent, access_line, security_line
+from bastion.observability.events import EventSink, SecurityEvent
+from bastion.observability.redact import Redactor
+from bastion.observability.sinks import LineSink
+from bastion.observability.sinks.stream import StreamSink
+
+logger = logging.getLogger("bastion.events")
 
 
-class JsonLinesWriter:
-    """An :class:`EventSink` writing one ECS JSON document per line to ``stream``."""
+class EventRecorder(Protocol):
+    """Keeps security events (the event store's sink); ``put`` must not block."""
 
-    def __init__(self, stream: IO[bytes], *, capacity: int = 65_536, flush_interval: float = 0.2):
-        self._stream = stream
-        self._buffer: collections.deque[SecurityEvent] = collections.deque()
-        self._capacity = capacity
-        self._interval = flush_interval
-        self._wake = threading.Event()
-        self._stopped = False
+    name: str
+
+    def put(self, events: list[StoredEvent]) -> None: ...
+
+    def dropped(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class EventWriter:
+    """Counts every security event by action and outcome, buffers it with access records, and
+    writes both through ``sinks`` (and security events to ``recorder``) from its own thread."""
+
+    def __init__(
+        self,
+        sinks: Sequence[LineSink],
+        *,
+        recorder: EventRecorder | None = None,
+        redactor: Redactor | None = None,
+        capacity: int = 65_536,
+        flush_interval: float = 0.2,
+    ) -> None:
+        self.sinks = tuple(sinks)
+        self.recorder = recorder
+        self.redactor = redactor or Redactor()
+        self.counts: dict[tuple[str, str], int] = {}
+        self.subscribers: list[EventSink] = []
         self.dropped = 0
         self.written = 0
-        self._thread = threading.Thread(target=self._run, name="bastion-event-writer", daemon=True)
-        self._thread.start()
+        self._buffer: collections.deque[SecurityEvent | AccessRecord] = collections.deque()
+        self._capacity = capacity
+        self._interval = flush_interval
+        self._stamps = Stamps()
+        self._wake = threading.Event()
+        self._stopped = False
+        self.active = bool(self.sinks) or recorder is not None
+        self._thread: threading.Thread | None = None
+        if self.active:
+            self._thread = threading.Thread(
+                target=self._run, name="bastion-event-writer", daemon=True
+            )
+            self._thread.start()
+
+    # -- the hot path: append or count, nothing else
 
     def emit(self, event: SecurityEvent) -> None:
+        key = (event.action, event.outcome)
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        for subscriber in self.subscribers:
+            subscriber.emit(event)
+        if self.active:
+            if len(self._buffer) >= self._capacity:
+                self.dropped += 1
+                return
+            self._buffer.append(event)
+
+    def access(self, record: AccessRecord) -> None:
+        """One finished request (see :data:`bastion.observability.ecs.AccessRecord`)."""
         if len(self._buffer) >= self._capacity:
             self.dropped += 1
             return
-        self._buffer.append(event)
+        self._buffer.append(record)
+
+    def subscribe(self, sink: EventSink) -> None:
+        """Also hand every security event to ``sink`` (detectors); its ``emit`` must not block."""
+        self.subscribers.append(sink)
+
+    # -- the writer thread
+
+    def _format(self) -> tuple[list[bytes], list[StoredEvent]]:
+        lines: list[bytes] = []
+        stored: list[StoredEvent] = []
+        buffer = self._buffer
+        redactor, stamps = self.redactor, self._stamps
+        while buffer:
+            item = buffer.popleft()
+            try:
+                if type(item) is tuple:
+                    lines.append(access_line(item, redactor, stamps))
+                else:
+                    assert isinstance(item, SecurityEvent)
+                    line, row = security_line(item, redactor)
+                    lines.append(line)
+                    stored.append(row)
+            except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
+                self.dropped += 1
+                logger.error("an event could not be formatted: %s", describe(exc))
+        return lines, stored
 
     def _drain(self) -> None:
-        lines: list[bytes] = []
-        while self._buffer:
-            event = self._buffer.popleft()
-            lines.append(orjson.dumps(event.to_ecs(), option=orjson.OPT_APPEND_NEWLINE))
+        lines, stored = self._format()
         if lines:
-            try:
-                self._stream.write(b"".join(lines))
-                self._stream.flush()
-                self.written += len(lines)
-            except (OSError, ValueError):
-                self.dropped += len(lines)
+            for sink in self.sinks:
+                try:
+                    sink.write(lines)
+                except Exception as exc:
+                    logger.error("event sink %s failed: %s", sink.name, describe(exc))
+            self.written += len(lines)
+        if stored and self.recorder is not None:
+            self.recorder.put(stored)
 
     def _run(self) -> None:
         while not self._stopped:
@@ -57,8 +139,38 @@ class JsonLinesWriter:
             self._drain()
         self._drain()
 
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wake the thread and wait until the buffer is empty (tests, shutdown)."""
+        self._wake.set()
+        deadline = threading.Event()
+        for _ in range(int(timeout / 0.01)):
+            if not self._buffer:
+                break
+            deadline.wait(0.01)
+
+    def sink_drops(self) -> dict[str, int]:
+        """Dropped events per stage: ``buffer`` (this writer) and each sink by name."""
+        drops = {"buffer": self.dropped}
+        for sink in self.sinks:
+            drops[sink.name] = drops.get(sink.name, 0) + sink.dropped()
+        if self.recorder is not None:
+            drops[self.recorder.name] = self.recorder.dropped()
+        return drops
+
     def close(self) -> None:
-        """Write what is buffered and stop the thread."""
+        """Write what is buffered, stop the thread, close the sinks."""
         self._stopped = True
         self._wake.set()
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for sink in self.sinks:
+            sink.close()
+        if self.recorder is not None:
+            self.recorder.close()
+
+
+class JsonLinesWriter(EventWriter):
+    """An :class:`EventWriter` with one sink: ``stream``."""
+
+    def __init__(self, stream: IO[bytes], *, capacity: int = 65_536, flush_interval: float = 0.2):
+        super().__init__([StreamSink(stream)], capacity=capacity, flush_interval=flush_interval)

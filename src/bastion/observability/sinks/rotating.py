@@ -1,0 +1,145 @@
+"""The file sink: JSON lines appended to one file, rotated by size and by age, old files deleted.
+
+A rotated file is renamed ``<stem>.<UTC time><suffix>`` beside the live one (``events.jsonl``
+becomes ``events.20261128T031500.jsonl``), which Filebeat, the Datadog agent and the CloudWatch
+agent all follow with a glob. Rotated files older than ``max_age`` are deleted at each rotation
+and once a minute. With several worker processes writing one file, each notices that another
+rotated it (the inode changed) and reopens the new file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bastion.config.events import RotationConfig
+from bastion.errors import describe
+
+logger = logging.getLogger("bastion.events")
+
+CLEANUP_INTERVAL = 60.0
+
+
+class RotatingFileSink:
+    name = "file"
+
+    def __init__(
+        self,
+        path: Path,
+        rotation: RotationConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.max_bytes = rotation.max_bytes
+        self.interval = rotation.interval
+        self.max_age = rotation.max_age
+        self._clock = clock
+        self._dropped = 0
+        self._fd = -1
+        self._ino = -1
+        self._size = 0
+        self._opened = 0.0
+        self._cleaned = 0.0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._open()
+        self.cleanup()
+
+    def _open(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        stat = os.fstat(fd)
+        self._fd, self._ino, self._size = fd, stat.st_ino, stat.st_size
+        self._opened = self._clock()
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def rotated_files(self) -> list[Path]:
+        """The rotated files of this sink, oldest name first."""
+        pattern = f"{self.path.stem}.*{self.path.suffix}"
+        return sorted(p for p in self.path.parent.glob(pattern) if p != self.path)
+
+    def _rotate(self) -> None:
+        now = self._clock()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+        target = self.path.with_name(f"{self.path.stem}.{stamp}{self.path.suffix}")
+        n = 1
+        while target.exists():
+            target = self.path.with_name(f"{self.path.stem}.{stamp}-{n}{self.path.suffix}")
+            n += 1
+        try:
+            if os.stat(self.path).st_ino == self._ino:  # not already rotated by another worker
+                os.rename(self.path, target)
+        except FileNotFoundError:
+            pass
+        self._close_fd()
+        self._open()
+        self.cleanup(force=True)
+
+    def cleanup(self, *, force: bool = False) -> None:
+        """Delete rotated files whose last write is older than ``max_age``."""
+        now = self._clock()
+        if not force and now - self._cleaned < CLEANUP_INTERVAL:
+            return
+        self._cleaned = now
+        for old in self.rotated_files():
+            try:
+                if now - old.stat().st_mtime > self.max_age:
+                    old.unlink()
+            except FileNotFoundError:
+                continue
+
+    def _append(self, chunk: list[bytes]) -> None:
+        view = memoryview(b"".join(chunk))
+        self._size += len(view)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def _follow(self) -> None:
+        """Reopen the path if another process rotated (or someone removed) our file."""
+        try:
+            if os.stat(self.path).st_ino == self._ino:
+                return
+        except FileNotFoundError:
+            pass
+        self._close_fd()
+        self._open()
+
+    def write(self, lines: list[bytes]) -> None:
+        """Append ``lines``, rotating between two lines so that no file grows past
+        ``max_bytes`` (unless one line alone is larger)."""
+        try:
+            self._follow()
+            if self.interval is not None and self._clock() - self._opened >= self.interval:
+                if self._size > 0:
+                    self._rotate()
+                else:
+                    self._opened = self._clock()
+            chunk: list[bytes] = []
+            pending = 0
+            for line in lines:
+                filled = self._size + pending
+                if filled > 0 and filled + len(line) > self.max_bytes:
+                    self._append(chunk)
+                    chunk, pending = [], 0
+                    self._rotate()
+                chunk.append(line)
+                pending += len(line)
+            if chunk:
+                self._append(chunk)
+            self.cleanup()
+        except OSError as exc:
+            self._dropped += len(lines)
+            logger.error("event file %s: %d events lost: %s", self.path, len(lines), describe(exc))
+
+    def dropped(self) -> int:
+        return self._dropped
+
+    def close(self) -> None:
+        self._close_fd()

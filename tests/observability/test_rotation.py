@@ -1,0 +1,97 @@
+"""The file sink: rotation by size and by age, deletion past the retention age, and a file
+rotated by another worker process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bastion.config.events import RotationConfig
+from bastion.observability.sinks.rotating import RotatingFileSink
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_764_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def line(n: int) -> bytes:
+    return b'{"n":%d,"pad":"%s"}\n' % (n, b"x" * 80)
+
+
+def every_line(directory: Path) -> list[bytes]:
+    return [ln for p in sorted(directory.iterdir()) for ln in p.read_bytes().splitlines()]
+
+
+def test_rotates_by_size_and_loses_nothing(tmp_path: Path) -> None:
+    clock = Clock()
+    rotation = RotationConfig(max_bytes=1024, interval=None)
+    sink = RotatingFileSink(tmp_path / "events.jsonl", rotation, clock=clock)
+    for n in range(50):
+        clock.now += 1
+        sink.write([line(n)])
+    sink.close()
+    rotated = sink.rotated_files()
+    assert len(rotated) >= 4
+    assert all(p.stat().st_size <= 1024 for p in [*rotated, tmp_path / "events.jsonl"])
+    assert sorted(every_line(tmp_path)) == sorted(line(n).rstrip() for n in range(50))
+    assert os.stat(tmp_path / "events.jsonl").st_mode & 0o777 == 0o600
+
+
+def test_rotates_by_age(tmp_path: Path) -> None:
+    clock = Clock()
+    rotation = RotationConfig(max_bytes=10_000_000, interval=3600)
+    sink = RotatingFileSink(tmp_path / "events.jsonl", rotation, clock=clock)
+    sink.write([line(1)])
+    clock.now += 1800
+    sink.write([line(2)])
+    assert sink.rotated_files() == []
+    clock.now += 1800
+    sink.write([line(3)])
+    sink.close()
+    (rotated,) = sink.rotated_files()
+    assert rotated.name == "events.20251124T170000.jsonl"
+    assert rotated.read_bytes() == line(1) + line(2)
+    assert (tmp_path / "events.jsonl").read_bytes() == line(3)
+
+
+def test_deletes_rotated_files_past_the_retention_age(tmp_path: Path) -> None:
+    clock = Clock()
+    rotation = RotationConfig(max_bytes=1024, interval=None, max_age=86_400)
+    live = tmp_path / "events.jsonl"
+    old = tmp_path / "events.20200101T000000.jsonl"
+    recent = tmp_path / "events.20251124T150000.jsonl"
+    unrelated = tmp_path / "other.20200101T000000.jsonl"
+    for path, age in ((old, 3 * 86_400), (recent, 3600), (unrelated, 3 * 86_400)):
+        path.write_bytes(b"{}\n")
+        os.utime(path, (clock.now - age, clock.now - age))
+    sink = RotatingFileSink(live, rotation, clock=clock)
+    assert not old.exists()
+    assert recent.exists()
+    assert unrelated.exists()
+    clock.now += 2 * 86_400
+    for n in range(20):
+        sink.write([line(n)])
+    sink.close()
+    assert not recent.exists()  # two days later it is past the age too
+    assert unrelated.exists()
+
+
+def test_follows_a_rotation_done_by_another_worker(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "events.jsonl"
+    rotation = RotationConfig(max_bytes=1024, interval=None)
+    first = RotatingFileSink(path, rotation, clock=clock)
+    second = RotatingFileSink(path, rotation, clock=clock)
+    first.write([line(0)])
+    for n in range(1, 12):
+        clock.now += 1
+        first.write([line(n)])  # rotates, the second one still holds the old file
+    second.write([line(99)])
+    first.close()
+    second.close()
+    assert line(99) in path.read_bytes()
+    assert sorted(every_line(tmp_path)) == sorted(line(n).rstrip() for n in [*range(12), 99])
