@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bastion.audit.context import LiveContext
+    from bastion.config.models import BastionConfig
 
 
 class Practice(enum.StrEnum):
@@ -110,6 +111,8 @@ class Finding:
 
 StaticCheck = Callable[[Mapping[str, Any]], Iterable[Finding]]
 LiveCheck = Callable[["LiveContext"], Awaitable[list[Finding]]]
+AttestationCheck = Callable[["BastionConfig"], Iterable[Finding]]
+"""Reads a bastion configuration (``--gateway-config``): what it proves that no request can see."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ class Registered:
     info: CheckInfo
     static: StaticCheck | None = None
     live: LiveCheck | None = None
+    attest: AttestationCheck | None = None
 
 
 class Registry:
@@ -131,6 +135,9 @@ class Registry:
 
     def add_live(self, info: CheckInfo, check: LiveCheck) -> None:
         self._add(Registered(info, live=check))
+
+    def add_attestation(self, info: CheckInfo, check: AttestationCheck) -> None:
+        self._add(Registered(info, attest=check))
 
     def _add(self, entry: Registered) -> None:
         if entry.info.id in self._checks:
@@ -160,3 +167,7 @@ def failed(info: CheckInfo, message: str, *evidence: Evidence, **details: Any) -
 
 def skipped(info: CheckInfo, message: str) -> Finding:
     return Finding(info, Outcome.SKIP, message)
+
+
+def errored(info: CheckInfo, message: str, *evidence: Evidence) -> Finding:
+    return Finding(info, Outcome.ERROR, message, evidence)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from bastion.cli.audit import audit
 from bastion.cli.check import check_config
 from bastion.cli.db import db
 from bastion.cli.demo import demo
@@ -37,6 +38,7 @@ cli.add_command(jwks)
 cli.add_command(token)
 cli.add_command(db)
 cli.add_command(events)
+cli.add_command(audit)
 
 
 def main() -> None:

@@ -1,0 +1,26 @@
+"""Every check family bastion ships, one module each; :func:`default_registry` collects them.
+
+A family module exposes ``register(registry)``; adding a family is one import and one line here.
+"""
+
+from __future__ import annotations
+
+from bastion.audit.checks import (
+    attestation,
+    static_auth,
+    static_responses,
+    static_schema,
+    static_transport,
+)
+from bastion.audit.model import Registry
+
+
+def default_registry() -> Registry:
+    """A fresh registry holding every built-in check (no process-wide state)."""
+    registry = Registry()
+    static_auth.register(registry)
+    static_transport.register(registry)
+    static_responses.register(registry)
+    static_schema.register(registry)
+    attestation.register(registry)
+    return registry

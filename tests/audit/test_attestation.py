@@ -1,0 +1,159 @@
+"""Every attestation check fires on a weak bastion configuration and stays quiet on a strong one.
+
+Configurations go through bastion's own loader, as ``--gateway-config FILE`` does.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bastion.audit.checks import default_registry
+from bastion.audit.model import Kind, Outcome
+from bastion.config.loader import build_config, load_config
+
+from .helpers import DATA
+
+ATTEST_IDS = sorted(e.info.id for e in default_registry() if e.info.kind is Kind.ATTESTATION)
+
+STRONG: dict[str, Any] = {
+    "listen": "0.0.0.0:8443",
+    "openapi": str(DATA / "strong.yaml"),
+    "auth": {"default": "required"},
+    "routes": [
+        {"name": "api", "upstream": "https://api.internal:8443"},
+        {"name": "local", "upstream": "http://127.0.0.1:9000", "path_prefix": "/local"},
+    ],
+    "rate_limit": {"policies": [{"name": "per-ip", "rate": "100/minute"}]},
+    "tls": {"enabled": True},
+}
+
+# check id -> (overrides laid over STRONG, the location that must fail)
+WEAK: dict[str, list[tuple[dict[str, Any], str]]] = {
+    "attest.auth-required": [
+        ({"auth": {"default": "public"}}, "auth.default"),
+        ({"auth": {"enabled": False}}, "auth.enabled"),
+        (
+            {
+                "routes": [
+                    {"name": "api", "upstream": "https://a:1", "auth": {"require": "optional"}}
+                ]
+            },
+            "routes[api].auth.require",
+        ),
+    ],
+    "attest.query-credentials-refused": [
+        ({"auth": {"query_credential_names": []}}, "auth.query_credential_names"),
+    ],
+    "attest.credentials-not-forwarded": [
+        ({"auth": {"forward_credentials": True}}, "auth.forward_credentials"),
+    ],
+    "attest.events-enabled": [({"events": {"sink": "none"}}, "events.sink")],
+    "attest.upstream-errors-masked": [
+        ({"responses": {"mask_upstream_errors": False}}, "responses.mask_upstream_errors"),
+    ],
+    "attest.admin-private": [
+        ({"admin": {"listen": "0.0.0.0:9901"}}, "admin.listen"),
+        ({"admin": {"listen": "52.1.2.3:9901"}}, "admin.listen"),
+    ],
+    "attest.openapi-validation": [({"openapi": None}, "openapi")],
+    "attest.body-limit": [({"limits": {"max_body_bytes": "100MiB"}}, "limits.max_body_bytes")],
+    "attest.rate-limit-policies": [
+        ({"rate_limit": {"policies": []}}, "rate_limit.policies"),
+        (
+            {
+                "routes": [
+                    {"name": "api", "upstream": "https://a:1", "rate_limits": {"per-ip": "off"}}
+                ]
+            },
+            "routes[api].rate_limits",
+        ),
+    ],
+    "attest.login-limit": [
+        ({"rate_limit": {"login": {"enabled": False}}}, "rate_limit.login.enabled"),
+        ({"rate_limit": {"login": {"paths": []}}}, "rate_limit.login.paths"),
+    ],
+    "attest.rate-limit-fail-closed": [
+        ({"rate_limit": {"on_backend_failure": "open"}}, "rate_limit.on_backend_failure"),
+    ],
+    "attest.forwarded-for-trusted-narrowly": [
+        ({"proxy": {"trusted_proxies": ["10.0.0.0/8", "0.0.0.0/0"]}}, "proxy.trusted_proxies[1]"),
+    ],
+    "attest.tls-served": [({"tls": {"enabled": False}}, "tls.enabled")],
+    "attest.hsts": [
+        ({"tls": {"hsts": {"max_age": 300}}}, "tls.hsts.max_age"),
+        ({"tls": {"hsts": {"enabled": False}}}, "tls.hsts.enabled"),
+    ],
+    "attest.upstream-tls-verified": [
+        ({"tls": {"upstream": {"verify": False}}}, "tls.upstream.verify"),
+        (
+            {"tls": {"upstream_routes": {"api": {"verify": False}}}},
+            "tls.upstream_routes.api.verify",
+        ),
+    ],
+    "attest.upstream-encrypted": [
+        ({"routes": [{"name": "api", "upstream": "http://10.0.0.5:8000"}]}, "routes[api].upstream"),
+    ],
+}
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    result = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        elif value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
+
+
+def attest(check_id: str, data: dict[str, Any]) -> list[Any]:
+    entry = default_registry()[check_id]
+    assert entry.attest is not None
+    return list(entry.attest(build_config(data)))
+
+
+def test_every_attestation_check_has_a_weak_case() -> None:
+    assert sorted(WEAK) == ATTEST_IDS
+
+
+@pytest.mark.parametrize(
+    ("check_id", "overrides", "location"),
+    [(cid, o, loc) for cid, cases in sorted(WEAK.items()) for o, loc in cases],
+)
+def test_fires_on_a_weak_config(check_id: str, overrides: dict[str, Any], location: str) -> None:
+    findings = attest(check_id, merged(STRONG, overrides))
+    failed = [f for f in findings if f.outcome is Outcome.FAIL]
+    assert [e.location for f in failed for e in f.evidence] == [location]
+
+
+@pytest.mark.parametrize("check_id", ATTEST_IDS)
+def test_quiet_on_a_strong_config(check_id: str) -> None:
+    findings = attest(check_id, STRONG)
+    assert {f.outcome for f in findings} == {Outcome.PASS}, [f.message for f in findings]
+
+
+def test_hsts_is_not_judged_without_tls() -> None:
+    findings = attest("attest.hsts", merged(STRONG, {"tls": {"enabled": False}}))
+    assert [f.outcome for f in findings] == [Outcome.SKIP]
+
+
+def test_auto_default_passes_and_says_so() -> None:
+    findings = attest("attest.auth-required", merged(STRONG, {"auth": {"default": "auto"}}))
+    assert findings[0].outcome is Outcome.PASS
+    assert "auto" in findings[0].message
+
+
+def test_a_config_file_loads_through_bastions_loader(tmp_path: Path) -> None:
+    path = tmp_path / "bastion.yaml"
+    path.write_text(yaml.safe_dump(merged(STRONG, {"events": {"sink": "none"}})))
+    entry = default_registry()["attest.events-enabled"]
+    assert entry.attest is not None
+    findings = list(entry.attest(load_config(path)))
+    assert findings[0].outcome is Outcome.FAIL
