@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bastion.auth.assembly import auth_endpoints, auth_guards
 from bastion.config.models import BastionConfig
+from bastion.observability.detect.assembly import monitored_events, monitoring_guards
 from bastion.observability.events import EventSink, NullSink
 from bastion.observability.writer import JsonLinesWriter
 from bastion.pipeline.chain import GuardChain
@@ -21,7 +22,12 @@ from bastion.tls.assembly import tls_guards
 
 
 def build_events(config: BastionConfig) -> EventSink:
-    """The sink security events go to (``events.sink``); a writer thread does the I/O."""
+    """The sink security events go to (``events.sink``; a writer thread does the I/O), with the
+    detectors' tee in front when ``monitoring`` is on."""
+    return monitored_events(config, configured_sink(config))
+
+
+def configured_sink(config: BastionConfig) -> EventSink:
     events = config.events
     if events.sink == "none":
         return NullSink()
@@ -43,6 +49,7 @@ def build_guards(config: BastionConfig, events: EventSink) -> list[Guard]:
         *auth_guards(config, events),
         *ratelimit_guards(config, events),
         *tls_guards(config, events),
+        *monitoring_guards(config, events),
     ]
 
 
