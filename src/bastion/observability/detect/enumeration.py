@@ -55,7 +55,7 @@ def numbered(path: str) -> tuple[str, int] | None:
 
 
 class EnumerationDetector:
-    name: ClassVar[str] = "enumeration"
+    detector: ClassVar[str] = "enumeration"
 
     def __init__(self, config: EnumerationConfig) -> None:
         self.config = config
@@ -81,7 +81,7 @@ class EnumerationDetector:
         if count.count != self.config.not_found:
             return None
         return Alert(
-            detector=self.name,
+            detector=self.detector,
             key=f"enumeration:not_found:{subject}",
             summary=(
                 f"{subject} collected {count.count} answers 404 within {self.config.window:g} s"
@@ -124,7 +124,7 @@ class EnumerationDetector:
             return None
         walk.fired = True
         return Alert(
-            detector=self.name,
+            detector=self.detector,
             key=f"enumeration:sequential:{subject}:{shape}",
             summary=(
                 f"{subject} walked {walk.run} sequential identifiers on {shape} "

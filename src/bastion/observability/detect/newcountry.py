@@ -24,7 +24,7 @@ from bastion.observability.detect.lru import Lru
 
 
 class NewCountryDetector:
-    name: ClassVar[str] = "new_country"
+    detector: ClassVar[str] = "new_country"
 
     def __init__(self, config: NewCountryConfig, countries: CountryLookup) -> None:
         self.config = config
@@ -62,7 +62,7 @@ class NewCountryDetector:
 
     def alert(self, consumer: str, ip: str, country: str, before: list[str], now: float) -> Alert:
         return Alert(
-            detector=self.name,
+            detector=self.detector,
             key=f"new_country:{consumer}:{country}",
             summary=f"consumer {consumer} seen from a new country {country} (address {ip})",
             timestamp=now,

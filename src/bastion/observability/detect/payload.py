@@ -57,7 +57,7 @@ def _median(values: list[int] | list[float]) -> float:
 
 
 class PayloadDetector:
-    name: ClassVar[str] = "payload_outlier"
+    detector: ClassVar[str] = "payload_outlier"
 
     def __init__(self, config: PayloadConfig) -> None:
         self.config = config
@@ -109,7 +109,7 @@ class PayloadDetector:
         if consumer is not None:
             evidence["consumer"] = consumer
         return Alert(
-            detector=self.name,
+            detector=self.detector,
             key=f"payload:{route}:{direction}",
             summary=(
                 f"{direction} of {size} bytes on route {route}, {distance:.0f} MADs above "

@@ -36,7 +36,7 @@ class _Window:
 class SpikeDetector:
     """Counts error answers; returns an :class:`Alert` when a window spikes."""
 
-    name: ClassVar[str] = "spike"
+    detector: ClassVar[str] = "spike"
 
     def __init__(self, config: SpikesConfig) -> None:
         self.config = config
@@ -151,7 +151,7 @@ class SpikeDetector:
         if scope != "overall":
             evidence[scope] = subject
         return Alert(
-            detector=self.name,
+            detector=self.detector,
             key=f"spike:{scope}:{subject}:{kind}",
             summary=(
                 f"{kind} spike from {where}: {count} in {self.width:g} s "

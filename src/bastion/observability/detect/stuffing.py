@@ -31,7 +31,7 @@ class _Distinct:
 
 
 class StuffingDetector:
-    name: ClassVar[str] = "credential_stuffing"
+    detector: ClassVar[str] = "credential_stuffing"
 
     def __init__(self, config: StuffingConfig) -> None:
         self.config = config
@@ -86,7 +86,7 @@ class StuffingDetector:
         evidence["distinct"] = len(members)
         evidence["window_seconds"] = window
         return Alert(
-            detector=self.name,
+            detector=self.detector,
             key=f"stuffing:{kind}:{subject}",
             summary=summary,
             timestamp=now,
