@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from bastion.auth.assembly import auth_endpoints, auth_guards
 from bastion.config.models import BastionConfig
+from bastion.observability.detect.assembly import monitored_events, monitoring_guards
 from bastion.observability.events import EventSink
 from bastion.observability.writer import EventWriter
 from bastion.pipeline.chain import GuardChain
@@ -39,6 +40,7 @@ def build_guards(config: BastionConfig, events: EventSink) -> list[Guard]:
         *ratelimit_guards(config, events),
         *tls_guards(config, events),
         *validation_guards(config, events),
+        *monitoring_guards(config, events),
     ]
 
 
@@ -46,7 +48,9 @@ def build_gateway_chain(
     config: BastionConfig, events: EventSink, endpoints: Sequence[Route] = ()
 ) -> GuardChain:
     """The chain of the public listener: the router (config routes plus bastion's own
-    endpoints, such as the token endpoint) followed by the guards the config enables."""
+    endpoints, such as the token endpoint) followed by the guards the config enables. With
+    ``monitoring`` on, the chain's events pass through the detectors' tee first."""
+    events = monitored_events(config, events)
     guards = build_guards(config, events)
     # bastion's own endpoints (POST /oauth/token, the JWKS) are built on the auth guards' keys.
     own = auth_endpoints(config, guards, events)
@@ -56,6 +60,7 @@ def build_gateway_chain(
 
 def build_middleware_chain(config: BastionConfig, events: EventSink) -> GuardChain:
     """The chain inside an ASGI app: no router (the app is the only destination)."""
+    events = monitored_events(config, events)
     return GuardChain(build_guards(config, events), events)
 
 

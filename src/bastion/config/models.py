@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from bastion.config.auth import AuthConfig, RouteAuthConfig
 from bastion.config.backends import PostgresConfig, RedisConfig
 from bastion.config.events import EventsConfig
+from bastion.config.monitoring import MonitoringConfig
 from bastion.config.ratelimit import (
     RateLimitConfig,
     check_rate,
@@ -179,6 +180,7 @@ class BastionConfig(Model):
     postgres: PostgresConfig = PostgresConfig()
     tls: TLSConfig = TLSConfig()
     validation: ValidationConfig = ValidationConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="after")
     def _routes_unique(self) -> Self:

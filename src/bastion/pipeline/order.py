@@ -35,6 +35,8 @@ GUARD_ORDER: dict[str, tuple[Phase, int]] = {
     "validation": (Phase.VALIDATE, 10),
     # forward: what the upstream receives (after validation saw the values in clear)
     "field_encryption": (Phase.FORWARD, 10),
+    # log: the detectors' completion hook (its check allows at once)
+    "monitor": (Phase.LOG, 10),
 }
 
 _UNRANKED = 1_000

@@ -1,0 +1,30 @@
+"""The sink bastion's events go through when monitoring is on: every event goes on to the
+configured sink unchanged, and a copy to the monitor (credential stuffing reads failed logins).
+
+The monitor writes its own alert events to the configured sink directly, never back through
+here, so an alert cannot feed a detector.
+"""
+
+from __future__ import annotations
+
+from bastion.observability.detect.monitor import Monitor
+from bastion.observability.events import EventSink, SecurityEvent
+
+
+class MonitoredSink:
+    __slots__ = ("inner", "monitor")
+
+    def __init__(self, inner: EventSink, monitor: Monitor) -> None:
+        self.inner = inner
+        self.monitor = monitor
+
+    def emit(self, event: SecurityEvent) -> None:
+        self.inner.emit(event)
+        self.monitor.event(event)
+
+    def close(self) -> None:
+        """Stop alert delivery (what is queued is sent first), then close the inner sink."""
+        self.monitor.stop_delivery()
+        close = getattr(self.inner, "close", None)
+        if callable(close):
+            close()
