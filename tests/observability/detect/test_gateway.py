@@ -73,6 +73,7 @@ async def start(
         inner = MemorySink()
         tee = monitored_events(config, inner)
         assert isinstance(tee, MonitoredSink)
+        tee.monitor.clock = clock  # windows must not turn during a test
         guards = auth_guards(
             config, tee, clock=clock, key_store=lambda: (memory_store, hasher), start=False
         )
