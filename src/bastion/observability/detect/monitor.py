@@ -106,7 +106,6 @@ class Monitor:
 
     def exchange(
         self,
-        *,
         consumer: str | None,
         ip: str,
         route: str,
@@ -116,7 +115,7 @@ class Monitor:
         response_bytes: int = 0,
         now: float | None = None,
     ) -> None:
-        """One completed exchange."""
+        """One completed exchange (positional arguments: this is called per request)."""
         if now is None:
             now = self.clock()
         if status >= 400 and self.spikes is not None:
@@ -136,9 +135,10 @@ class Monitor:
             alert = self.new_country.observe(consumer, ip, now)
             if alert is not None:
                 self.fire(alert)
-        if self.enumeration is not None:
+        enumeration = self.enumeration
+        if enumeration is not None and (status == 404 or path[-1:].isdigit() or "/" in path[1:]):
             subject = consumer if consumer is not None else "ip:" + ip
-            alert = self.enumeration.observe(subject, path, status, consumer, ip, now)
+            alert = enumeration.observe(subject, path, status, consumer, ip, now)
             if alert is not None:
                 self.fire(alert)
 
