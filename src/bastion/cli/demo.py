@@ -197,6 +197,11 @@ def demo(
             "rate_limit": {
                 "policies": [{"name": "demo", "rate": "5/minute", "routes": ["limited"]}]
             },
+            # Detectors on; alerts delivered to the demo API's inbox (GET /alerts lists them).
+            "monitoring": {
+                "enabled": True,
+                "alerts": {"sinks": [{"type": "webhook", "url": f"http://{api_address}/alerts"}]},
+            },
         },
     )
     if api_address == config.listen or api_address == config.admin.listen:
@@ -226,6 +231,7 @@ def demo(
     else:
         click.echo(f"bastion demo: the demo API ({api_address}) is behind the gateway at {base}")
         click.echo(f"  admin: http://{config.admin.listen}/healthz  /readyz  /metrics")
+        click.echo(f"  alerts: delivered to the demo API's webhook, listed at {base}/alerts")
         click.echo(f"  {key_text}:\n")
         click.echo(f"  export BASTION_API_KEY={key.secret}\n")
         click.echo("Try:")
