@@ -104,6 +104,31 @@ class Monitor:
         """Deliver what is queued, then stop the delivery thread (idempotent)."""
         self.dispatcher.close()
 
+    def snapshot(self) -> dict[str, Any]:
+        """Counters for metrics and the dashboard: detections, alerts published per detector,
+        deliveries, drops, and keys forgotten to stay within each memory bound."""
+        dispatcher = self.dispatcher
+        evicted: dict[str, int] = {}
+        if self.spikes is not None:
+            evicted["spike"] = self.spikes.windows.evicted
+        if self.new_country is not None:
+            evicted["new_country"] = self.new_country.pairs.evicted + self.new_country.known.evicted
+        if self.stuffing is not None:
+            evicted["credential_stuffing"] = self.stuffing.keys.evicted
+        if self.enumeration is not None:
+            evicted["enumeration"] = (
+                self.enumeration.walks.evicted + self.enumeration.misses.evicted
+            )
+        return {
+            "detections": self.detections,
+            "alerts": dict(self.fired),
+            "suppressed": dispatcher.cooldown.suppressed,
+            "delivered": dispatcher.delivered,
+            "delivery_failed": dispatcher.failed,
+            "dropped": dispatcher.dropped,
+            "evicted": evicted,
+        }
+
     def exchange(
         self,
         consumer: str | None,
