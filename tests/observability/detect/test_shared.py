@@ -81,6 +81,19 @@ async def test_spike_counts_add_up_across_instances(instances: Instances) -> Non
     assert fired[0].evidence["count"] == 40
 
 
+async def test_404s_add_up_across_instances(instances: Instances) -> None:
+    a, b = await instances(2)
+    for n in range(30):  # 60 misses in all, 30 on each: under not_found (50) on either
+        a.request(ip="203.0.113.77", path=f"/admin-{n}.php", status=404)
+        b.request(ip="203.0.113.77", path=f"/wp-{n}.php", status=404)
+    await shared(a).sync()
+    await shared(b).sync()
+    await settle(a, b)
+    fired = [x for x in a.alerts + b.alerts if x.detector == "enumeration"]
+    assert [x.key for x in fired] == ["enumeration:not_found:ip:203.0.113.77"]
+    assert fired[0].evidence["count"] == 60
+
+
 async def test_a_country_known_to_one_instance_is_known_to_all(instances: Instances) -> None:
     a, b = await instances(2)
     a.request(ip="203.0.113.10", consumer="acme")  # NL, learned through A
