@@ -180,3 +180,15 @@ def test_repeated_detections_are_one_alert_per_cooldown() -> None:
     keys = [a.key for a in h.alerts if a.evidence.get("scope") == "ip"]
     assert sorted(set(keys)) == sorted(keys)  # each key once within the 10-minute cooldown
     assert h.monitor.detections > len(h.alerts)
+
+
+def test_path_shapes_are_cut_so_that_memory_stays_bounded() -> None:
+    from bastion.observability.detect.enumeration import numbered
+
+    assert numbered("/users/42") == ("/users/{id}", 42)
+    assert numbered("/users/42/orders") == ("/users/{id}/orders", 42)
+    assert numbered("/users/x") is None
+    assert numbered("/users/" + "9" * 40) is None  # not a counter
+    shape, number = numbered("/" + "a" * 8000 + "/7") or ("", 0)
+    assert len(shape) == 128
+    assert number == 7

@@ -21,6 +21,7 @@ from bastion.observability.alerts.model import Alert
 from bastion.observability.detect.lru import Lru
 
 _MAX_DIGITS = 18  # larger numbers are not counters
+_MAX_SHAPE = 128  # a client chooses the path: its shape is cut so that memory stays bounded
 
 
 class _Walk:
@@ -53,10 +54,10 @@ def numbered(path: str) -> tuple[str, int] | None:
     42)``."""
     head, _, last = path.rpartition("/")
     if last.isdigit() and len(last) <= _MAX_DIGITS and last.isascii():
-        return head + "/{id}", int(last)
+        return (head + "/{id}")[-_MAX_SHAPE:], int(last)
     head, _, middle = head.rpartition("/")
     if middle.isdigit() and len(middle) <= _MAX_DIGITS and middle.isascii():
-        return f"{head}/{{id}}/{last}", int(middle)
+        return f"{head}/{{id}}/{last}"[:_MAX_SHAPE], int(middle)
     return None
 
 
