@@ -3,7 +3,7 @@ gateway tests) the engine tests' upstream and the auth tests' key store on a fak
 
 from tests.auth.conftest import clock, hasher, keys, memory_store
 from tests.engine.conftest import pytest_asyncio_loop_factories, upstream
-from tests.observability.alerts.receivers import country_db, receiver, smtp_server
+from tests.observability.alerts.receivers import country_db, receiver, smtp_server, smtp_tls_server
 
 __all__ = [
     "clock",
@@ -14,5 +14,6 @@ __all__ = [
     "pytest_asyncio_loop_factories",
     "receiver",
     "smtp_server",
+    "smtp_tls_server",
     "upstream",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from bastion.observability.detect.enumeration import numbered
 from tests.observability.detect.helpers import Harness, harness
 
 WARMUP = 600.0  # ten minutes of ordinary traffic before each attack
@@ -183,8 +184,6 @@ def test_repeated_detections_are_one_alert_per_cooldown() -> None:
 
 
 def test_path_shapes_are_cut_so_that_memory_stays_bounded() -> None:
-    from bastion.observability.detect.enumeration import numbered
-
     assert numbered("/users/42") == ("/users/{id}", 42)
     assert numbered("/users/42/orders") == ("/users/{id}/orders", 42)
     assert numbered("/users/x") is None
