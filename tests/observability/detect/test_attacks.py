@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 from bastion.observability.detect.enumeration import numbered
+from bastion.observability.events import SecurityEvent
 from tests.observability.detect.helpers import Harness, harness
 
 WARMUP = 600.0  # ten minutes of ordinary traffic before each attack
@@ -191,3 +192,23 @@ def test_path_shapes_are_cut_so_that_memory_stays_bounded() -> None:
     shape, number = numbered("/" + "a" * 8000 + "/7") or ("", 0)
     assert len(shape) == 128
     assert number == 7
+
+
+def test_expired_keys_and_other_token_refusals_are_not_login_failures() -> None:
+    h = harness()
+    for i in range(12):  # a consumer's own fleet still using its expired key
+        h.monitor.event(
+            SecurityEvent("auth.expired_credentials", "failure", h.clock(),
+                          client_ip=f"100.64.1.{i}", fields={"consumer": "acme", "key_id": "k1"})
+        )  # fmt: skip
+        h.monitor.event(
+            SecurityEvent("auth.token_refused", "failure", h.clock(), client_ip=f"100.64.2.{i}",
+                          fields={"error": "unsupported_grant_type", "consumer": "acme"})
+        )  # fmt: skip
+    assert h.of("credential_stuffing") == []
+    for i in range(10):
+        h.monitor.event(
+            SecurityEvent("auth.token_refused", "failure", h.clock(), client_ip=f"100.64.3.{i}",
+                          fields={"error": "invalid_client", "key_id": "k2"})
+        )  # fmt: skip
+    assert h.of("credential_stuffing")[0].evidence["account"] == "k2"

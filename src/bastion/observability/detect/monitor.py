@@ -24,15 +24,20 @@ from bastion.observability.events import EventSink, SecurityEvent
 
 logger = logging.getLogger("bastion.detect")
 
-LOGIN_FAILURES = frozenset(
-    {
-        "auth.invalid_credentials",
-        "auth.expired_credentials",
-        "auth.invalid_token",
-        "auth.token_refused",
-    }
-)
-"""Security events that are a failed login attempt (the credential stuffing detector's feed)."""
+LOGIN_FAILURES = frozenset({"auth.invalid_credentials", "auth.invalid_token", "auth.token_refused"})
+"""Security events that can be a failed login attempt (the credential stuffing detector's feed).
+
+Not an expired credential: it was once valid, so it is a forgotten rotation, not a guess (a
+fleet of a consumer's own clients with an expired key would look like one account attacked from
+many addresses). The token endpoint's refusals count only for wrong client credentials."""
+
+
+def is_login_failure(event: SecurityEvent) -> bool:
+    action = event.action
+    if action not in LOGIN_FAILURES:
+        return False
+    return action != "auth.token_refused" or event.fields.get("error") == "invalid_client"
+
 
 _ACCOUNT_FIELDS = ("consumer", "key_id", "client_id", "account")
 
@@ -176,7 +181,7 @@ class Monitor:
 
     def event(self, event: SecurityEvent) -> None:
         """One security event (from the guard chain, the engine or the token endpoint)."""
-        if self.stuffing is None or event.action not in LOGIN_FAILURES:
+        if self.stuffing is None or not is_login_failure(event):
             return
         account = account_of(event)
         if account is None or not event.client_ip:
