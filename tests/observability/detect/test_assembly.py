@@ -16,7 +16,7 @@ from bastion.errors import ConfigError
 from bastion.observability.detect.assembly import build_monitor
 from bastion.observability.detect.guard import MonitorGuard
 from bastion.observability.detect.tee import MonitoredSink
-from bastion.observability.events import MemorySink, NullSink
+from bastion.observability.events import MemorySink, NullSink, SecurityEvent
 from bastion.pipeline.guard import Phase
 
 ROUTES = [{"name": "api", "upstream": "http://127.0.0.1:9"}]
@@ -42,6 +42,16 @@ def test_on_the_tee_and_the_guard_share_one_monitor() -> None:
     assert guard.phase is Phase.LOG
     assert guard.monitor is events.monitor
     assert guard.monitor.shared is None  # no redis.url: each process alone
+
+
+def test_the_tee_passes_events_on_unchanged_and_is_transparent() -> None:
+    config = build_config({"monitoring": {"enabled": True}}, "test")
+    inner = MemorySink()
+    tee = MonitoredSink(inner, build_monitor(config, inner))
+    event = SecurityEvent("auth.success", "success", 1.0, client_ip="100.64.0.1")
+    tee.emit(event)
+    assert inner.events == [event]
+    assert tee.actions() == ["auth.success"]  # the inner sink's own attributes
 
 
 def test_config_errors_name_the_field(tmp_path: Path) -> None:
