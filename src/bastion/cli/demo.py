@@ -241,6 +241,11 @@ def demo(
             },
             "openapi": openapi_path(),
             "validation": DEMO_VALIDATION,
+            # Detectors on; alerts delivered to the demo API's inbox (GET /alerts lists them).
+            "monitoring": {
+                "enabled": True,
+                "alerts": {"sinks": [{"type": "webhook", "url": f"http://{api_address}/alerts"}]},
+            },
         },
     )
     if api_address in (config.listen, config.admin.listen, config.tls.plain_http.listen):
@@ -274,6 +279,7 @@ def demo(
         click.echo(f"  admin: http://{config.admin.listen}/healthz  /readyz  /metrics")
         if plain is not None:
             click.echo(f"  plain HTTP on {plain} redirects to HTTPS and refuses credentials")
+        click.echo(f"  alerts: delivered to the demo API's webhook, listed at {base}/alerts")
         click.echo(f"  {key_text}:\n")
         click.echo(f"  export BASTION_API_KEY={key.secret}")
         if ca is not None:

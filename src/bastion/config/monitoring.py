@@ -67,6 +67,13 @@ class NewCountryConfig(_Model):
     max_countries: int = Field(16, ge=1, description="countries remembered per consumer")
     max_addresses: int = Field(100_000, ge=16, description="(consumer, IP) pairs cached (LRU)")
 
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{str(value)!r} is not a file; expected a MaxMind DB (.mmdb) file")
+        return value
+
 
 class StuffingConfig(_Model):
     """Failed logins across many accounts from one source, or on one account from many."""
@@ -201,3 +208,11 @@ class MonitoringConfig(_Model):
     sync_interval: Duration = Field(1.0, gt=0, description="how often counts meet in Redis")
     detectors: DetectorsConfig = DetectorsConfig()
     alerts: AlertsConfig = AlertsConfig()
+
+
+def check_shared(monitoring: MonitoringConfig, redis_url: str | None) -> bool:
+    """Whether detector state goes to Redis; :class:`ValueError` naming the field when
+    ``shared: redis`` has no ``redis.url``."""
+    if monitoring.shared == "redis" and redis_url is None:
+        raise ValueError("monitoring.shared is 'redis' but redis.url is not set")
+    return monitoring.shared != "memory" and redis_url is not None

@@ -67,6 +67,7 @@ class DemoAPI:
             2: {"id": 2, "name": "desk", "price": 180.0},
         }
         self._ids = itertools.count(3)
+        self.alerts: list[Any] = []  # what bastion's alert webhook delivered (newest last)
 
     async def hello(self, request: Request) -> Response:
         return _json(200, {"message": "hello from the demo API"})
@@ -115,6 +116,19 @@ class DemoAPI:
     async def error(self, request: Request) -> Response:
         return Response(500, (("content-type", "text/plain"),), _LEAKY_TRACE)
 
+    async def alerts_inbox(self, request: Request) -> Response:
+        """The demo's alert webhook: bastion POSTs each alert here; GET lists them."""
+        if request.method == "POST":
+            try:
+                self.alerts.append(orjson.loads(request.body or b""))
+            except orjson.JSONDecodeError:
+                return _json(400, {"error": "body is not JSON"})
+            del self.alerts[:-50]
+            return _json(202, {"received": len(self.alerts)})
+        if request.method != "GET":
+            return _not_allowed("GET, POST")
+        return _json(200, {"alerts": self.alerts})
+
     async def openapi(self, request: Request) -> Response:
         return Response(200, (("content-type", "application/yaml"),), openapi_text().encode())
 
@@ -132,4 +146,5 @@ class DemoAPI:
             route("admin", "/admin", self.admin),
             route("users", "/users", self.user),
             route("openapi", "/openapi.yaml", self.openapi),
+            route("alerts", "/alerts", self.alerts_inbox, body=True),
         ]

@@ -12,13 +12,14 @@ import base64
 import http.client
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import orjson
 
-from bastion.auth.keys.format import key_id_of
+from bastion.auth.keys.format import generate, key_id_of
 
 PLACEHOLDER_KEY = "bst_" + "0" * 12 + "_" + "0" * 38
 DEMO_CONSUMER = "demo-client"
@@ -168,7 +169,7 @@ def steps(base: str, key: str | None = None, plain: str | None = None) -> list[S
     plain-HTTP listener beside HTTPS, whose steps show what happens to requests sent there."""
     session = Session(key or PLACEHOLDER_KEY)
     transport = _transport_steps(base, plain, session) if plain is not None else []
-    return _practice_steps(base) + transport + _auth_steps(base, session)
+    return _practice_steps(base) + transport + _auth_steps(base, session) + _monitoring_steps(base)
 
 
 def _plain(
@@ -207,6 +208,51 @@ def _transport_steps(base: str, plain: str, session: Session) -> list[Step]:
             _plain(address, "GET", "/orders", {"x-api-key": session.key}),
             lambda o: o.status == 403 and _json_field(o, "code") == "tls.credentials_over_http",
             "403 tls.credentials_over_http (and a security event: rotate that key)",
+        ),
+    ]
+
+
+STUFFING_ATTEMPTS = 10  # monitoring.detectors.credential_stuffing.accounts_per_source
+
+
+def _stuffing(host: str, port: int) -> Outcome:
+    """Ten different (well-formed, unknown) API keys from one address, then the alert inbox,
+    read until the alert has arrived (delivery runs in the background)."""
+    for _ in range(STUFFING_ATTEMPTS):
+        _request("GET", "/orders", headers={"x-api-key": generate().secret})(host, port)
+    outcome = _request("GET", "/alerts")(host, port)
+    deadline = time.monotonic() + 5
+    while b"alert.credential_stuffing" not in outcome.body and time.monotonic() < deadline:
+        time.sleep(0.1)
+        outcome = _request("GET", "/alerts")(host, port)
+    return outcome
+
+
+def _stuffed(outcome: Outcome) -> bool:
+    alerts = _json_field(outcome, "alerts")
+    if outcome.status != 200 or not isinstance(alerts, list):
+        return False
+    return any(
+        isinstance(a, dict)
+        and a.get("alert") == "alert.credential_stuffing"
+        and a.get("evidence", {}).get("distinct") == STUFFING_ATTEMPTS
+        for a in alerts
+    )
+
+
+def _monitoring_steps(base: str) -> list[Step]:
+    new_key = (
+        "$(python3 -c 'from bastion.auth.keys.format import generate; print(generate().secret)')"
+    )
+    return [
+        Step(
+            "Credential stuffing raises an alert",
+            f"for i in $(seq {STUFFING_ATTEMPTS}); do curl -s -o /dev/null"
+            f' -H "X-API-Key: {new_key}" {base}/orders; done; sleep 1; curl -s {base}/alerts',
+            _stuffing,
+            _stuffed,
+            f"10 answers 401, then alert.credential_stuffing (evidence: {STUFFING_ATTEMPTS} "
+            "accounts from one address) delivered to the demo's webhook",
         ),
     ]
 

@@ -1,5 +1,5 @@
 """Real alert receivers (HTTP, SMTP) for the alert tests."""
 
-from tests.observability.alerts.receivers import receiver, smtp_server
+from tests.observability.alerts.receivers import receiver, smtp_server, smtp_tls_server
 
-__all__ = ["receiver", "smtp_server"]
+__all__ = ["receiver", "smtp_server", "smtp_tls_server"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -17,8 +18,9 @@ from typing import Any
 
 import orjson
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
@@ -109,7 +111,7 @@ def receiver() -> Iterator[HttpReceiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield state
     server.shutdown()
@@ -121,7 +123,9 @@ class Mailbox:
     port: int = 0
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)  # user names that authenticated
     arrived: threading.Condition = field(default_factory=threading.Condition)
+    client_context: ssl.SSLContext | None = None  # trusts the server's certificate (TLS mode)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
         deadline = time.monotonic() + timeout
@@ -132,6 +136,60 @@ class Mailbox:
                     raise AssertionError(f"{len(self.messages)} of {count} mails arrived")
                 self.arrived.wait(left)
         return list(self.messages)
+
+
+class _Handler:
+    def __init__(self, box: Mailbox) -> None:
+        self.box = box
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        parsed = email.message_from_bytes(content, policy=email.policy.default)
+        box = self.box
+        with box.arrived:
+            box.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos)))
+            box.messages.append(parsed)  # type: ignore[arg-type]
+            box.arrived.notify_all()
+        return "250 OK"
+
+
+SMTP_USER = "bastion"
+SMTP_PASSWORD = "smtp-pw-9f3b"
+
+
+@pytest.fixture
+def smtp_tls_server() -> Iterator[Mailbox]:
+    """A real SMTP server that requires STARTTLS (a certificate from a test CA, trustme) and
+    AUTH with ``SMTP_USER`` / ``SMTP_PASSWORD`` before it accepts mail."""
+    box = Mailbox()
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    box.client_context = ssl.create_default_context()
+    ca.configure_trust(box.client_context)
+
+    def authenticate(server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                     auth_data: Any) -> AuthResult:  # fmt: skip
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login == SMTP_USER.encode() and auth_data.password == SMTP_PASSWORD.encode()
+        )
+        if ok:
+            box.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 itself
+
+    box.port = free_port()
+    controller = Controller(
+        _Handler(box),
+        hostname="127.0.0.1",
+        port=box.port,
+        tls_context=server_context,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticate,
+    )
+    controller.start()
+    yield box
+    controller.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from bastion.observability.alerts.email import EmailSink
 from bastion.observability.alerts.model import DeliveryError
 from bastion.observability.alerts.webhook import WebhookSink
 from tests.observability.alerts.helpers import alert
-from tests.observability.alerts.receivers import HttpReceiver, Mailbox
+from tests.observability.alerts.receivers import SMTP_PASSWORD, SMTP_USER, HttpReceiver, Mailbox
 from tests.ports import free_port
 
 
@@ -84,6 +84,47 @@ def test_email_reaches_a_real_smtp_server(smtp_server: Mailbox) -> None:
     assert "alert:    alert.spike" in body
     assert "key:      spike:ip:203.0.113.9:401" in body
     assert "  ip: 203.0.113.9" in body
+
+
+def test_email_over_starttls_with_a_password(smtp_tls_server: Mailbox) -> None:
+    sink = EmailSink(
+        host="127.0.0.1",
+        port=smtp_tls_server.port,
+        security="starttls",
+        username=SMTP_USER,
+        password=SMTP_PASSWORD,
+        sender="bastion@example.test",
+        to=["oncall@example.test"],
+        context=smtp_tls_server.client_context,
+    )
+    sink.deliver(alert())
+    [mail] = smtp_tls_server.wait_for(1)
+    assert smtp_tls_server.logins == [SMTP_USER]
+    assert "key:      spike:ip:203.0.113.9:401" in mail.get_content()
+
+
+def test_a_wrong_smtp_password_is_a_delivery_error_that_does_not_echo_it(
+    smtp_tls_server: Mailbox,
+) -> None:
+    sink = EmailSink(
+        host="127.0.0.1", port=smtp_tls_server.port, username=SMTP_USER,
+        password="wrong-pw-1234", sender="b@x.test", to=["o@x.test"],
+        context=smtp_tls_server.client_context,
+    )  # fmt: skip
+    with pytest.raises(DeliveryError, match="SMTPAuthenticationError") as caught:
+        sink.deliver(alert())
+    assert "wrong-pw-1234" not in str(caught.value)
+    assert smtp_tls_server.messages == []
+
+
+def test_an_untrusted_smtp_certificate_is_refused(smtp_tls_server: Mailbox) -> None:
+    sink = EmailSink(  # the system trust store does not know the test CA
+        host="127.0.0.1", port=smtp_tls_server.port, username=SMTP_USER,
+        password=SMTP_PASSWORD, sender="b@x.test", to=["o@x.test"],
+    )  # fmt: skip
+    with pytest.raises(DeliveryError, match="SSLCertVerificationError"):
+        sink.deliver(alert())
+    assert smtp_tls_server.logins == []
 
 
 def test_an_smtp_server_that_is_not_there_is_a_delivery_error() -> None:

@@ -68,26 +68,13 @@ class Harness:
 
 
 def harness(config: BastionConfig | None = None, country_db: Path | None = None) -> Harness:
-    config = config or monitoring_config()
+    """A monitor on a fake clock; the new-country detector only with ``country_db``."""
+    if config is None:
+        detectors = {"new_country": {"enabled": country_db is not None}}
+        config = monitoring_config(detectors=detectors)
     clock = FakeClock()
     events = MemorySink()
     countries = open_countries(country_db) if country_db is not None else None
-    if countries is None:
-        config = config.model_copy(
-            update={
-                "monitoring": config.monitoring.model_copy(
-                    update={
-                        "detectors": config.monitoring.detectors.model_copy(
-                            update={
-                                "new_country": config.monitoring.detectors.new_country.model_copy(
-                                    update={"enabled": False}
-                                )
-                            }
-                        )
-                    }
-                )
-            }
-        )
     monitor = build_monitor(config, events, clock=clock, countries=countries)
     made = Harness(monitor, clock, events)
     monitor.listeners.append(made.alerts.append)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from bastion.observability.detect.enumeration import numbered
+from bastion.observability.events import SecurityEvent
 from tests.observability.detect.helpers import Harness, harness
 
 WARMUP = 600.0  # ten minutes of ordinary traffic before each attack
@@ -180,3 +182,33 @@ def test_repeated_detections_are_one_alert_per_cooldown() -> None:
     keys = [a.key for a in h.alerts if a.evidence.get("scope") == "ip"]
     assert sorted(set(keys)) == sorted(keys)  # each key once within the 10-minute cooldown
     assert h.monitor.detections > len(h.alerts)
+
+
+def test_path_shapes_are_cut_so_that_memory_stays_bounded() -> None:
+    assert numbered("/users/42") == ("/users/{id}", 42)
+    assert numbered("/users/42/orders") == ("/users/{id}/orders", 42)
+    assert numbered("/users/x") is None
+    assert numbered("/users/" + "9" * 40) is None  # not a counter
+    shape, number = numbered("/" + "a" * 8000 + "/7") or ("", 0)
+    assert len(shape) == 128
+    assert number == 7
+
+
+def test_expired_keys_and_other_token_refusals_are_not_login_failures() -> None:
+    h = harness()
+    for i in range(12):  # a consumer's own fleet still using its expired key
+        h.monitor.event(
+            SecurityEvent("auth.expired_credentials", "failure", h.clock(),
+                          client_ip=f"100.64.1.{i}", fields={"consumer": "acme", "key_id": "k1"})
+        )  # fmt: skip
+        h.monitor.event(
+            SecurityEvent("auth.token_refused", "failure", h.clock(), client_ip=f"100.64.2.{i}",
+                          fields={"error": "unsupported_grant_type", "consumer": "acme"})
+        )  # fmt: skip
+    assert h.of("credential_stuffing") == []
+    for i in range(10):
+        h.monitor.event(
+            SecurityEvent("auth.token_refused", "failure", h.clock(), client_ip=f"100.64.3.{i}",
+                          fields={"error": "invalid_client", "key_id": "k2"})
+        )  # fmt: skip
+    assert h.of("credential_stuffing")[0].evidence["account"] == "k2"

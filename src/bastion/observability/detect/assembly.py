@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 
 from bastion.config.models import BastionConfig
+from bastion.config.monitoring import check_shared
+from bastion.errors import ConfigError
 from bastion.observability.alerts.assembly import build_dispatcher
 from bastion.observability.detect.enumeration import EnumerationDetector
 from bastion.observability.detect.geoip import CountryLookup, open_countries
@@ -59,13 +61,15 @@ def build_monitor(
 
 
 def use_redis(config: BastionConfig) -> bool:
-    shared = config.monitoring.shared
-    return shared == "redis" or (shared == "auto" and config.redis.url is not None)
+    try:
+        return check_shared(config.monitoring, config.redis.url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def monitored_events(config: BastionConfig, sink: EventSink) -> EventSink:
     """``sink`` with the monitor's tee in front when monitoring is on (else ``sink`` itself)."""
-    if not config.monitoring.enabled:
+    if not config.monitoring.enabled or isinstance(sink, MonitoredSink):
         return sink
     return MonitoredSink(sink, build_monitor(config, sink))
 

@@ -8,7 +8,8 @@ Two signals per subject (the consumer, else ``ip:<address>``):
   max_gap``) in the same direction as the previous step extends the run, anything else resets it
   (a repeat of the same id does neither). ``sequential`` consecutive steps fire, once per run.
 
-Memory: ``max_keys`` (subject, path shape) pairs and as many 404 windows.
+Memory: ``max_keys`` (subject, path shape) pairs and as many 404 windows. With Redis, the 404
+counts of all instances add up (see :mod:`.shared`); walks stay per instance.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bastion.observability.alerts.model import Alert
 from bastion.observability.detect.lru import Lru
 
 _MAX_DIGITS = 18  # larger numbers are not counters
+_MAX_SHAPE = 128  # a client chooses the path: its shape is cut so that memory stays bounded
 
 
 class _Walk:
@@ -34,11 +36,16 @@ class _Walk:
 
 
 class _Count:
-    __slots__ = ("count", "index")
+    __slots__ = ("consumer", "count", "fired", "index", "ip", "remote", "synced")
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, consumer: str | None, ip: str) -> None:
         self.index = index
-        self.count = 0
+        self.count = 0  # this process's 404s in the window
+        self.remote = 0  # other instances' (shared mode, as of the last sync)
+        self.synced = 0  # of ``count``, how many the shared total already has
+        self.fired = False
+        self.consumer = consumer
+        self.ip = ip
 
 
 def numbered(path: str) -> tuple[str, int] | None:
@@ -47,10 +54,10 @@ def numbered(path: str) -> tuple[str, int] | None:
     42)``."""
     head, _, last = path.rpartition("/")
     if last.isdigit() and len(last) <= _MAX_DIGITS and last.isascii():
-        return head + "/{id}", int(last)
+        return (head + "/{id}")[-_MAX_SHAPE:], int(last)
     head, _, middle = head.rpartition("/")
     if middle.isdigit() and len(middle) <= _MAX_DIGITS and middle.isascii():
-        return f"{head}/{{id}}/{last}", int(middle)
+        return f"{head}/{{id}}/{last}"[:_MAX_SHAPE], int(middle)
     return None
 
 
@@ -61,6 +68,8 @@ class EnumerationDetector:
         self.config = config
         self.walks: Lru[tuple[str, str], _Walk] = Lru(config.max_keys)
         self.misses: Lru[str, _Count] = Lru(config.max_keys)
+        self.shared = False  # set by the Redis sharing: then touched 404 windows are remembered
+        self.dirty: dict[str, _Count] = {}
 
     def observe(
         self, subject: str, path: str, status: int, consumer: str | None, ip: str, now: float
@@ -75,23 +84,29 @@ class EnumerationDetector:
         index = int(now // self.config.window)
         count = self.misses.get(subject)
         if count is None or count.index != index:
-            count = _Count(index)
+            count = _Count(index, consumer, ip)
             self.misses.put(subject, count)
         count.count += 1
-        if count.count != self.config.not_found:
+        if self.shared:
+            self.dirty[subject] = count
+        return self.check(subject, count, now)
+
+    def check(self, subject: str, count: _Count, now: float) -> Alert | None:
+        """The alert when the 404 window (all instances' answers) reached ``not_found``."""
+        total = count.count + count.remote
+        if count.fired or total < self.config.not_found:
             return None
+        count.fired = True
         return Alert(
             detector=self.detector,
             key=f"enumeration:not_found:{subject}",
-            summary=(
-                f"{subject} collected {count.count} answers 404 within {self.config.window:g} s"
-            ),
+            summary=f"{subject} collected {total} answers 404 within {self.config.window:g} s",
             timestamp=now,
             severity="warning",
             evidence=_who(
-                {"signal": "not_found", "count": count.count, "window_seconds": self.config.window},
-                consumer,
-                ip,
+                {"signal": "not_found", "count": total, "window_seconds": self.config.window},
+                count.consumer,
+                count.ip,
             ),
         )
 

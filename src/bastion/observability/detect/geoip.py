@@ -60,8 +60,10 @@ class MaxMindCountries:
             place = record.get(field)
             if isinstance(place, dict):
                 code = place.get("iso_code")
-                if isinstance(code, str):
-                    return code
+                # Some databases mark reserved ranges with placeholders (the bundled one says
+                # "None"): only a two-letter code is a country.
+                if isinstance(code, str) and len(code) == 2 and code.isalpha():
+                    return code.upper()
         return None
 
     def close(self) -> None:

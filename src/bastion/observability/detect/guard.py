@@ -27,6 +27,8 @@ def request_size(request: Request) -> int:
     body = request.body
     if body is not None:
         return len(body)
+    if request.method == "GET" or request.method == "HEAD":
+        return 0
     for name, value in request.headers.raw:
         if name == b"content-length":
             return int(value) if value.isdigit() else 0
@@ -61,13 +63,7 @@ class MonitorGuard:
         name = route.name if route is not None else "-"
         ip = request.client.ip
         self.monitor.exchange(
-            consumer=consumer,
-            ip=ip,
-            route=name,
-            path=request.path,
-            status=status,
-            request_bytes=request_size(request),
-            response_bytes=bytes_sent,
+            consumer, ip, name, request.path, status, request_size(request), bytes_sent
         )
         if (status == 401 or status == 403) and name in self.login_routes:
             account = self.account(request)

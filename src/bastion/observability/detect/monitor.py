@@ -24,15 +24,20 @@ from bastion.observability.events import EventSink, SecurityEvent
 
 logger = logging.getLogger("bastion.detect")
 
-LOGIN_FAILURES = frozenset(
-    {
-        "auth.invalid_credentials",
-        "auth.expired_credentials",
-        "auth.invalid_token",
-        "auth.token_refused",
-    }
-)
-"""Security events that are a failed login attempt (the credential stuffing detector's feed)."""
+LOGIN_FAILURES = frozenset({"auth.invalid_credentials", "auth.invalid_token", "auth.token_refused"})
+"""Security events that can be a failed login attempt (the credential stuffing detector's feed).
+
+Not an expired credential: it was once valid, so it is a forgotten rotation, not a guess (a
+fleet of a consumer's own clients with an expired key would look like one account attacked from
+many addresses). The token endpoint's refusals count only for wrong client credentials."""
+
+
+def is_login_failure(event: SecurityEvent) -> bool:
+    action = event.action
+    if action not in LOGIN_FAILURES:
+        return False
+    return action != "auth.token_refused" or event.fields.get("error") == "invalid_client"
+
 
 _ACCOUNT_FIELDS = ("consumer", "key_id", "client_id", "account")
 
@@ -104,9 +109,33 @@ class Monitor:
         """Deliver what is queued, then stop the delivery thread (idempotent)."""
         self.dispatcher.close()
 
+    def snapshot(self) -> dict[str, Any]:
+        """Counters for metrics and the dashboard: detections, alerts published per detector,
+        deliveries, drops, and keys forgotten to stay within each memory bound."""
+        dispatcher = self.dispatcher
+        evicted: dict[str, int] = {}
+        if self.spikes is not None:
+            evicted["spike"] = self.spikes.windows.evicted
+        if self.new_country is not None:
+            evicted["new_country"] = self.new_country.pairs.evicted + self.new_country.known.evicted
+        if self.stuffing is not None:
+            evicted["credential_stuffing"] = self.stuffing.keys.evicted
+        if self.enumeration is not None:
+            evicted["enumeration"] = (
+                self.enumeration.walks.evicted + self.enumeration.misses.evicted
+            )
+        return {
+            "detections": self.detections,
+            "alerts": dict(self.fired),
+            "suppressed": dispatcher.cooldown.suppressed,
+            "delivered": dispatcher.delivered,
+            "delivery_failed": dispatcher.failed,
+            "dropped": dispatcher.dropped,
+            "evicted": evicted,
+        }
+
     def exchange(
         self,
-        *,
         consumer: str | None,
         ip: str,
         route: str,
@@ -116,7 +145,7 @@ class Monitor:
         response_bytes: int = 0,
         now: float | None = None,
     ) -> None:
-        """One completed exchange."""
+        """One completed exchange (positional arguments: this is called per request)."""
         if now is None:
             now = self.clock()
         if status >= 400 and self.spikes is not None:
@@ -136,9 +165,10 @@ class Monitor:
             alert = self.new_country.observe(consumer, ip, now)
             if alert is not None:
                 self.fire(alert)
-        if self.enumeration is not None:
+        enumeration = self.enumeration
+        if enumeration is not None and (status == 404 or path[-1:].isdigit() or "/" in path[1:]):
             subject = consumer if consumer is not None else "ip:" + ip
-            alert = self.enumeration.observe(subject, path, status, consumer, ip, now)
+            alert = enumeration.observe(subject, path, status, consumer, ip, now)
             if alert is not None:
                 self.fire(alert)
 
@@ -151,7 +181,7 @@ class Monitor:
 
     def event(self, event: SecurityEvent) -> None:
         """One security event (from the guard chain, the engine or the token endpoint)."""
-        if self.stuffing is None or event.action not in LOGIN_FAILURES:
+        if self.stuffing is None or not is_login_failure(event):
             return
         account = account_of(event)
         if account is None or not event.client_ip:

@@ -1,8 +1,10 @@
 """Payload-size outliers per route: request bodies and responses far above the route's median.
 
-Robust statistics: each route and direction keeps its last ``samples`` sizes in a ring; every
-``samples // 8`` new sizes the median and the median absolute deviation (MAD) are recomputed
-from a sorted copy (amortised well under a microsecond per request). A size fires when it is at
+Robust statistics: each route and direction keeps its last ``samples`` sizes in a ring. The
+median and the median absolute deviation (MAD) are recomputed from a sorted copy only when a
+size of at least ``min_bytes`` arrives and ``samples // 8`` sizes came since the last time, so a
+route whose sizes stay small never sorts anything, and any route sorts at most once per
+``samples // 8`` sizes. A size fires when it is at
 least ``min_bytes`` and more than ``threshold`` scaled MADs above the median, once the route has
 ``min_samples`` sizes. The median and MAD move little under a few outliers (their breakdown point
 is 50 %), so an attack cannot drag the baseline up with a handful of huge bodies.
@@ -16,7 +18,6 @@ from typing import ClassVar
 
 from bastion.config.monitoring import PayloadConfig
 from bastion.observability.alerts.model import Alert
-from bastion.observability.detect.lru import Lru
 
 _MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution is 0.6745 sigma
 
@@ -33,9 +34,13 @@ class _Sizes:
         self.mad = 0.0
 
     def add(self, size: int) -> None:
+        pos = self.pos
         ring = self.ring
-        ring[self.pos] = size
-        self.pos = (self.pos + 1) % len(ring)
+        ring[pos] = size
+        pos += 1
+        if pos == len(ring):
+            pos = 0
+        self.pos = pos
         if self.n < len(ring):
             self.n += 1
         self.stale += 1
@@ -44,7 +49,7 @@ class _Sizes:
         values = sorted(self.ring[: self.n])
         median = _median(values)
         self.median = median
-        self.mad = _median(sorted(abs(v - median) for v in values))
+        self.mad = _median(sorted([abs(v - median) for v in values]))
         self.stale = 0
 
 
@@ -61,28 +66,42 @@ class PayloadDetector:
 
     def __init__(self, config: PayloadConfig) -> None:
         self.config = config
-        self.routes: Lru[tuple[str, str], _Sizes] = Lru(config.max_routes * 2)
+        # Route names are few and fixed by the config (plus "-"), so plain dicts, bounded by
+        # max_routes (the oldest route dropped first), are enough; no LRU upkeep per request.
+        self.directions: dict[str, dict[str, _Sizes]] = {"request": {}, "response": {}}
         self._every = max(1, config.samples // 8)
+        self._min_bytes = config.min_bytes
+
+    @property
+    def routes(self) -> list[tuple[str, str]]:
+        """The (route, direction) pairs with sizes kept."""
+        return [(r, d) for d, table in self.directions.items() for r in table]
 
     def observe(
         self, route: str, direction: str, size: int, consumer: str | None, ip: str, now: float
     ) -> Alert | None:
         """Account one size (``direction`` is ``request`` or ``response``)."""
-        key = (route, direction)
-        sizes = self.routes.get(key)
+        table = self.directions[direction]
+        sizes = table.get(route)
         if sizes is None:
-            sizes = _Sizes(self.config.samples)
-            self.routes.put(key, sizes)
+            sizes = table[route] = _Sizes(self.config.samples)
+            if len(table) > self.config.max_routes:
+                del table[next(iter(table))]
+        if size < self._min_bytes:
+            sizes.add(size)
+            return None
         alert = None
         config = self.config
-        if sizes.n >= config.min_samples and size >= config.min_bytes:
+        if sizes.n >= config.min_samples:
+            # Only a candidate needs the statistics: routes whose sizes stay under min_bytes
+            # never sort anything.
+            if sizes.stale >= self._every or sizes.median == 0.0:
+                sizes.refresh()
             scale = max(sizes.mad * _MAD_TO_SIGMA, sizes.median * 0.05, 16.0)
             distance = (size - sizes.median) / scale
             if distance > config.threshold:
                 alert = self.alert(route, direction, size, sizes, distance, consumer, ip, now)
         sizes.add(size)
-        if sizes.stale >= self._every or sizes.n == config.min_samples:
-            sizes.refresh()
         return alert
 
     def alert(

@@ -11,11 +11,12 @@ What is shared, and how (none of it on the request path):
   any instance is known to all; kept 90 days after the last change.
 - *credential stuffing*: the distinct accounts per source and sources per account of a window
   are Redis sets (``distinct.lua``); failed logins are rare events, each one script call.
+- *enumeration by 404s*: counted like the spikes, one hash per window.
 
-Enumeration and payload outliers stay per instance (their signals are per client connection
-and per route sample; a load balancer with affinity keeps them exact). When Redis is down every
-detector falls back on its local state and alerts are published without the claim (a duplicate
-page is better than none); the loss and the return are logged.
+Sequential walks and payload outliers stay per instance (a walk is an order of requests and a
+route's sizes are well sampled by one instance; a load balancer with affinity keeps walks
+exact). When Redis is down every detector falls back on its local state and alerts are
+published without the claim (a duplicate page is better than none).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ class RedisShared:
             monitor.stuffing.remote = self.failure
         if monitor.spikes is not None:
             monitor.spikes.shared = True
+        if monitor.enumeration is not None:
+            monitor.enumeration.shared = True
         if self._own_client:
             try:
                 await self.client.connect()
@@ -207,9 +210,53 @@ class RedisShared:
         """Add this instance's new window counts to the shared totals; fire what the totals
         reach."""
         monitor = self.monitor
-        if monitor is None or monitor.spikes is None or not self.client.up:
+        if monitor is None or not self.client.up:
             return
+        if monitor.spikes is not None:
+            await self._sync_spikes(monitor)
+        if monitor.enumeration is not None:
+            await self._sync_misses(monitor)
+        self.syncs += 1
+
+    async def _add(self, hash_key: str, ttl: int, fields: list[tuple[str, int]]) -> list[int]:
+        """Add ``fields`` (name, increment) to the hash; the totals, in order."""
+        totals: list[int] = []
+        for start in range(0, len(fields), _CHUNK):
+            args: list[str | int] = [ttl]
+            for name, delta in fields[start : start + _CHUNK]:
+                args += [name, delta]
+            totals += [int(t) for t in await self.client.evalsha(COUNT, [hash_key], args)]
+        return totals
+
+    async def _sync_misses(self, monitor: Monitor) -> None:
+        enumeration = monitor.enumeration
+        assert enumeration is not None
+        dirty = enumeration.dirty
+        if not dirty:
+            return
+        enumeration.dirty = {}
+        window = enumeration.config.window
+        by_index: dict[int, list[tuple[str, Any, int]]] = {}
+        for subject, count in dirty.items():
+            delta = count.count - count.synced
+            if delta > 0:
+                count.synced = count.count
+                by_index.setdefault(count.index, []).append((subject, count, delta))
+        now = monitor.clock()
+        for index, items in by_index.items():
+            hash_key = f"{self.prefix}notfound:{window:g}:{index}"
+            fields = [(subject, delta) for subject, _, delta in items]
+            totals = await self._add(hash_key, int(window * 3000), fields)
+            for (subject, count, _), total in zip(items, totals, strict=True):
+                if count.index == index:
+                    count.remote = max(0, total - count.synced)
+                    alert = enumeration.check(subject, count, now)
+                    if alert is not None:
+                        monitor.fire(alert)
+
+    async def _sync_spikes(self, monitor: Monitor) -> None:
         spikes = monitor.spikes
+        assert spikes is not None
         dirty = spikes.dirty
         if not dirty:
             return
@@ -224,17 +271,12 @@ class RedisShared:
         now = monitor.clock()
         for index, items in by_index.items():
             hash_key = f"{self.prefix}spike:{spikes.width:g}:{index}"
-            for start in range(0, len(items), _CHUNK):
-                chunk = items[start : start + _CHUNK]
-                args: list[str | int] = [ttl]
-                for key, _, delta in chunk:
-                    args += ["|".join(key), delta]
-                totals = await self.client.evalsha(COUNT, [hash_key], args)
-                for (key, window, _), total in zip(chunk, totals, strict=True):
-                    if window.index != index:
-                        continue  # rolled over meanwhile
-                    window.remote = max(0, int(total) - window.synced)
-                    alert = spikes.check(window, key, now)
-                    if alert is not None:
-                        monitor.fire(alert)
-        self.syncs += 1
+            fields = [("|".join(key), delta) for key, _, delta in items]
+            totals = await self._add(hash_key, ttl, fields)
+            for (key, window, _), total in zip(items, totals, strict=True):
+                if window.index != index:
+                    continue  # rolled over meanwhile
+                window.remote = max(0, total - window.synced)
+                alert = spikes.check(window, key, now)
+                if alert is not None:
+                    monitor.fire(alert)

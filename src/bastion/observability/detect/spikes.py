@@ -49,14 +49,15 @@ class SpikeDetector:
         self.windows: Lru[tuple[str, str, str], _Window] = Lru(config.max_keys)
         self._overall: dict[str, _Window] = {}
         self.shared = False  # set by the Redis sharing: then touched windows are remembered
+        self._kinds: dict[int, tuple[str, ...]] = {
+            status: tuple(c for c in ("4xx", str(status)) if c in self.classes)
+            for status in range(400, 500)
+        }
         self.dirty: dict[tuple[str, str, str], _Window] = {}
 
     def observe(self, status: int, consumer: str | None, ip: str, now: float) -> list[Alert]:
         """Account one answer; the alerts it triggers (usually none)."""
-        if status < 400 or status >= 500:
-            return []
-        text = str(status)
-        classes = [c for c in ("4xx", text) if c in self.classes]
+        classes = self._kinds.get(status)
         if not classes:
             return []
         index = int(now // self.width)

@@ -2,8 +2,8 @@
 from many sources.
 
 Fed by authentication failure events (``auth.invalid_credentials``, ``auth.invalid_token``,
-``auth.expired_credentials``, ``auth.token_refused``, ...: the account is the consumer or key id
-the event names) and by failed answers (401, 403) of ``login: true`` routes, whose account is the
+``auth.token_refused`` for wrong client credentials: the account is the consumer or key id the
+event names) and by failed answers (401, 403) of ``login: true`` routes, whose account is the
 HTTP Basic user name or the configured ``rate_limit.login.account_header``. Windows are
 ``window`` seconds long; a window fires once per source and once per account, when its distinct
 count reaches the threshold.

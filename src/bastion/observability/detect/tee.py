@@ -7,6 +7,8 @@ here, so an alert cannot feed a detector.
 
 from __future__ import annotations
 
+from typing import Any
+
 from bastion.observability.detect.monitor import Monitor
 from bastion.observability.events import EventSink, SecurityEvent
 
@@ -21,6 +23,13 @@ class MonitoredSink:
     def emit(self, event: SecurityEvent) -> None:
         self.inner.emit(event)
         self.monitor.event(event)
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else is the configured sink's (its counters, ``flush``...): the tee is
+        transparent to code that inspects the sink it was given."""
+        if name in MonitoredSink.__slots__:  # not set yet: no recursion through self.inner
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def close(self) -> None:
         """Stop alert delivery (what is queued is sent first), then close the inner sink."""
