@@ -213,3 +213,16 @@ def test_an_unreachable_server_is_backend_unavailable_without_the_password(
     assert time.monotonic() - started < 5
     assert "hunter2" not in str(caught.value)
     assert "postgresql://" not in str(caught.value)
+
+
+def test_status_reports_a_released_migration_that_changed(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    base = list(shipped("postgres"))
+    extra = Migration(len(base) + 1, "extra", "CREATE TABLE {schema}.extra (x int)")
+    migrate_postgres.upgrade(postgres_dsn, pg_schema, [*base, extra])
+    edited = Migration(extra.version, "extra", "CREATE TABLE {schema}.extra (x bigint)")
+    found = migrate_postgres.status(postgres_dsn, pg_schema, [*base, edited])
+    assert found.modified == (extra.version,)
+    assert found.pending == ()
+    assert migrate_postgres.status(postgres_dsn, pg_schema, [*base, extra]).modified == ()
