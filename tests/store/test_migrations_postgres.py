@@ -226,3 +226,30 @@ def test_status_reports_a_released_migration_that_changed(
     assert found.modified == (extra.version,)
     assert found.pending == ()
     assert migrate_postgres.status(postgres_dsn, pg_schema, [*base, extra]).modified == ()
+
+
+def test_a_role_owning_only_its_schema_can_upgrade_it(postgres_dsn: str, pg_schema: str) -> None:
+    """The least privilege for migrations: own the schema, no right to create schemas."""
+    role = f"r_{pg_schema}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                sql.Identifier(pg_schema), sql.Identifier(role)
+            )
+        )
+        allowed = admin.execute(
+            "SELECT has_database_privilege(%s, current_database(), 'CREATE')", (role,)
+        ).fetchone()
+    assert allowed is not None
+    assert allowed[0] is False  # a new role may not create schemas
+    dsn = postgres_dsn.replace("://postgres@", f"://{role}@")
+    try:
+        assert [m.version for m in migrate_postgres.upgrade(dsn, pg_schema)] == [1]
+        store = PostgresKeyStore(dsn, pg_schema, migrate=False)
+        store.insert(record())
+        store.close()
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(pg_schema)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
