@@ -31,10 +31,16 @@ def test_three_concurrent_upgrades_apply_each_migration_once(
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)
     ]
     outputs = []
-    for run in runs:
-        out, err = run.communicate(timeout=30)
-        assert run.returncode == 0, err.decode()
-        outputs.append(orjson.loads(out))
+    try:
+        for run in runs:
+            out, err = run.communicate(timeout=30)
+            assert run.returncode == 0, err.decode()
+            outputs.append(orjson.loads(out))
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
     names = [str(m) for m in shipped("postgres")]
     applied = sorted((doc["applied_now"] for doc in outputs), key=len)
     assert applied == [[], [], names]  # one applied everything; the others waited, found none
