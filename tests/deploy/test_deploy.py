@@ -238,6 +238,14 @@ def test_secrets_come_from_the_secret_and_names_resolve() -> None:
     assert budget["spec"]["minAvailable"] < k8s_deployment()["spec"]["replicas"]
     for service in bastion_services().values():
         assert {PEPPER_ENV, "PGPASSWORD"} <= set(service["environment"])
+    policy = documents[("NetworkPolicy", "bastion")]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    container = k8s_deployment()["spec"]["template"]["spec"]["containers"][0]
+    named = {p["name"] for p in container["ports"]}
+    allowed = [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
+    assert sorted(allowed) == sorted(named)  # every port named, the admin one restricted
+    admin_rule = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == "admin")
+    assert admin_rule.get("from")
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == files
