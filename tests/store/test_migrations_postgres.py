@@ -228,8 +228,10 @@ def test_status_reports_a_released_migration_that_changed(
     assert migrate_postgres.status(postgres_dsn, pg_schema, [*base, extra]).modified == ()
 
 
-def test_a_role_owning_only_its_schema_can_upgrade_it(postgres_dsn: str, pg_schema: str) -> None:
-    """The least privilege for migrations: own the schema, no right to create schemas."""
+def test_least_privilege_roles_for_migrations_and_for_gateways(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """Migrations need to own the schema, not to create schemas; using it needs data rights."""
     role = f"r_{pg_schema}"
     with psycopg.connect(postgres_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
@@ -244,12 +246,27 @@ def test_a_role_owning_only_its_schema_can_upgrade_it(postgres_dsn: str, pg_sche
     assert allowed is not None
     assert allowed[0] is False  # a new role may not create schemas
     dsn = postgres_dsn.replace("://postgres@", f"://{role}@")
+    user = f"u_{pg_schema}"
     try:
         assert [m.version for m in migrate_postgres.upgrade(dsn, pg_schema)] == [1]
-        store = PostgresKeyStore(dsn, pg_schema, migrate=False)
-        store.insert(record())
-        store.close()
+        # A role with data rights only (a gateway's, an admin API's) uses the current schema,
+        # even through a store that would migrate: nothing is pending, so no DDL is tried.
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            ident, who = sql.Identifier(pg_schema), sql.Identifier(user)
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(who))
+            admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, who))
+            admin.execute(
+                sql.SQL(
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}"
+                ).format(ident, who)
+            )
+        user_dsn = postgres_dsn.replace("://postgres@", f"://{user}@")
+        for migrate in (False, True):
+            store = PostgresKeyStore(user_dsn, pg_schema, migrate=migrate)
+            store.insert(record(f"k-{migrate}"))
+            store.close()
     finally:
         with psycopg.connect(postgres_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(pg_schema)))
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(user)))
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

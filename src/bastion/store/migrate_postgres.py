@@ -144,6 +144,8 @@ def upgrade(
 
     def work() -> list[Migration]:
         with _connection(dsn, timeout) as conn:
+            if {m.version for m in todo} <= {a.version for a in _applied(conn, schema)}:
+                return done  # current: no lock, no DDL (a role without DDL rights gets here)
             conn.execute("SELECT pg_advisory_lock(%s, %s)", lock_key(schema))
             try:
                 with conn.transaction():
