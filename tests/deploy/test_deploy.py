@@ -16,13 +16,13 @@ from typing import Any
 import click
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from bastion.auth.keys.hashing import PEPPER_ENV
 from bastion.cli.main import cli
 from bastion.config.loader import build_config, load_config
 from bastion.config.models import BastionConfig
 from tests.cluster.processes import Cluster
-from tests.cluster.processes import cli as run_cli
 from tests.deploy.manifests import (
     DEPLOY,
     K8S,
@@ -334,8 +334,8 @@ def test_the_deployed_config_serves_its_probes(
         redis={**data["redis"], "url": redis_url, "key_prefix": redis_prefix},
     )
     cluster = Cluster(tmp_path / "gw", data)
-    upgrade = run_cli(cluster.config_path, "db", "upgrade")
-    assert upgrade.returncode == 0, upgrade.stderr
+    upgrade = CliRunner().invoke(cli, ["db", "upgrade", "--config", str(cluster.config_path)])
+    assert upgrade.exit_code == 0, upgrade.output
     container = k8s_deployment()["spec"]["template"]["spec"]["containers"][0]
     try:
         cluster.start(1)  # loopback ports replace 0.0.0.0 on the command line
