@@ -1,7 +1,8 @@
 """Key changes across three gateway processes sharing PostgreSQL and Redis: a key created
-through one instance is accepted by all three within one second, and once revoked is refused
-by all three within one second. The store is re-read only every 30 s, so the announcement over
-Redis is what makes it this fast."""
+through one instance is accepted by all three within one second; rotated, its replacement works
+and it stops on all three within one second; revoked, it is refused by all three within one
+second. The store is re-read only every 30 s, so the announcement over Redis is what makes it
+this fast."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ async def until_all_answer(
         await asyncio.sleep(0.02)
 
 
-async def test_a_key_created_then_revoked_is_in_force_on_all_three_within_a_second(
+async def test_key_create_rotate_revoke_are_in_force_on_all_three_within_a_second(
     tmp_path: Path,
     upstream: Upstream,
     cluster_factory: Callable[..., Cluster],
@@ -60,11 +61,24 @@ async def test_a_key_created_then_revoked_is_in_force_on_all_three_within_a_seco
         key = await asyncio.to_thread(keys, cluster.config_path, "create", "--consumer", "acme")
         await until_all_answer(client, cluster.instances, key["secret"], 200)
         accepted = time.monotonic() - started
+
+        # A rotation without grace: the new key works and the old one stops, everywhere.
         started = time.monotonic()
-        await asyncio.to_thread(keys, cluster.config_path, "revoke", key["id"])
+        rotation = await asyncio.to_thread(
+            keys, cluster.config_path, "rotate", key["id"], "--grace", "0s"
+        )
+        rotated = rotation["new"]
+        await until_all_answer(client, cluster.instances, rotated["secret"], 200)
         await until_all_answer(client, cluster.instances, key["secret"], 401)
+        switched = time.monotonic() - started
+
+        started = time.monotonic()
+        await asyncio.to_thread(keys, cluster.config_path, "revoke", rotated["id"])
+        await until_all_answer(client, cluster.instances, rotated["secret"], 401)
         refused = time.monotonic() - started
     print(f"\ncreate -> accepted by 3: {accepted * 1000:.0f} ms;"
+          f" rotate -> switched on 3: {switched * 1000:.0f} ms;"
           f" revoke -> refused by 3: {refused * 1000:.0f} ms")  # fmt: skip
     assert accepted < WITHIN
+    assert switched < WITHIN
     assert refused < WITHIN

@@ -1,7 +1,7 @@
-"""Redis going away under three gateway processes, and coming back: the configured policy
-(fail closed) holds on every instance during the outage, what does not need Redis keeps
-working, and full service resumes without restarting anything, the key-change channel
-included."""
+"""Redis, then PostgreSQL, going away under three gateway processes and coming back: the
+configured policy (fail closed) holds on every instance during a Redis outage, what does not
+need the missing backend keeps working, and full service resumes without restarting anything,
+the key-change channel and the key store connections included."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tests.auth.test_revocation import keys
 from tests.cluster.processes import Cluster, Instance, cluster_config
 from tests.cluster.test_keys import statuses, until_all_answer
 from tests.engine.upstream_app import Upstream
+from tests.services.postgres_service import PostgresCluster
 from tests.services.redis_service import RedisServer
 
 
@@ -78,3 +79,40 @@ async def test_redis_restart_fails_closed_then_service_resumes_without_restart(
         await asyncio.to_thread(keys, boot.config_path, "revoke", fresh["id"])
         await until_all_answer(client, instances, fresh["secret"], 401)
         assert time.monotonic() - started < 1.0
+
+
+async def test_postgres_restart_keeps_keys_served_then_changes_flow_again(
+    tmp_path: Path,
+    upstream: Upstream,
+    cluster_factory: Callable[..., Cluster],
+    postgres_cluster_factory: Callable[[], PostgresCluster],
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    """PostgreSQL (a private server) stopped under three gateways: each keeps serving the
+    keys it knows (the last known state); once it is back, a key created afterwards is in
+    force on all three within a second, without restarting any of them."""
+    database = postgres_cluster_factory()
+    config = cluster_config(
+        tmp_path,
+        upstream.url,
+        postgres={"dsn": database.dsn, "schema": "bastion"},
+        redis={"url": redis_url, "key_prefix": redis_prefix},
+    )
+    boot = Cluster(tmp_path / "boot", config)
+    key = keys(boot.config_path, "create", "--consumer", "acme")
+    instances = cluster_factory(config).instances
+    async with httpx.AsyncClient(timeout=3) as client:
+        await until_all_answer(client, instances, key["secret"], 200)
+
+        await asyncio.to_thread(database.stop)
+        for _ in range(3):  # a while into the outage: still served, from memory
+            assert await statuses(client, instances, key["secret"]) == [200] * 3
+            await asyncio.sleep(0.2)
+        await asyncio.to_thread(database.start)  # same port; every old connection is gone
+
+        started = time.monotonic()
+        fresh = await asyncio.to_thread(keys, boot.config_path, "create", "--consumer", "late")
+        await until_all_answer(client, instances, fresh["secret"], 200)
+        assert time.monotonic() - started < 1.0
+        assert all(i.alive for i in instances)

@@ -213,3 +213,60 @@ def test_an_unreachable_server_is_backend_unavailable_without_the_password(
     assert time.monotonic() - started < 5
     assert "hunter2" not in str(caught.value)
     assert "postgresql://" not in str(caught.value)
+
+
+def test_status_reports_a_released_migration_that_changed(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    base = list(shipped("postgres"))
+    extra = Migration(len(base) + 1, "extra", "CREATE TABLE {schema}.extra (x int)")
+    migrate_postgres.upgrade(postgres_dsn, pg_schema, [*base, extra])
+    edited = Migration(extra.version, "extra", "CREATE TABLE {schema}.extra (x bigint)")
+    found = migrate_postgres.status(postgres_dsn, pg_schema, [*base, edited])
+    assert found.modified == (extra.version,)
+    assert found.pending == ()
+    assert migrate_postgres.status(postgres_dsn, pg_schema, [*base, extra]).modified == ()
+
+
+def test_least_privilege_roles_for_migrations_and_for_gateways(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """Migrations need to own the schema, not to create schemas; using it needs data rights."""
+    role = f"r_{pg_schema}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                sql.Identifier(pg_schema), sql.Identifier(role)
+            )
+        )
+        allowed = admin.execute(
+            "SELECT has_database_privilege(%s, current_database(), 'CREATE')", (role,)
+        ).fetchone()
+    assert allowed is not None
+    assert allowed[0] is False  # a new role may not create schemas
+    dsn = postgres_dsn.replace("://postgres@", f"://{role}@")
+    user = f"u_{pg_schema}"
+    try:
+        assert [m.version for m in migrate_postgres.upgrade(dsn, pg_schema)] == [1]
+        # A role with data rights only (a gateway's, an admin API's) uses the current schema,
+        # even through a store that would migrate: nothing is pending, so no DDL is tried.
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            ident, who = sql.Identifier(pg_schema), sql.Identifier(user)
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(who))
+            admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, who))
+            admin.execute(
+                sql.SQL(
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}"
+                ).format(ident, who)
+            )
+        user_dsn = postgres_dsn.replace("://postgres@", f"://{user}@")
+        for migrate in (False, True):
+            store = PostgresKeyStore(user_dsn, pg_schema, migrate=migrate)
+            store.insert(record(f"k-{migrate}"))
+            store.close()
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(pg_schema)))
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(user)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

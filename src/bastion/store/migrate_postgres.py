@@ -77,6 +77,14 @@ def _applied(conn: psycopg.Connection[Any], schema: str) -> tuple[Applied, ...]:
     return tuple(Applied(int(v), str(n), float(at), str(c)) for v, n, at, c in rows)
 
 
+def _create_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Create ``schema`` unless it exists: ``CREATE SCHEMA IF NOT EXISTS`` would still need the
+    right to create schemas in the database, which a role owning only its schema lacks."""
+    found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    if found is None:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+
+
 def _translate(work: Callable[[], T], what: str) -> T:
     try:
         return work()
@@ -136,10 +144,12 @@ def upgrade(
 
     def work() -> list[Migration]:
         with _connection(dsn, timeout) as conn:
+            if {m.version for m in todo} <= {a.version for a in _applied(conn, schema)}:
+                return done  # current: no lock, no DDL (a role without DDL rights gets here)
             conn.execute("SELECT pg_advisory_lock(%s, %s)", lock_key(schema))
             try:
                 with conn.transaction():
-                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+                    _create_schema(conn, schema)
                     conn.execute(sql.SQL(_VERSION_TABLE).format(schema=ident))
                 applied = {a.version for a in _applied(conn, schema)}
                 for migration in todo:

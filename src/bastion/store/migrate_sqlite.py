@@ -69,6 +69,8 @@ def upgrade(
     """
     todo = tuple(migrations) if migrations is not None else shipped("sqlite")
     done: list[Migration] = []
+    if {m.version for m in todo} <= {a.version for a in applied(db)}:
+        return done  # current: no write lock taken
     for migration in todo:
         db.execute("BEGIN IMMEDIATE")
         try:

@@ -73,12 +73,23 @@ class PostgresKeyStore:
             )
         return conn
 
-    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """``work`` in one transaction; driver errors become bastion's (lock held by caller)."""
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T], *, read: bool = False) -> T:
+        """``work`` in one transaction; driver errors become bastion's (lock held by caller).
+
+        A ``read`` that fails on a connection the server dropped meanwhile (a restart, a
+        failover, an idle timeout) is tried once more on a new connection, so that the first
+        read after an outage does not wait for the next sync interval. A write is not retried:
+        it may have committed before the connection broke.
+        """
+        reused = self._conn is not None and not self._conn.closed
         try:
-            conn = self._connect()
-            with conn.transaction():
-                return work(conn)
+            try:
+                return self._transaction(work)
+            except psycopg.OperationalError:
+                if not (read and reused):
+                    raise
+                self._drop()
+                return self._transaction(work)
         except psycopg.OperationalError as exc:
             self._drop()
             raise BackendUnavailable(
@@ -86,6 +97,11 @@ class PostgresKeyStore:
             ) from exc
         except psycopg.Error as exc:
             raise StateError(f"PostgreSQL key store failed ({type(exc).__name__})") from exc
+
+    def _transaction(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        conn = self._connect()
+        with conn.transaction():
+            return work(conn)
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -132,7 +148,7 @@ class PostgresKeyStore:
             return record_from_row(row) if row else None
 
         with self._lock:
-            return self._run(work)
+            return self._run(work, read=True)
 
     def records(self, consumer: str | None = None) -> list[KeyRecord]:
         def work(conn: psycopg.Connection[Any]) -> list[KeyRecord]:
@@ -146,7 +162,7 @@ class PostgresKeyStore:
             return [record_from_row(row) for row in cursor.fetchall()]
 
         with self._lock:
-            return self._run(work)
+            return self._run(work, read=True)
 
     def revoke(self, key_id: str, at: float) -> KeyRecord | None:
         def work(conn: psycopg.Connection[Any]) -> KeyRecord | None:
@@ -193,7 +209,7 @@ class PostgresKeyStore:
             return int(row[0])
 
         with self._lock:
-            return self._run(work)
+            return self._run(work, read=True)
 
     def changes(self, since: int) -> tuple[int, list[KeyRecord]]:
         def work(conn: psycopg.Connection[Any]) -> tuple[int, list[KeyRecord]]:
@@ -207,7 +223,7 @@ class PostgresKeyStore:
             return int(row[0]), [record_from_row(r) for r in rows]
 
         with self._lock:
-            return self._run(work)
+            return self._run(work, read=True)
 
     def touch(self, used: Mapping[str, float]) -> None:
         if not used:

@@ -138,13 +138,22 @@ class PostgresSigningKeyStore:
         self._conn = conn
         return conn
 
-    async def _run(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
-        """``work`` in one transaction; driver errors become bastion's."""
+    async def _run(
+        self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]], *, read: bool = False
+    ) -> T:
+        """``work`` in one transaction; driver errors become bastion's. A ``read`` on a
+        connection the server dropped meanwhile is tried once more on a new one (see
+        :meth:`bastion.store.postgres.PostgresKeyStore._run`); a write is not."""
         async with self._lock:
+            reused = self._conn is not None and not self._conn.closed
             try:
-                conn = await self._connect()
-                async with conn.transaction():
-                    return await work(conn)
+                try:
+                    return await self._transaction(work)
+                except psycopg.OperationalError:
+                    if not (read and reused):
+                        raise
+                    await self._drop()
+                    return await self._transaction(work)
             except psycopg.OperationalError as exc:
                 await self._drop()
                 raise BackendUnavailable(
@@ -154,6 +163,11 @@ class PostgresSigningKeyStore:
                 raise StateError(
                     f"PostgreSQL signing key store failed ({type(exc).__name__})"
                 ) from exc
+
+    async def _transaction(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        conn = await self._connect()
+        async with conn.transaction():
+            return await work(conn)
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -203,7 +217,7 @@ class PostgresSigningKeyStore:
             )
             return await cursor.fetchall()
 
-        rows = await self._run(work)
+        rows = await self._run(work, read=True)
         return [
             StoredSigningKey(
                 kid=kid,
@@ -222,7 +236,7 @@ class PostgresSigningKeyStore:
             assert row is not None
             return int(row[0])
 
-        return await self._run(work)
+        return await self._run(work, read=True)
 
     async def append(self, key: StoredSigningKey, *, after: str | None) -> bool:
         async def work(conn: psycopg.AsyncConnection[Any]) -> bool:

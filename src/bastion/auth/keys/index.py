@@ -81,6 +81,13 @@ class KeyIndex:
         self.revision = max(self.revision, revision)
         self.loaded = True
 
+    def replace(self, revision: int, records: list[KeyRecord]) -> None:
+        """Forget every entry and hold exactly ``records`` (a store restored from a backup: keys
+        made after it no longer exist). One assignment, so a request sees the old or the new."""
+        self.entries = {record.id: KeyEntry.of(record) for record in records}
+        self.revision = revision
+        self.loaded = True
+
     def revoke(self, key_id: str, at: float) -> bool:
         """Mark ``key_id`` revoked now (a notification arrived before the store was read)."""
         entry = self.entries.get(key_id)

@@ -101,6 +101,18 @@ class KeySync:
                 return False
             self._store, index.hasher = opened
         revision, records = self._store.changes(index.revision)
+        if revision < index.revision:
+            # The store went back in time (restored from a backup): what this index holds past
+            # that point no longer exists, and later changes would reuse its revisions.
+            logger.warning(
+                "API keys: the key store's revision went back from %d to %d (restored?);"
+                " reading every key again",
+                index.revision,
+                revision,
+            )
+            revision, records = self._store.changes(0)
+            index.replace(revision, records)
+            return True
         if not records and revision == index.revision and index.loaded:
             return False
         index.apply(revision, records)

@@ -5,7 +5,8 @@ and have no gaps; a file is never edited once released (its checksum is recorded
 applied, and ``bastion db status`` reports a file that changed since). Migrations only add
 (tables, columns with defaults, indexes), so instances of the previous release keep working
 against an upgraded schema during a rolling upgrade. PostgreSQL files name the schema as
-``{schema}``; it is substituted as a quoted identifier.
+``{schema}``, substituted as a quoted identifier (so a literal brace is written ``{{``); a
+file is sent as one multi-statement query, without parameters.
 """
 
 from __future__ import annotations

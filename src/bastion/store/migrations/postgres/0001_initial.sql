@@ -1,7 +1,7 @@
 -- The tables bastion created before versioned migrations existed, unchanged: API keys with
 -- their store-wide revision, and sealed signing keys with their version. Every statement is
--- idempotent, so a database those releases created upgrades to version 1 as it is.
-CREATE SCHEMA IF NOT EXISTS {schema};
+-- idempotent, so a database those releases created upgrades to version 1 as it is. (The
+-- schema itself is made by `bastion db upgrade` before any migration runs.)
 
 CREATE TABLE IF NOT EXISTS {schema}.api_keys (
     id text PRIMARY KEY,
