@@ -1,0 +1,530 @@
+"""JWT checks with the operator's working token (an ``--auth`` header carrying a JWT).
+
+Tampering (``--aggressive``): the token re-sent with ``alg: none``, with a broken signature or an
+altered payload, with headers that point the verifier at the attacker's key (``jku``, ``x5u``,
+an embedded ``jwk``, a ``kid`` path or SQL injection), and HMAC-signed with the API's own
+published public key (HS/RS confusion, keys from the JWKS). Each must be refused.
+Offline (no request): an HMAC token's key is tried against a short list of secrets seen in
+tutorials and leaks; the token's lifetime is read; and, when the key was guessed, a forged
+expired token is sent (``--aggressive``) to see whether ``exp`` is enforced at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from bastion.audit.checks.live_support import (
+    Operation,
+    b64decode,
+    b64encode,
+    credential_value,
+    guarded,
+    is_jwt,
+    probe_operation,
+    seen,
+)
+from bastion.audit.context import LiveContext
+from bastion.audit.model import (
+    CheckInfo,
+    Evidence,
+    Finding,
+    Kind,
+    Practice,
+    Registry,
+    Severity,
+    failed,
+    passed,
+    skipped,
+)
+
+MAX_LIFETIME = 86_400
+ATTACKER = "https://bastion-audit.example"
+WEAK_SECRETS = (
+    "secret", "password", "changeme", "your-256-bit-secret", "your-secret-key", "secretkey",
+    "secret-key", "secret_key", "jwt_secret", "jwtsecret", "jwt-secret", "key", "test",
+    "admin", "123456", "12345678", "supersecret", "mysecret", "default", "s3cr3t", "qwerty",
+    "letmein", "development", "dev", "example", "your_jwt_secret", "secret123", "token",
+    "shhhhh", "keyboard cat", "changeit", "hello", "abc123", "",
+)  # fmt: skip
+HS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+
+
+def _info(
+    ident: str, title: str, severity: Severity, kind: Kind, criterion: str, rationale: str,
+    *references: str,
+) -> CheckInfo:  # fmt: skip
+    return CheckInfo(
+        id=ident,
+        title=title,
+        practice=Practice.AUTHENTICATION,
+        severity=severity,
+        kind=kind,
+        criterion=criterion,
+        rationale=rationale,
+        references=("OWASP API2:2023", *references),
+    )
+
+
+ALG_NONE = _info(
+    "live.jwt-alg-none",
+    "Unsigned JWTs (alg none) are refused",
+    Severity.CRITICAL,
+    Kind.AGGRESSIVE,
+    "The working token re-sent with alg none, None, NONE or nOnE and no signature is refused.",
+    "A verifier that honours alg none accepts tokens anyone can write: any identity, any "
+    "scope, no key needed.",
+    "RFC 8725 §2.1, §3.1",
+    "ASVS 5.0 V9.1.2",
+    "CVE-2015-9235",
+)
+SIGNATURE = _info(
+    "live.jwt-signature",
+    "JWTs with a broken signature or altered claims are refused",
+    Severity.CRITICAL,
+    Kind.AGGRESSIVE,
+    "The working token with one signature character changed, with its signature removed, or "
+    "with an altered payload under the original signature is refused.",
+    "A token whose signature is not verified (decoded instead of verified, or verified only "
+    "when present) can be edited at will, e.g. its subject or scopes.",
+    "RFC 7515 §5.2",
+    "ASVS 5.0 V9.1.1",
+)
+HEADER_INJECTION = _info(
+    "live.jwt-header-injection",
+    "Key-selecting JWT headers from the token are not trusted",
+    Severity.CRITICAL,
+    Kind.AGGRESSIVE,
+    "Tokens signed with the audit's own key and naming it through jku, x5u or an embedded jwk, "
+    "and HMAC tokens whose kid is a path (/dev/null) or an SQL injection, are refused.",
+    "The verification key must come from configuration, never from the token: a verifier that "
+    "fetches jku/x5u, trusts an embedded jwk, or reads the key a kid names from a file or "
+    "database verifies the attacker's signature with the attacker's key.",
+    "RFC 8725 §3.10",
+    "ASVS 5.0 V9.1.3",
+    "CVE-2018-0114",
+)
+KEY_CONFUSION = _info(
+    "live.jwt-key-confusion",
+    "HMAC tokens signed with the published public key are refused",
+    Severity.CRITICAL,
+    Kind.AGGRESSIVE,
+    "For each RSA or EC key of the API's published JWKS, a token signed HS256 with that public "
+    "key (PEM) as the HMAC secret is refused.",
+    "A verifier that takes the algorithm from the token and the key from the JWKS verifies an "
+    "HMAC made with the public key, which everyone has (algorithm confusion).",
+    "RFC 8725 §2.1, §3.1",
+    "ASVS 5.0 V9.1.2",
+    "CVE-2016-10555",
+)
+WEAK_SECRET = _info(
+    "live.jwt-weak-secret",
+    "An HMAC-signed JWT's key is not a guessable secret",
+    Severity.CRITICAL,
+    Kind.LIVE,
+    f"The working token's HMAC signature matches none of {len(WEAK_SECRETS)} common secrets "
+    "(checked offline, no request sent).",
+    "An HMAC key that is a word lets anyone who holds one token forge any other offline; RFC "
+    "8725 requires HMAC keys with real entropy.",
+    "RFC 8725 §3.5",
+    "ASVS 5.0 V9.1.1",
+)
+EXPIRY = _info(
+    "live.jwt-expiry",
+    "JWTs expire, within a day, and expired ones are refused",
+    Severity.HIGH,
+    Kind.LIVE,
+    "The working token carries exp, lives at most a day (exp - iat), and, when its key is "
+    "known (guessed), a forged expired token is refused (with --aggressive).",
+    "A bearer token that never expires is a permanent credential once leaked; access tokens "
+    "should live minutes, and the server must enforce exp, not only carry it.",
+    "RFC 7519 §4.1.4",
+    "RFC 9068 §2.2",
+    "ASVS 5.0 V9.2.1",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """The operator's working JWT: where it travels and its parts."""
+
+    header_name: str
+    prefix: str  # "Bearer " or ""
+    raw: str
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+
+    @property
+    def segments(self) -> list[str]:
+        return self.raw.split(".")
+
+    def sent(self, token: str) -> tuple[tuple[str, str], ...]:
+        return ((self.header_name, self.prefix + token),)
+
+
+def working_token(ctx: LiveContext) -> Token | None:
+    for name, value in ctx.auth:
+        token = credential_value(value)
+        if not is_jwt(token):
+            continue
+        prefix = value[: len(value) - len(token)]
+        head, payload, _ = token.split(".")
+        try:
+            header = orjson.loads(b64decode(head))
+            claims = orjson.loads(b64decode(payload))
+        except (ValueError, orjson.JSONDecodeError):
+            continue
+        if isinstance(header, dict) and isinstance(claims, dict):
+            return Token(name, prefix, token, header, claims)
+    return None
+
+
+def encode(header: Mapping[str, Any], claims: Mapping[str, Any] | str) -> str:
+    body = claims if isinstance(claims, str) else b64encode(orjson.dumps(claims))
+    return b64encode(orjson.dumps(header)) + "." + body
+
+
+def sign_hs(header: Mapping[str, Any], claims: Mapping[str, Any] | str, key: bytes) -> str:
+    digest = HS.get(str(header.get("alg")), hashlib.sha256)
+    signing_input = encode(header, claims)
+    mac = hmac.new(key, signing_input.encode(), digest).digest()
+    return signing_input + "." + b64encode(mac)
+
+
+def attacker_key(ctx: LiveContext) -> rsa.RSAPrivateKey:
+    if "jwt.attacker" not in ctx.memo:
+        ctx.memo["jwt.attacker"] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key: rsa.RSAPrivateKey = ctx.memo["jwt.attacker"]
+    return key
+
+
+def sign_rs(
+    header: Mapping[str, Any], claims: Mapping[str, Any] | str, key: rsa.RSAPrivateKey
+) -> str:
+    signing_input = encode(header, claims)
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return signing_input + "." + b64encode(signature)
+
+
+def public_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, str]:
+    numbers = key.public_key().public_numbers()
+
+    def b64int(value: int) -> str:
+        return b64encode(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+    return {"kty": "RSA", "kid": kid, "n": b64int(numbers.n), "e": b64int(numbers.e)}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    label: str
+    token: str
+    response: httpx.Response
+
+    @property
+    def accepted(self) -> bool:
+        return self.response.status_code < 400 or self.response.status_code >= 500
+
+
+async def prepare(
+    ctx: LiveContext, info: CheckInfo, *, aggressive: bool
+) -> tuple[Token, Operation] | Finding:
+    """The working token and the operation it works on, or the reason the check is skipped."""
+    if aggressive and not ctx.aggressive:
+        return skipped(info, "needs --aggressive")
+    token = working_token(ctx)
+    if token is None:
+        return skipped(info, "needs a working JWT in an --auth header")
+    op = probe_operation(ctx)
+    if aggressive:
+        if "jwt.baseline" not in ctx.memo:
+            response = await ctx.request(op.method, op.path, headers=token.sent(token.raw))
+            ctx.memo["jwt.baseline"] = response.status_code
+        if not 200 <= ctx.memo["jwt.baseline"] < 300:
+            return skipped(
+                info,
+                f"the --auth JWT was not accepted on {op.location} ({ctx.memo['jwt.baseline']})",
+            )
+    return token, op
+
+
+async def try_tokens(
+    ctx: LiveContext, token: Token, op: Operation, variants: Sequence[tuple[str, str]]
+) -> list[Verdict]:
+    verdicts = []
+    for label, forged in variants:
+        response = await ctx.request(op.method, op.path, headers=token.sent(forged))
+        verdicts.append(Verdict(label, forged, response))
+    return verdicts
+
+
+def report(
+    ctx: LiveContext, info: CheckInfo, token: Token, op: Operation, verdicts: Sequence[Verdict]
+) -> list[Finding]:
+    bad = [v for v in verdicts if v.accepted]
+    if not bad:
+        statuses = sorted({v.response.status_code for v in verdicts})
+        return [
+            passed(info, f"{len(verdicts)} forged tokens refused ({statuses}) on {op.location}")
+        ]
+    evidence: list[Evidence] = []
+    _, payload, signature = token.segments
+    for verdict in bad:
+        how = "crashed the server" if verdict.response.status_code >= 500 else "was accepted"
+        item = seen(
+            ctx,
+            f"a token {verdict.label} {how}: {verdict.response.status_code}",
+            verdict.response,
+            op.method,
+            op.path,
+            location=f"{op.location} {verdict.label}",
+            headers=token.sent(verdict.token),
+        )
+        curl = item.curl.replace(payload, "<payload of the --auth token>")
+        if signature:
+            curl = curl.replace(signature, "<signature of the --auth token>")
+        evidence.append(Evidence(item.summary, item.location, curl, item.response))
+    labels = "; ".join(v.label for v in bad)
+    return [failed(info, f"{op.location} did not refuse a token {labels}", *evidence)]
+
+
+@guarded(ALG_NONE)
+async def check_alg_none(ctx: LiveContext) -> list[Finding]:
+    ready = await prepare(ctx, ALG_NONE, aggressive=True)
+    if not isinstance(ready, tuple):
+        return [ready]
+    token, op = ready
+    payload = token.segments[1]
+    variants = [
+        (f"with alg {alg}", encode({**token.header, "alg": alg}, payload) + ".")
+        for alg in ("none", "None", "NONE", "nOnE")
+    ]
+    return report(ctx, ALG_NONE, token, op, await try_tokens(ctx, token, op, variants))
+
+
+def altered(claims: Mapping[str, Any]) -> dict[str, Any]:
+    changed = dict(claims)
+    changed["sub"] = f"{claims.get('sub', '')}-bastion-audit"
+    return changed
+
+
+@guarded(SIGNATURE)
+async def check_signature(ctx: LiveContext) -> list[Finding]:
+    ready = await prepare(ctx, SIGNATURE, aggressive=True)
+    if not isinstance(ready, tuple):
+        return [ready]
+    token, op = ready
+    head, payload, signature = token.segments
+    middle = len(signature) // 2
+    flipped = (
+        signature[:middle] + ("A" if signature[middle] != "A" else "B") + signature[middle + 1 :]
+    )
+    tampered = b64encode(orjson.dumps(altered(token.claims)))
+    variants = [
+        ("with one signature character changed", f"{head}.{payload}.{flipped}"),
+        ("without its signature", f"{head}.{payload}."),
+        ("with an altered sub claim", f"{head}.{tampered}.{signature}"),
+    ]
+    return report(ctx, SIGNATURE, token, op, await try_tokens(ctx, token, op, variants))
+
+
+@guarded(HEADER_INJECTION)
+async def check_header_injection(ctx: LiveContext) -> list[Finding]:
+    ready = await prepare(ctx, HEADER_INJECTION, aggressive=True)
+    if not isinstance(ready, tuple):
+        return [ready]
+    token, op = ready
+    key = attacker_key(ctx)
+    claims = token.segments[1]
+    kid = "bastion-audit"
+    rs = {"typ": token.header.get("typ", "JWT"), "alg": "RS256", "kid": kid}
+    path_kid = {"typ": "JWT", "alg": "HS256", "kid": "../../../../../../../../dev/null"}
+    sql_kid = {"typ": "JWT", "alg": "HS256", "kid": "x' UNION SELECT 'bastion-audit'-- "}
+    variants = [
+        ("with jku naming the audit's key set", {**rs, "jku": f"{ATTACKER}/jwks.json"}),
+        ("with x5u naming the audit's certificate", {**rs, "x5u": f"{ATTACKER}/cert.pem"}),
+        ("with the audit's key embedded as jwk", {**rs, "jwk": public_jwk(key, kid)}),
+    ]
+    forged = [(label, sign_rs(header, claims, key)) for label, header in variants]
+    forged.append(("with kid /dev/null and an empty HMAC key", sign_hs(path_kid, claims, b"")))
+    forged.append(("with an SQL injection in kid", sign_hs(sql_kid, claims, b"bastion-audit")))
+    return report(ctx, HEADER_INJECTION, token, op, await try_tokens(ctx, token, op, forged))
+
+
+async def published_keys(ctx: LiveContext) -> list[dict[str, Any]]:
+    """The API's JWKS: from OpenID discovery, else the usual well-known paths."""
+    urls = ["/.well-known/jwks.json", "/jwks.json"]
+    discovery = await ctx.request("GET", "/.well-known/openid-configuration")
+    if discovery.status_code == 200:
+        try:
+            jwks_uri = orjson.loads(discovery.content).get("jwks_uri")
+        except (orjson.JSONDecodeError, AttributeError):
+            jwks_uri = None
+        if isinstance(jwks_uri, str):
+            urls.insert(0, jwks_uri)
+    for url in urls:
+        if url.startswith("http"):
+            await ctx.spend()
+            response = await ctx.client.get(url)
+        else:
+            response = await ctx.request("GET", url)
+        if response.status_code != 200:
+            continue
+        try:
+            keys = orjson.loads(response.content).get("keys")
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(keys, list) and keys:
+            return [k for k in keys if isinstance(k, dict)]
+    return []
+
+
+def pem_variants(jwk: Mapping[str, Any]) -> list[bytes]:
+    """The PEM encodings a confused verifier might use as its HMAC secret."""
+
+    def integer(name: str) -> int:
+        return int.from_bytes(b64decode(str(jwk[name])), "big")
+
+    public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+    try:
+        if jwk.get("kty") == "RSA":
+            public = rsa.RSAPublicNumbers(integer("e"), integer("n")).public_key()
+        elif jwk.get("kty") == "EC":
+            curves = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
+            curve = curves[str(jwk.get("crv"))]
+            public = ec.EllipticCurvePublicNumbers(integer("x"), integer("y"), curve).public_key()
+        else:
+            return []
+    except (KeyError, ValueError):
+        return []
+    spki = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    variants = [spki, spki.rstrip(b"\n")]
+    if isinstance(public, rsa.RSAPublicKey):
+        variants.append(
+            public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
+        )
+    return variants
+
+
+@guarded(KEY_CONFUSION)
+async def check_key_confusion(ctx: LiveContext) -> list[Finding]:
+    ready = await prepare(ctx, KEY_CONFUSION, aggressive=True)
+    if not isinstance(ready, tuple):
+        return [ready]
+    token, op = ready
+    keys = await published_keys(ctx)
+    if not keys:
+        return [skipped(KEY_CONFUSION, "the API publishes no JWKS (well-known or discovery)")]
+    claims = token.segments[1]
+    variants: list[tuple[str, str]] = []
+    for jwk in keys[:4]:
+        kid = jwk.get("kid")
+        header = {
+            "typ": token.header.get("typ", "JWT"),
+            "alg": "HS256",
+            **({"kid": kid} if kid else {}),
+        }
+        for index, pem in enumerate(pem_variants(jwk)):
+            label = f"HMAC-signed with public key {kid or jwk.get('kty')} (PEM form {index + 1})"
+            variants.append((label, sign_hs(header, claims, pem)))
+    if not variants:
+        return [skipped(KEY_CONFUSION, "the JWKS has no RSA or EC key")]
+    return report(ctx, KEY_CONFUSION, token, op, await try_tokens(ctx, token, op, variants))
+
+
+def guessed_secret(token: Token) -> str | None:
+    digest = HS.get(str(token.header.get("alg")))
+    if digest is None:
+        return None
+    head, payload, signature = token.segments
+    try:
+        expected = b64decode(signature)
+    except ValueError:
+        return None
+    signing_input = f"{head}.{payload}".encode()
+    for secret in WEAK_SECRETS:
+        mac = hmac.new(secret.encode(), signing_input, digest).digest()
+        if hmac.compare_digest(mac, expected):
+            return secret
+    return None
+
+
+@guarded(WEAK_SECRET)
+async def check_weak_secret(ctx: LiveContext) -> list[Finding]:
+    token = working_token(ctx)
+    if token is None:
+        return [skipped(WEAK_SECRET, "needs a working JWT in an --auth header")]
+    alg = str(token.header.get("alg"))
+    if alg not in HS:
+        return [skipped(WEAK_SECRET, f"the token is signed with {alg}, not an HMAC")]
+    secret = guessed_secret(token)
+    if secret is None:
+        return [passed(WEAK_SECRET, f"the {alg} key is none of {len(WEAK_SECRETS)} common secrets")]
+    shown = f"{secret[:2]}…" if secret else "the empty string"
+    evidence = Evidence(
+        summary=f"the {alg} signature verifies with a common secret ({shown})",
+        location=f"jwt {alg} key",
+        curl="",
+        response="found offline from the --auth token; no request was sent",
+    )
+    return [failed(WEAK_SECRET, f"the {alg} signing key is a common secret", evidence)]
+
+
+@guarded(EXPIRY)
+async def check_expiry(ctx: LiveContext) -> list[Finding]:
+    token = working_token(ctx)
+    if token is None:
+        return [skipped(EXPIRY, "needs a working JWT in an --auth header")]
+    exp, iat = token.claims.get("exp"), token.claims.get("iat")
+    if not isinstance(exp, int | float):
+        evidence = Evidence(
+            "the token has no exp claim",
+            "jwt claims",
+            "",
+            "claims: " + ", ".join(sorted(token.claims)),
+        )
+        return [failed(EXPIRY, "the working token never expires (no exp claim)", evidence)]
+    if isinstance(iat, int | float) and exp - iat > MAX_LIFETIME:
+        hours = (exp - iat) / 3600
+        evidence = Evidence(
+            f"exp - iat = {hours:.0f} hours", "jwt lifetime", "", f"iat {iat}, exp {exp}"
+        )
+        return [
+            failed(EXPIRY, f"the working token lives {hours:.0f} hours (a day at most)", evidence)
+        ]
+    secret = guessed_secret(token)
+    if secret is None or not ctx.aggressive:
+        return [passed(EXPIRY, "the token carries exp and lives at most a day")]
+    op = probe_operation(ctx)
+    now = int(time.time())
+    expired = sign_hs(
+        token.header, {**token.claims, "iat": now - 7200, "exp": now - 3600}, secret.encode()
+    )
+    response = await ctx.request(op.method, op.path, headers=token.sent(expired))
+    if 200 <= response.status_code < 300:
+        evidence = seen(
+            ctx, "a token expired an hour ago was accepted", response, op.method, op.path,
+            location=f"{op.location} expired", headers=token.sent(expired),
+        )  # fmt: skip
+        return [failed(EXPIRY, f"{op.location} accepts an expired token", evidence)]
+    return [passed(EXPIRY, f"exp is carried and enforced (expired token: {response.status_code})")]
+
+
+def register(registry: Registry) -> None:
+    registry.add_live(ALG_NONE, check_alg_none)
+    registry.add_live(SIGNATURE, check_signature)
+    registry.add_live(HEADER_INJECTION, check_header_injection)
+    registry.add_live(KEY_CONFUSION, check_key_confusion)
+    registry.add_live(WEAK_SECRET, check_weak_secret)
+    registry.add_live(EXPIRY, check_expiry)
