@@ -397,6 +397,8 @@ def build_app(api: WeakAPI) -> ASGIApp:
             raise Refused(400, "malformed_json") from None
 
     async def root(request: Request, who: str) -> Response:
+        if request.method == "POST":  # an echo, for audits given no document
+            return JSONResponse({"you": who, "sent": await read_json(request)})
         return JSONResponse({"api": "weak items", "you": who})
 
     async def list_items(request: Request, who: str) -> Response:
@@ -473,7 +475,7 @@ def build_app(api: WeakAPI) -> ASGIApp:
         return problem(404, "not_found")
 
     routes = [
-        Route("/", secured(root)),
+        Route("/", secured(root), methods=["GET", "POST"]),
         Route("/items", secured(list_items), methods=["GET"]),
         Route("/items", secured(create_item), methods=["POST"]),
         Route("/items/{id}", secured(one_item), methods=["GET", "DELETE"]),
