@@ -31,6 +31,9 @@ class Served:
 async def serve_app(app: ASGIApp, context: ssl.SSLContext | None = None) -> Served:
     """``app`` on 127.0.0.1 (named ``localhost`` in the URL, so certificates match)."""
     sock = socket.socket()
+    # inherited by accepted connections: uvicorn writes a response head and body separately,
+    # and with Nagle's algorithm each exchange would wait out the client's delayed ACK (40 ms)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
