@@ -60,6 +60,7 @@ WEAKNESSES = frozenset(
         "keeps-undeclared",  # extra body properties stored and echoed
         "sql-injection",  # the search concatenates SQL (errors hidden)
         "sql-errors",  # the search concatenates SQL and shows the database error
+        "slow-once",  # safe SQL, but the first search asking for pg_sleep is slow (a hiccup)
     }
 )
 
@@ -166,6 +167,7 @@ class WeakAPI:
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _db: psycopg.AsyncConnection[Any] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _hiccup: bool = False
 
     def __post_init__(self) -> None:
         unknown = self.weak - WEAKNESSES
@@ -315,6 +317,9 @@ class WeakAPI:
         return self._db
 
     async def search(self, q: str) -> list[str]:
+        if "slow-once" in self.weak and "pg_sleep" in q and not self._hiccup:
+            self._hiccup = True
+            await asyncio.sleep(2.5)
         async with self._lock:
             db = await self.db()
             table = f'"{self.schema}".catalog'
