@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import orjson
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from bastion.audit.checks.live_support import (
     Operation,
@@ -118,8 +118,8 @@ KEY_CONFUSION = _info(
     "HMAC tokens signed with the published public key are refused",
     Severity.CRITICAL,
     Kind.AGGRESSIVE,
-    "For each RSA or EC key of the API's published JWKS, a token signed HS256 with that public "
-    "key (PEM) as the HMAC secret is refused.",
+    "For each RSA, EC or EdDSA key of the API's published JWKS, a token signed HS256 with that "
+    "public key (PEM, or raw bytes) as the HMAC secret is refused.",
     "A verifier that takes the algorithm from the token and the key from the JWKS verifies an "
     "HMAC made with the public key, which everyone has (algorithm confusion).",
     "RFC 8725 §2.1, §3.1",
@@ -388,33 +388,50 @@ async def published_keys(ctx: LiveContext) -> list[dict[str, Any]]:
     return []
 
 
-def pem_variants(jwk: Mapping[str, Any]) -> list[bytes]:
-    """The PEM encodings a confused verifier might use as its HMAC secret."""
+PublicKey = (
+    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+)
 
+
+def public_key(jwk: Mapping[str, Any]) -> PublicKey | None:
     def integer(name: str) -> int:
         return int.from_bytes(b64decode(str(jwk[name])), "big")
 
-    public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey
     try:
         if jwk.get("kty") == "RSA":
-            public = rsa.RSAPublicNumbers(integer("e"), integer("n")).public_key()
-        elif jwk.get("kty") == "EC":
+            return rsa.RSAPublicNumbers(integer("e"), integer("n")).public_key()
+        if jwk.get("kty") == "EC":
             curves = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
             curve = curves[str(jwk.get("crv"))]
-            public = ec.EllipticCurvePublicNumbers(integer("x"), integer("y"), curve).public_key()
-        else:
-            return []
+            return ec.EllipticCurvePublicNumbers(integer("x"), integer("y"), curve).public_key()
+        if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
+            return ed25519.Ed25519PublicKey.from_public_bytes(b64decode(str(jwk["x"])))
+        if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed448":
+            return ed448.Ed448PublicKey.from_public_bytes(b64decode(str(jwk["x"])))
     except (KeyError, ValueError):
+        return None
+    return None
+
+
+def secret_forms(jwk: Mapping[str, Any]) -> list[bytes]:
+    """What a confused verifier might use as its HMAC secret: the key's PEM (with and without
+    the final newline; PKCS#1 too for RSA), and an OKP key's raw bytes."""
+    public = public_key(jwk)
+    if public is None:
         return []
     spki = public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    variants = [spki, spki.rstrip(b"\n")]
+    forms = [spki, spki.rstrip(b"\n")]
     if isinstance(public, rsa.RSAPublicKey):
-        variants.append(
+        forms.append(
             public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
         )
-    return variants
+    if isinstance(public, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        forms.append(
+            public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        )
+    return forms
 
 
 @guarded(KEY_CONFUSION)
@@ -435,11 +452,11 @@ async def check_key_confusion(ctx: LiveContext) -> list[Finding]:
             "alg": "HS256",
             **({"kid": kid} if kid else {}),
         }
-        for index, pem in enumerate(pem_variants(jwk)):
-            label = f"HMAC-signed with public key {kid or jwk.get('kty')} (PEM form {index + 1})"
+        for index, pem in enumerate(secret_forms(jwk)):
+            label = f"HMAC-signed with public key {kid or jwk.get('kty')} (form {index + 1})"
             variants.append((label, sign_hs(header, claims, pem)))
     if not variants:
-        return [skipped(KEY_CONFUSION, "the JWKS has no RSA or EC key")]
+        return [skipped(KEY_CONFUSION, "the JWKS has no RSA, EC or OKP key")]
     return report(ctx, KEY_CONFUSION, token, op, await try_tokens(ctx, token, op, variants))
 
 
