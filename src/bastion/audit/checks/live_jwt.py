@@ -504,18 +504,21 @@ async def check_expiry(ctx: LiveContext) -> list[Finding]:
     if token is None:
         return [skipped(EXPIRY, "needs a working JWT in an --auth header")]
     exp, iat = token.claims.get("exp"), token.claims.get("iat")
+    op = probe_operation(ctx)
+    # the token in use (masked): the operator's own, which this finding is about
+    in_use = ctx.curl(op.method, op.path, headers=token.sent(token.raw))
     if not isinstance(exp, int | float):
         evidence = Evidence(
             "the token has no exp claim",
             "jwt claims",
-            "",
+            in_use,
             "claims: " + ", ".join(sorted(token.claims)),
         )
         return [failed(EXPIRY, "the working token never expires (no exp claim)", evidence)]
     if isinstance(iat, int | float) and exp - iat > MAX_LIFETIME:
         hours = (exp - iat) / 3600
         evidence = Evidence(
-            f"exp - iat = {hours:.0f} hours", "jwt lifetime", "", f"iat {iat}, exp {exp}"
+            f"exp - iat = {hours:.0f} hours", "jwt lifetime", in_use, f"iat {iat}, exp {exp}"
         )
         return [
             failed(EXPIRY, f"the working token lives {hours:.0f} hours (a day at most)", evidence)
@@ -523,7 +526,6 @@ async def check_expiry(ctx: LiveContext) -> list[Finding]:
     secret = guessed_secret(token)
     if secret is None or not ctx.aggressive:
         return [passed(EXPIRY, "the token carries exp and lives at most a day")]
-    op = probe_operation(ctx)
     now = int(time.time())
     expired = sign_hs(
         token.header, {**token.claims, "iat": now - 7200, "exp": now - 3600}, secret.encode()

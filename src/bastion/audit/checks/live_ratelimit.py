@@ -152,6 +152,7 @@ class Burst:
     op: Operation
     sent: int
     last: httpx.Response | None  # the throttling answer (429 or 503), or None
+    refused: int | None = None  # the first answer was this 401/403: nothing to burst against
 
     @property
     def limited(self) -> bool:
@@ -159,21 +160,42 @@ class Burst:
 
 
 async def burst(ctx: LiveContext, op: Operation, *, with_auth: bool, limit: int = BURST) -> Burst:
+    """Requests until the first 429 or 503. A burst of refused requests (401/403) measures
+    only how cheaply the API refuses, so a refused first answer ends it at once."""
     sent = 0
     while sent < limit:
         response = await ctx.request(op.method, op.path, with_auth=with_auth, paced=False)
         sent += 1
         if response.status_code in (429, 503):
             return Burst(op, sent, response)
+        if sent == 1 and response.status_code in (401, 403):
+            return Burst(op, sent, None, refused=response.status_code)
     return Burst(op, sent, None)
+
+
+def burst_operation(ctx: LiveContext) -> Operation:
+    """With a credential, the first secured GET; without one, the first public GET (an
+    anonymous burst against a secured operation would only meet 401s)."""
+    if ctx.auth:
+        return probe_operation(ctx)
+    public = [op for op in operations(ctx) if not op.secured and op.method == "GET"]
+    return public[0] if public else probe_operation(ctx)
 
 
 async def main_burst(ctx: LiveContext) -> Burst:
     if "ratelimit.burst" not in ctx.memo:
-        op = probe_operation(ctx)
+        op = burst_operation(ctx)
         ctx.memo["ratelimit.burst"] = await burst(ctx, op, with_auth=bool(ctx.auth))
     result: Burst = ctx.memo["ratelimit.burst"]
     return result
+
+
+def refused_first(info: CheckInfo, found: Burst) -> Finding:
+    return skipped(
+        info,
+        f"{found.op.location} answered {found.refused} to the first request of the burst; "
+        "a burst needs a working credential (--auth) or a public operation",
+    )
 
 
 def burst_evidence(ctx: LiveContext, found: Burst, summary: str) -> Evidence:
@@ -195,6 +217,8 @@ async def check_enforced(ctx: LiveContext) -> list[Finding]:
     if not ctx.aggressive:
         return [skipped(ENFORCED, "needs --aggressive")]
     found = await main_burst(ctx)
+    if found.refused:
+        return [refused_first(ENFORCED, found)]
     if found.limited:
         return [passed(ENFORCED, f"429 after {found.sent} requests to {found.op.location}")]
     if found.last is not None:
@@ -263,6 +287,8 @@ async def check_headers(ctx: LiveContext) -> list[Finding]:
     if not ctx.aggressive:
         return [skipped(HEADERS, "needs --aggressive")]
     found = await main_burst(ctx)
+    if found.refused:
+        return [refused_first(HEADERS, found)]
     if found.last is None:
         return [skipped(HEADERS, "the burst met no 429 or 503 (see live.ratelimit-enforced)")]
     problems = ratelimit_problems(found.last)

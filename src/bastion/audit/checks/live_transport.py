@@ -224,13 +224,13 @@ async def check_tls_versions(ctx: LiveContext) -> list[Finding]:
     offers_12 = answer_12 is not None and answer_12[0] == TLS1_2
     offers_13 = await handshake_13(ctx)
     modern = [n for n, ok in (("TLS 1.2", offers_12), ("TLS 1.3", offers_13)) if ok]
-    if legacy or not modern:
-        message = (
-            f"the server accepts {' and '.join(e.location[4:] for e in legacy)}"
-            if legacy
-            else "the server offers neither TLS 1.2 nor TLS 1.3"
-        )
+    if legacy:
+        message = f"the server accepts {' and '.join(e.location[4:] for e in legacy)}"
         return [failed(TLS_VERSIONS, message, *legacy, offered=modern)]
+    if not modern:
+        message = "the server offers neither TLS 1.2 nor TLS 1.3"
+        evidence = Evidence(message, "tls modern", curl_tls(ctx, "--tlsv1.2"), "handshake refused")
+        return [failed(TLS_VERSIONS, message, evidence)]
     return [passed(TLS_VERSIONS, f"TLS 1.0 and 1.1 refused; {' and '.join(modern)} offered")]
 
 
@@ -321,8 +321,10 @@ async def check_tls_certificate(ctx: LiveContext) -> list[Finding]:
         return [not_https(TLS_CERTIFICATE)]
     try:
         der = await peer_certificate(ctx)
-    except (ssl.SSLError, ConnectionError, TimeoutError) as error:
-        return [failed(TLS_CERTIFICATE, f"no TLS handshake could fetch the certificate: {error}")]
+    except ssl.SSLError as error:
+        message = f"no TLS handshake could fetch the certificate: {error.reason or error}"
+        evidence = Evidence(message, "tls certificate", curl_tls(ctx), type(error).__name__)
+        return [failed(TLS_CERTIFICATE, message, evidence)]
     certificate = x509.load_der_x509_certificate(der)
     problems: list[str] = []
     verdict = await verification_error(ctx)
