@@ -151,7 +151,7 @@ async def test_expiry_fires_on_long_lived_and_never_expiring_tokens(
     api = await start_api()
     long = make_context(api.url, auth=bearer(api, lifetime=30 * 86400))
     finding = assert_fails(await check_expiry(long), "lives 720 hours")
-    assert "-H 'Authorization: Bearer ****'" in finding.evidence[0].curl
+    assert "-H 'Authorization: ****'" in finding.evidence[0].curl
     forever = hs256({"sub": "alice"}, b"\x8f" * 32)
     never = make_context(api.url, auth=[("Authorization", f"Bearer {forever}")])
     assert_fails(await check_expiry(never), "never expires")
