@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.audit.checks import live_support, live_tls_probe
+from bastion.audit.checks import live_jwt_forge, live_support, live_tls_probe
 from bastion.audit.model import Kind, Outcome, Registry
 from tests.audit.live.conftest import ALICE, MakeContext, StartAPI, only
 from tests.audit.live.test_gateway import live_registry
@@ -34,6 +34,7 @@ def test_helper_modules_register_nothing() -> None:
     registry = Registry()
     live_support.register(registry)
     live_tls_probe.register(registry)
+    live_jwt_forge.register(registry)
     assert len(registry) == 0
 
 
