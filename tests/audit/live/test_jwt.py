@@ -171,3 +171,16 @@ async def test_expiry_forges_an_expired_token_when_the_key_is_guessed(
         await check_expiry(make_context(strict.url, auth=bearer(strict), aggressive=True))
     )
     assert passed.message == "exp is carried and enforced (expired token: 401)"
+
+
+async def test_tampering_checks_skip_when_the_token_does_not_work(
+    start_api: StartAPI, make_context: MakeContext
+) -> None:
+    api = await start_api()
+    foreign = hs256({"sub": "alice", "exp": int(time.time()) + 60}, b"\x8f" * 32)
+    ctx = make_context(api.url, auth=[("Authorization", f"Bearer {foreign}")], aggressive=True)
+    finding = only(await check_alg_none(ctx))
+    assert finding.outcome is Outcome.SKIP
+    assert finding.message == "the --auth JWT was not accepted on GET /items (401)"
+    assert only(await check_signature(ctx)).outcome is Outcome.SKIP
+    assert ctx.used == 1  # the baseline is asked once for the family

@@ -55,7 +55,7 @@ AUTH_ENFORCED = CheckInfo(
         "Secured operations come from the OpenAPI document's security requirements, or are the "
         "target URL alone without a document."
     ),
-    references=("OWASP API2:2023", "ASVS 5.0 V8.3.1", "RFC 9110 §15.5.2"),
+    references=("OWASP API2:2023", "ASVS 5.0 V8.2.1", "RFC 9110 §15.5.2"),
 )
 
 CREDENTIAL_IN_QUERY = CheckInfo(
@@ -73,7 +73,7 @@ CREDENTIAL_IN_QUERY = CheckInfo(
         "credential accepted there leaks wherever the URL goes. RFC 9700 forbids access tokens "
         "in query parameters; API keys are no different."
     ),
-    references=("OWASP API2:2023", "RFC 9700 §2.5", "RFC 6750 §5.3", "ASVS 5.0 V8.3.3"),
+    references=("OWASP API2:2023", "ASVS 5.0 V14.2.1", "RFC 9700 §4.3.2", "RFC 6750 §5.3"),
 )
 
 WWW_AUTHENTICATE = CheckInfo(
@@ -153,7 +153,7 @@ async def check_auth_enforced(ctx: LiveContext) -> list[Finding]:
                 )
             )
             break  # one piece of evidence per operation is enough
-    ctx.memo["auth.unauthorized"] = unauthorized
+    ctx.memo["live_auth.unauthorized"] = unauthorized
     note = f" ({held_back} DELETE operations need --aggressive)" if held_back else ""
     if bad:
         return [
@@ -228,8 +228,10 @@ async def check_credential_in_query(ctx: LiveContext) -> list[Finding]:
 
 @guarded(WWW_AUTHENTICATE)
 async def check_www_authenticate(ctx: LiveContext) -> list[Finding]:
-    answers: list[tuple[Operation, Probe, httpx.Response]] = ctx.memo.get("auth.unauthorized", [])
-    if "auth.unauthorized" not in ctx.memo:
+    answers: list[tuple[Operation, Probe, httpx.Response]] = ctx.memo.get(
+        "live_auth.unauthorized", []
+    )
+    if "live_auth.unauthorized" not in ctx.memo:
         op = probe_operation(ctx)
         for probe in probes(ctx)[:2]:
             response = await ctx.request(op.method, op.path, headers=probe.headers)

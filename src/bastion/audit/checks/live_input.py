@@ -66,7 +66,7 @@ SCHEMA = CheckInfo(
         "passes unchecked data to code that assumed the contract, and a 5xx on bad input is a "
         "crash an attacker can repeat at will (and often a stack trace)."
     ),
-    references=("ASVS 5.0 V2.2.1", "ASVS 5.0 V4.1.1", "OWASP API8:2023", "OWASP API4:2023"),
+    references=("ASVS 5.0 V2.2.1", "ASVS 5.0 V2.2.2", "OWASP API8:2023", "OWASP API4:2023"),
 )
 
 UNDECLARED = CheckInfo(

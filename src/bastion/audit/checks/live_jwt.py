@@ -173,14 +173,12 @@ async def prepare(
         return skipped(info, "needs a working JWT in an --auth header")
     op = probe_operation(ctx)
     if aggressive:
-        if "jwt.baseline" not in ctx.memo:
+        if "live_jwt.baseline" not in ctx.memo:
             response = await ctx.request(op.method, op.path, headers=token.sent(token.raw))
-            ctx.memo["jwt.baseline"] = response.status_code
-        if not 200 <= ctx.memo["jwt.baseline"] < 300:
-            return skipped(
-                info,
-                f"the --auth JWT was not accepted on {op.location} ({ctx.memo['jwt.baseline']})",
-            )
+            ctx.memo["live_jwt.baseline"] = response.status_code
+        status: int = ctx.memo["live_jwt.baseline"]
+        if not 200 <= status < 300:
+            return skipped(info, f"the --auth JWT was not accepted on {op.location} ({status})")
     return token, op
 
 

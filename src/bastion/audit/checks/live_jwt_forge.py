@@ -79,9 +79,11 @@ def sign_hs(header: Mapping[str, Any], claims: Mapping[str, Any] | str, key: byt
 
 
 def attacker_key(ctx: LiveContext) -> rsa.RSAPrivateKey:
-    if "jwt.attacker" not in ctx.memo:
-        ctx.memo["jwt.attacker"] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key: rsa.RSAPrivateKey = ctx.memo["jwt.attacker"]
+    if "live_jwt.attacker" not in ctx.memo:
+        ctx.memo["live_jwt.attacker"] = rsa.generate_private_key(
+            public_exponent=65537, key_size=2048
+        )
+    key: rsa.RSAPrivateKey = ctx.memo["live_jwt.attacker"]
     return key
 
 

@@ -183,10 +183,10 @@ def burst_operation(ctx: LiveContext) -> Operation:
 
 
 async def main_burst(ctx: LiveContext) -> Burst:
-    if "ratelimit.burst" not in ctx.memo:
+    if "live_ratelimit.burst" not in ctx.memo:
         op = burst_operation(ctx)
-        ctx.memo["ratelimit.burst"] = await burst(ctx, op, with_auth=bool(ctx.auth))
-    result: Burst = ctx.memo["ratelimit.burst"]
+        ctx.memo["live_ratelimit.burst"] = await burst(ctx, op, with_auth=bool(ctx.auth))
+    result: Burst = ctx.memo["live_ratelimit.burst"]
     return result
 
 
@@ -361,7 +361,7 @@ async def check_spoofing(ctx: LiveContext) -> list[Finding]:
                 with_auth=with_auth, show=("retry-after", "ratelimit"),
             )  # fmt: skip
             return [failed(SPOOFING, summary, evidence)]
-        ctx.memo.pop("ratelimit.burst", None)  # the window turned in between: measure again
+        ctx.memo.pop("live_ratelimit.burst", None)  # the window turned in between: measure again
     return [skipped(SPOOFING, "the limit window turned too fast to tell")]
 
 

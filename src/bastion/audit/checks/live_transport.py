@@ -102,9 +102,9 @@ TLS_CERTIFICATE = CheckInfo(
     severity=Severity.HIGH,
     kind=Kind.LIVE,
     criterion=(
-        "The certificate verifies against the trust store (or --ca-file), matches the host "
-        "name, has an RSA key of at least 2048 bits or an EC key of at least 256 bits, and is "
-        f"valid for at least {EXPIRY_WARNING_DAYS} more days."
+        "The certificate verifies against the trust store (or the operator's CA file), matches "
+        "the host name, has an RSA key of at least 2048 bits or an EC key of at least 256 bits, "
+        f"and is valid for at least {EXPIRY_WARNING_DAYS} more days."
     ),
     rationale=(
         "Clients that must skip verification to talk to an API can be intercepted by anyone on "
@@ -147,8 +147,8 @@ PLAIN_HTTP = CheckInfo(
         "An API client that follows a redirect has already sent its credential in clear, so "
         "an API should refuse plain HTTP outright and let the client fail loudly; a browser "
         "needs the permanent redirect to reach HTTPS the first time. Plain HTTP is tried on "
-        "port 80 of the target's host (or --plain-http-url); the working credential is never "
-        "sent there."
+        "port 80 of the target's host (or the plain-HTTP URL the operator names); the working "
+        "credential is never sent there."
     ),
     references=("ASVS 5.0 V12.2.1", "RFC 9110 §15.4.9", "OWASP REST Security Cheat Sheet"),
 )
