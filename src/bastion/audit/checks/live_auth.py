@@ -119,7 +119,8 @@ def probes(ctx: LiveContext) -> list[Probe]:
 
 
 def probed(ctx: LiveContext, ops: Sequence[Operation]) -> tuple[list[Operation], int]:
-    secured = [op for op in ops if op.secured]
+    # OPTIONS is left out: a CORS preflight never carries credentials, so it must be answered
+    secured = [op for op in ops if op.secured and op.method != "OPTIONS"]
     if ctx.aggressive:
         return secured, 0
     kept = [op for op in secured if op.method != "DELETE"]

@@ -159,7 +159,9 @@ class Verdict:
 
     @property
     def accepted(self) -> bool:
-        return self.response.status_code < 400 or self.response.status_code >= 500
+        """Served (2xx) or crashed on (5xx); a 3xx (to a login page) or 4xx is a refusal."""
+        status = self.response.status_code
+        return 200 <= status < 300 or status >= 500
 
 
 async def prepare(

@@ -191,11 +191,13 @@ def json_body_schema(document: Any, spec: Mapping[str, Any]) -> Mapping[str, Any
 
 
 def probe_operation(ctx: LiveContext, *, write: bool = False) -> Operation:
-    """The operation a check that needs only one uses: the first secured ``GET`` (or the first
-    secured operation, or the first operation)."""
+    """The operation a check that needs only one uses: the first secured ``GET``, one without
+    path parameters first (or the first secured operation, or the first operation)."""
     ops = operations(ctx)
     wanted = [op for op in ops if op.secured and (write or op.method == "GET")]
-    return (wanted or [op for op in ops if op.secured] or ops)[0]
+    # a path without parameters is served whatever the data (no made-up id to miss)
+    plain = [op for op in wanted if "{" not in op.template]
+    return (plain or wanted or [op for op in ops if op.secured] or ops)[0]
 
 
 # -- credentials -------------------------------------------------------------------------------
@@ -259,9 +261,11 @@ def excerpt(ctx: LiveContext, response: httpx.Response, *, headers: Sequence[str
     for name, value in response.headers.multi_items():
         if not wanted or name.lower() in wanted:
             lines.append(f"{name}: {value}")
-    body = response.text[:EXCERPT] if response.content else ""
+    head = response.content[: EXCERPT * 4].decode(response.encoding or "utf-8", "replace")
+    body = head[:EXCERPT]
     if body:
-        lines += ["", body + ("…" if len(response.text) > EXCERPT else "")]
+        cut = len(response.content) > len(body.encode(response.encoding or "utf-8", "replace"))
+        lines += ["", body + ("…" if cut else "")]
     return ctx.mask("\n".join(lines), ctx.secrets)
 
 
