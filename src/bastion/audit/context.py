@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +41,9 @@ class LiveContext:
     # A second identity's ``--auth`` headers, for the per-credential rate-limit isolation check
     # (skipped without it). Secrets, like ``auth``.
     other_auth: Sequence[tuple[str, str]] = ()
-    # A PEM bundle the target's certificate should chain to (a private CA); None: the system store.
-    ca_file: str | None = None
+    # How the target's certificate is verified, as for the HTTP client (``--ca``): True for the
+    # system store, or a context trusting a private CA.
+    verify: bool | ssl.SSLContext = True
     # Where plain HTTP is tried; None: the target's host on port 80.
     plain_http_url: str | None = None
     # What one check learned that a sibling check reuses (one burst serves several rate-limit

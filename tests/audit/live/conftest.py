@@ -96,7 +96,7 @@ async def make_context(ca_file: str) -> AsyncIterator[MakeContext]:
             auth=list(auth),
             document=document() if openapi == "weak" else openapi,
             aggressive=aggressive,
-            ca_file=settings.pop("ca_file", ca_file),
+            verify=settings.pop("verify", verify),
             **settings,
         )
 

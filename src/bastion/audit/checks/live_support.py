@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from bastion.audit.context import BudgetExhausted, LiveContext
+from bastion.audit.context import LiveContext
 from bastion.audit.model import CheckInfo, Evidence, Finding, Outcome, Registry
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -300,16 +300,15 @@ Check = Callable[[LiveContext], Awaitable[list[Finding]]]
 
 
 def guarded(info: CheckInfo) -> Callable[[Check], Check]:
-    """A check that ran out of budget or lost the target reports ``error`` with the reason,
-    never a traceback; a finding about the target never hides behind a crash of the audit."""
+    """A check that lost the target reports ``error`` with the reason, never a traceback.
+    :class:`~bastion.audit.context.BudgetExhausted` goes on up: the runner reports the check
+    that ran out and skips the ones after it."""
 
     def wrap(check: Check) -> Check:
         @functools.wraps(check)
         async def run(ctx: LiveContext) -> list[Finding]:
             try:
                 return await check(ctx)
-            except BudgetExhausted as error:
-                return [errored(info, f"{error}; the check stopped before it could conclude")]
             except (httpx.TransportError, OSError, TimeoutError) as error:
                 kind = type(error).__name__
                 return [errored(info, f"the target could not be reached ({kind}): {error}")]

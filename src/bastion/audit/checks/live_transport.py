@@ -3,7 +3,7 @@ HSTS on every response, and what plain HTTP gets.
 
 Versions and suites are asked with raw ClientHellos (see ``live_tls_probe``: what the server
 accepts, independent of what the local OpenSSL would offer); the certificate is read and
-verified with Python's ``ssl`` (the platform's verifier, or ``ca_file`` for a private CA). A
+verified with Python's ``ssl`` (the platform's store, or the operator's ``--ca`` context). A
 target given as ``http://`` skips the TLS checks and fails ``live.plain-http`` instead.
 """
 
@@ -102,7 +102,7 @@ TLS_CERTIFICATE = CheckInfo(
     severity=Severity.HIGH,
     kind=Kind.LIVE,
     criterion=(
-        "The certificate verifies against the trust store (or the operator's CA file), matches "
+        "The certificate verifies against the trust store (or the CA given with --ca), matches "
         "the host name, has an RSA key of at least 2048 bits or an EC key of at least 256 bits, "
         f"and is valid for at least {EXPIRY_WARNING_DAYS} more days."
     ),
@@ -290,10 +290,10 @@ async def peer_certificate(ctx: LiveContext) -> bytes:
 
 
 async def verification_error(ctx: LiveContext) -> str | None:
-    """What the platform verifier (or the operator's CA file) says is wrong, or None."""
+    """What the platform verifier (or the ``--ca`` context) says is wrong, or None."""
     await ctx.spend()
     host, port, _ = target(ctx)
-    context = ssl.create_default_context(cafile=ctx.ca_file)
+    context = ctx.verify if isinstance(ctx.verify, ssl.SSLContext) else ssl.create_default_context()
     try:
         _, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=context, server_hostname=host), TIMEOUT
@@ -345,7 +345,7 @@ async def check_tls_certificate(ctx: LiveContext) -> list[Finding]:
         evidence = Evidence(
             summary="; ".join(problems),
             location="tls certificate",
-            curl=curl_tls(ctx) + (f" --cacert {shlex.quote(ctx.ca_file)}" if ctx.ca_file else ""),
+            curl=curl_tls(ctx),
             response=described,
         )
         return [failed(TLS_CERTIFICATE, "; ".join(problems), evidence)]
