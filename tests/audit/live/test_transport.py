@@ -57,8 +57,8 @@ async def test_tls_versions_pass_on_a_tls12_and_13_server(
     endpoint = await tls_endpoint(leaf)
     ctx = make_context(endpoint.url)
     finding = assert_passes(await check_tls_versions(ctx))
-    assert finding.message == "TLS 1.0 and 1.1 refused; TLS 1.2 and TLS 1.3 offered"
-    assert ctx.used == 4  # three ClientHellos and a TLS 1.3 handshake, each counted
+    assert finding.message == "SSL 3.0, TLS 1.0 and 1.1 refused; TLS 1.2 and TLS 1.3 offered"
+    assert ctx.used == 5  # four ClientHellos and a TLS 1.3 handshake, each counted
 
 
 async def test_tls_versions_fire_on_a_server_that_speaks_tls10(

@@ -21,9 +21,15 @@ from dataclasses import dataclass
 
 from bastion.audit.model import Registry
 
-TLS1_0, TLS1_1, TLS1_2 = 0x0301, 0x0302, 0x0303
-VERSION_NAMES = {0x0300: "SSL 3.0", TLS1_0: "TLS 1.0", TLS1_1: "TLS 1.1", TLS1_2: "TLS 1.2"}
-CURL_FLAGS = {TLS1_0: "--tlsv1.0", TLS1_1: "--tlsv1.1", TLS1_2: "--tlsv1.2"}
+SSL3, TLS1_0, TLS1_1, TLS1_2 = 0x0300, 0x0301, 0x0302, 0x0303
+VERSION_NAMES = {SSL3: "SSL 3.0", TLS1_0: "TLS 1.0", TLS1_1: "TLS 1.1", TLS1_2: "TLS 1.2"}
+# how to replay an offer with curl (built against an OpenSSL that still has the version)
+CURL_FLAGS = {
+    SSL3: ("--sslv3",),
+    TLS1_0: ("--tlsv1.0", "--tls-max", "1.0"),
+    TLS1_1: ("--tlsv1.1", "--tls-max", "1.1"),
+    TLS1_2: ("--tlsv1.2", "--tls-max", "1.2"),
+}
 TIMEOUT = 5.0
 
 

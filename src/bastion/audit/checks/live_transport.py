@@ -26,6 +26,7 @@ from bastion.audit.checks.live_tls_probe import (
     BY_CODE,
     CURL_FLAGS,
     OUTSIDE,
+    SSL3,
     TIMEOUT,
     TLS1_0,
     TLS1_1,
@@ -53,22 +54,24 @@ EXPIRY_WARNING_DAYS = 14
 
 TLS_VERSIONS = CheckInfo(
     id="live.tls-versions",
-    title="TLS 1.0 and 1.1 refused, TLS 1.2 or 1.3 offered",
+    title="SSL 3.0, TLS 1.0 and 1.1 refused, TLS 1.2 or 1.3 offered",
     practice=Practice.ENCRYPTION,
     severity=Severity.HIGH,
     kind=Kind.LIVE,
     criterion=(
-        "A ClientHello offering at most TLS 1.0 or TLS 1.1 is refused, and a TLS 1.2 or TLS 1.3 "
-        "handshake succeeds."
+        "A ClientHello offering at most SSL 3.0, TLS 1.0 or TLS 1.1 is refused, and a TLS 1.2 "
+        "or TLS 1.3 handshake succeeds."
     ),
     rationale=(
-        "TLS 1.0 and 1.1 are deprecated (RFC 8996): their CBC constructions and SHA-1/MD5 "
-        "handshake signatures are broken, and a server that still accepts them lets an "
-        "attacker force old clients onto them. Versions are asked with raw ClientHellos, so the "
-        "answer is the server's, whatever the auditing machine's OpenSSL could offer."
+        "SSL 3.0 is broken (POODLE) and TLS 1.0 and 1.1 are deprecated: their CBC "
+        "constructions and SHA-1/MD5 handshake signatures are weak, and a server that still "
+        "accepts them lets an attacker force old clients onto them. Versions are asked with raw "
+        "ClientHellos, so the answer is the server's, whatever the auditing machine's OpenSSL "
+        "could offer."
     ),
     references=(
         "RFC 8996",
+        "RFC 7568",
         "Mozilla Server Side TLS 5.8 (intermediate)",
         "ASVS 5.0 V12.1.1",
         "OWASP API8:2023",
@@ -208,7 +211,7 @@ async def check_tls_versions(ctx: LiveContext) -> list[Finding]:
         return [not_https(TLS_VERSIONS)]
     every = [s.code for s in ALL_SUITES]
     legacy: list[Evidence] = []
-    for version in (TLS1_0, TLS1_1):
+    for version in (SSL3, TLS1_0, TLS1_1):
         answer = await hello(ctx, version, every)
         if answer is not None and answer[0] == version:
             name = VERSION_NAMES[version]
@@ -216,7 +219,7 @@ async def check_tls_versions(ctx: LiveContext) -> list[Finding]:
                 Evidence(
                     summary=f"{name} accepted (suite {BY_CODE[answer[1]].iana})",
                     location=f"tls {name}",
-                    curl=curl_tls(ctx, CURL_FLAGS[version], "--tls-max", name.split()[1]),
+                    curl=curl_tls(ctx, *CURL_FLAGS[version]),
                     response=f"ServerHello {name}, {BY_CODE[answer[1]].openssl}",
                 )
             )
@@ -229,9 +232,11 @@ async def check_tls_versions(ctx: LiveContext) -> list[Finding]:
         return [failed(TLS_VERSIONS, message, *legacy, offered=modern)]
     if not modern:
         message = "the server offers neither TLS 1.2 nor TLS 1.3"
-        evidence = Evidence(message, "tls modern", curl_tls(ctx, "--tlsv1.2"), "handshake refused")
+        evidence = Evidence(message, "tls modern", curl_tls(ctx, *CURL_FLAGS[TLS1_2]), "refused")
         return [failed(TLS_VERSIONS, message, evidence)]
-    return [passed(TLS_VERSIONS, f"TLS 1.0 and 1.1 refused; {' and '.join(modern)} offered")]
+    return [
+        passed(TLS_VERSIONS, f"SSL 3.0, TLS 1.0 and 1.1 refused; {' and '.join(modern)} offered")
+    ]
 
 
 @guarded(TLS_CIPHERS)
