@@ -8,6 +8,7 @@ again with a fast control request in between, and only slow-fast-slow counts.
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from collections.abc import Mapping
@@ -242,21 +243,46 @@ async def check_schema(ctx: LiveContext) -> list[Finding]:
         targets = [(op, probes) for op, probes in targets if probes][:MAX_OPS]
     if not targets:
         return [skipped(SCHEMA, "the document declares no bodies or typed query parameters")]
+    created: list[str] = []
     for op, probes in targets:
         for probe in probes:
             response = await send(ctx, probe)
             sent += 1
             status = response.status_code
+            created += creations(response)
             if 400 <= status < 500 or (not ctx.document and status < 500):
                 continue
             verdict = "crashed the handler" if status >= 500 else "was accepted"
             summary = f"{probe.label} {verdict}: {status}"
             bad.append(evidence(ctx, probe, op, summary, response))
+    await clean_up(ctx, created)
     if bad:
         return [
             failed(SCHEMA, f"{len(bad)} of {sent} invalid inputs were not refused with 4xx", *bad)
         ]
     return [passed(SCHEMA, f"{sent} invalid inputs on {len(targets)} operations refused with 4xx")]
+
+
+def creations(response: httpx.Response) -> list[str]:
+    """The resource a 2xx answer says it created (its Location, when a path on this host)."""
+    location = response.headers.get("location", "")
+    ok = 200 <= response.status_code < 300 and location.startswith("/")
+    return [location] if ok and not location.startswith("//") else []
+
+
+def template_matches(template: str, path: str) -> bool:
+    parts = re.split(r"\{[^}/]+\}", template)
+    return re.fullmatch("[^/]+".join(re.escape(part) for part in parts), path) is not None
+
+
+async def clean_up(ctx: LiveContext, locations: list[str]) -> None:
+    """Delete what the probes created, where the document declares a DELETE for it: an
+    intrusive audit of a staging API should leave it as it found it."""
+    deletes = [op.template for op in operations(ctx) if op.method == "DELETE"]
+    for location in dict.fromkeys(locations):
+        path = location.split("?", 1)[0]
+        if any(template_matches(template, path) for template in deletes):
+            await ctx.request("DELETE", path, with_auth=True)
 
 
 def echoes(text: str) -> bool:
@@ -279,6 +305,7 @@ async def check_undeclared(ctx: LiveContext) -> list[Finding]:
     if not targets:
         return [skipped(UNDECLARED, "the document declares no JSON object bodies")]
     bad: list[Evidence] = []
+    created: list[str] = []
     for op, schema in targets[:MAX_OPS]:
         valid = sample(ctx.document, schema)
         body = orjson.dumps({**(valid if isinstance(valid, dict) else {}), PROBE_NAME: PROBE_VALUE})
@@ -286,17 +313,18 @@ async def check_undeclared(ctx: LiveContext) -> list[Finding]:
         response = await send(ctx, probe)
         if not 200 <= response.status_code < 300:
             continue
+        created += creations(response)
         if echoes(response.text):
             bad.append(
                 evidence(ctx, probe, op, f"{PROBE_NAME} was kept: the answer shows it", response)
             )
             continue
-        location = response.headers.get("location")
-        if location and location.startswith("/"):
-            created = await ctx.request("GET", location, with_auth=True)
-            if echoes(created.text):
+        for location in creations(response):
+            stored = await ctx.request("GET", location, with_auth=True)
+            if echoes(stored.text):
                 summary = f"{PROBE_NAME} was stored: GET {location} shows it"
-                bad.append(evidence(ctx, probe, op, summary, created))
+                bad.append(evidence(ctx, probe, op, summary, stored))
+    await clean_up(ctx, created)
     if bad:
         return [failed(UNDECLARED, f"{len(bad)} operations keep undeclared properties", *bad)]
     return [
