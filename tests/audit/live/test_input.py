@@ -28,7 +28,11 @@ async def test_schema_passes_when_every_violation_is_refused(
     finding = assert_passes(
         await check_schema(make_context(api.url, auth=[ALICE], aggressive=True))
     )
-    assert finding.message == "18 invalid inputs on 3 operations refused with 4xx"
+    # the login endpoint's own limit (5 attempts) cuts its probing short, which is said
+    assert finding.message == (
+        "16 invalid inputs on 3 operations refused with 4xx "
+        "(1 rate-limited before probed fully: POST /login)"
+    )
 
 
 async def test_schema_fires_when_invalid_input_is_accepted(
@@ -127,3 +131,18 @@ async def test_injection_ignores_a_delay_that_does_not_repeat(
     api = await start_api("slow-once")
     assert_passes(await check_injection(make_context(api.url, auth=[ALICE], aggressive=True)))
     assert api.api._hiccup
+
+
+async def test_a_rate_limit_met_on_the_way_makes_the_check_inconclusive(
+    start_api: StartAPI, make_context: MakeContext
+) -> None:
+    """A 429 is not a refusal by validation: counted as one, the check would pass an API whose
+    validation it never reached. A long Retry-After (60 s here) is not waited out, and an
+    operation cut short is named; when none could be probed the check is an error."""
+    api = await start_api(limit=2, login_limit=2)
+    finding = only(await check_schema(make_context(api.url, auth=[ALICE], aggressive=True)))
+    assert finding.outcome is Outcome.ERROR
+    assert finding.message == (
+        "no operation could be probed (3 rate-limited before probed fully: "
+        "GET /items, POST /items, POST /login)"
+    )

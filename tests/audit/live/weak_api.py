@@ -158,7 +158,7 @@ class WeakAPI:
     weak: frozenset[str]
     dsn: str
     schema: str
-    limit: int = 30
+    limit: int = 1000  # requests per identity per window; the rate-limit tests set a small one
     login_limit: int = 5
     signing: rsa.RSAPrivateKey = field(default_factory=lambda: signing_key())
     kid: str = "weak-1"

@@ -22,6 +22,7 @@ from bastion.audit.checks.live_support import (
     operations,
     probe_operation,
     seen,
+    unthrottled,
 )
 from bastion.audit.context import LiveContext
 from bastion.audit.model import (
@@ -175,7 +176,7 @@ async def check_auth_enforced(ctx: LiveContext) -> list[Finding]:
 
 
 async def baseline(ctx: LiveContext, op: Operation) -> httpx.Response:
-    return await ctx.request(op.method, op.path, with_auth=True)
+    return await unthrottled(ctx, op.method, op.path, with_auth=True)
 
 
 @guarded(CREDENTIAL_IN_QUERY)
@@ -198,7 +199,7 @@ async def check_credential_in_query(ctx: LiveContext) -> list[Finding]:
         secret = credential_value(value)
         for name in dict.fromkeys((header.lower(), *QUERY_NAMES)):
             tried += 1
-            response = await ctx.request(op.method, op.path, params={name: secret})
+            response = await unthrottled(ctx, op.method, op.path, params={name: secret})
             if 200 <= response.status_code < 300:
                 accepted.append(
                     seen(

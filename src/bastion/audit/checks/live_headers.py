@@ -19,6 +19,7 @@ from bastion.audit.checks.live_support import (
     operations,
     probe_operation,
     seen,
+    unthrottled,
 )
 from bastion.audit.context import LiveContext
 from bastion.audit.model import (
@@ -244,8 +245,8 @@ async def check_error_bodies(ctx: LiveContext) -> list[Finding]:
     bad: list[Evidence] = []
     for method, path, body, with_auth in requests:
         headers = (("Content-Type", "application/json"),) if body is not None else ()
-        response = await ctx.request(
-            method, path, headers=headers, content=body, with_auth=with_auth
+        response = await unthrottled(
+            ctx, method, path, headers=headers, content=body, with_auth=with_auth
         )
         found = leaks(response.text) if response.status_code >= 400 else []
         if found:

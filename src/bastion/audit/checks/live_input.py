@@ -20,7 +20,9 @@ import orjson
 
 from bastion.audit.checks.live_support import (
     Operation,
+    Throttled,
     database_error,
+    errored,
     guarded,
     json_body_schema,
     operations,
@@ -29,6 +31,7 @@ from bastion.audit.checks.live_support import (
     sample,
     schema_type,
     seen,
+    unthrottled,
 )
 from bastion.audit.context import LiveContext
 from bastion.audit.model import (
@@ -132,7 +135,8 @@ class Sent:
 
 
 async def send(ctx: LiveContext, sent: Sent) -> httpx.Response:
-    return await ctx.request(
+    return await unthrottled(
+        ctx,
         sent.method,
         sent.path,
         headers=sent.headers(),
@@ -244,23 +248,38 @@ async def check_schema(ctx: LiveContext) -> list[Finding]:
     if not targets:
         return [skipped(SCHEMA, "the document declares no bodies or typed query parameters")]
     created: list[str] = []
+    throttled: list[str] = []
     for op, probes in targets:
-        for probe in probes:
-            response = await send(ctx, probe)
-            sent += 1
-            status = response.status_code
-            created += creations(response)
-            if 400 <= status < 500 or (not ctx.document and status < 500):
-                continue
-            verdict = "crashed the handler" if status >= 500 else "was accepted"
-            summary = f"{probe.label} {verdict}: {status}"
-            bad.append(evidence(ctx, probe, op, summary, response))
+        try:
+            for probe in probes:
+                response = await send(ctx, probe)
+                sent += 1
+                status = response.status_code
+                created += creations(response)
+                if 400 <= status < 500 or (not ctx.document and status < 500):
+                    continue
+                verdict = "crashed the handler" if status >= 500 else "was accepted"
+                summary = f"{probe.label} {verdict}: {status}"
+                bad.append(evidence(ctx, probe, op, summary, response))
+        except Throttled:
+            throttled.append(op.location)
     await clean_up(ctx, created)
+    note = throttled_note(throttled)
     if bad:
-        return [
-            failed(SCHEMA, f"{len(bad)} of {sent} invalid inputs were not refused with 4xx", *bad)
-        ]
-    return [passed(SCHEMA, f"{sent} invalid inputs on {len(targets)} operations refused with 4xx")]
+        message = f"{len(bad)} of {sent} invalid inputs were not refused with 4xx{note}"
+        return [failed(SCHEMA, message, *bad)]
+    if len(throttled) == len(targets):
+        return [errored(SCHEMA, f"no operation could be probed{note}")]
+    return [
+        passed(SCHEMA, f"{sent} invalid inputs on {len(targets)} operations refused with 4xx{note}")
+    ]
+
+
+def throttled_note(locations: list[str]) -> str:
+    """Operations whose probing a rate limit (429) cut short: they prove nothing either way."""
+    if not locations:
+        return ""
+    return f" ({len(locations)} rate-limited before probed fully: {', '.join(locations)})"
 
 
 def creations(response: httpx.Response) -> list[str]:
@@ -306,30 +325,45 @@ async def check_undeclared(ctx: LiveContext) -> list[Finding]:
         return [skipped(UNDECLARED, "the document declares no JSON object bodies")]
     bad: list[Evidence] = []
     created: list[str] = []
+    throttled: list[str] = []
     for op, schema in targets[:MAX_OPS]:
-        valid = sample(ctx.document, schema)
-        body = orjson.dumps({**(valid if isinstance(valid, dict) else {}), PROBE_NAME: PROBE_VALUE})
-        probe = Sent(op.method, op.path, required_query(ctx, op), body, f"body with {PROBE_NAME}")
-        response = await send(ctx, probe)
-        if not 200 <= response.status_code < 300:
+        try:
+            found, made = await undeclared_kept(ctx, op, schema)
+        except Throttled:
+            throttled.append(op.location)
             continue
-        created += creations(response)
-        if echoes(response.text):
-            bad.append(
-                evidence(ctx, probe, op, f"{PROBE_NAME} was kept: the answer shows it", response)
-            )
-            continue
-        for location in creations(response):
-            stored = await ctx.request("GET", location, with_auth=True)
-            if echoes(stored.text):
-                summary = f"{PROBE_NAME} was stored: GET {location} shows it"
-                bad.append(evidence(ctx, probe, op, summary, stored))
+        created += made
+        bad += found
     await clean_up(ctx, created)
+    note = throttled_note(throttled)
     if bad:
-        return [failed(UNDECLARED, f"{len(bad)} operations keep undeclared properties", *bad)]
-    return [
-        passed(UNDECLARED, f"{len(targets[:MAX_OPS])} operations refused or dropped {PROBE_NAME}")
-    ]
+        return [failed(UNDECLARED, f"{len(bad)} operations keep undeclared properties{note}", *bad)]
+    if len(throttled) == len(targets[:MAX_OPS]):
+        return [errored(UNDECLARED, f"no operation could be probed{note}")]
+    count = len(targets[:MAX_OPS]) - len(throttled)
+    return [passed(UNDECLARED, f"{count} operations refused or dropped {PROBE_NAME}{note}")]
+
+
+async def undeclared_kept(
+    ctx: LiveContext, op: Operation, schema: Mapping[str, Any]
+) -> tuple[list[Evidence], list[str]]:
+    """Evidence that ``op`` kept the probe property, and what it created."""
+    valid = sample(ctx.document, schema)
+    body = orjson.dumps({**(valid if isinstance(valid, dict) else {}), PROBE_NAME: PROBE_VALUE})
+    probe = Sent(op.method, op.path, required_query(ctx, op), body, f"body with {PROBE_NAME}")
+    response = await send(ctx, probe)
+    created = creations(response)
+    if not 200 <= response.status_code < 300:
+        return [], created
+    if echoes(response.text):
+        summary = f"{PROBE_NAME} was kept: the answer shows it"
+        return [evidence(ctx, probe, op, summary, response)], created
+    for location in created:
+        stored = await unthrottled(ctx, "GET", location, with_auth=True)
+        if echoes(stored.text):
+            summary = f"{PROBE_NAME} was stored: GET {location} shows it"
+            return [evidence(ctx, probe, op, summary, stored)], created
+    return [], created
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,14 +456,26 @@ async def check_injection(ctx: LiveContext) -> list[Finding]:
     if not targets:
         return [skipped(INJECTION, "the document declares no string inputs")]
     bad: list[Evidence] = []
+    throttled: list[str] = []
     for target in targets:
-        found = await error_based(ctx, target) or await time_based(ctx, target)
+        try:
+            found = await error_based(ctx, target) or await time_based(ctx, target)
+        except Throttled:
+            throttled.append(f"{target.op.location} {target.label}")
+            continue
         if found is not None:
             bad.append(found)
+    note = throttled_note(throttled)
     if bad:
-        return [failed(INJECTION, f"{len(bad)} inputs reach a database query as code", *bad)]
-    names = ", ".join(f"{t.op.location} {t.label}" for t in targets)
-    return [passed(INJECTION, f"no database error or delay from {names}")]
+        return [failed(INJECTION, f"{len(bad)} inputs reach a database query as code{note}", *bad)]
+    if len(throttled) == len(targets):
+        return [errored(INJECTION, f"no input could be probed{note}")]
+    names = ", ".join(
+        f"{t.op.location} {t.label}"
+        for t in targets
+        if f"{t.op.location} {t.label}" not in throttled
+    )
+    return [passed(INJECTION, f"no database error or delay from {names}{note}")]
 
 
 def register(registry: Registry) -> None:

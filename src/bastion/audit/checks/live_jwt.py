@@ -38,6 +38,7 @@ from bastion.audit.checks.live_support import (
     guarded,
     probe_operation,
     seen,
+    unthrottled,
 )
 from bastion.audit.context import LiveContext
 from bastion.audit.model import (
@@ -176,7 +177,7 @@ async def prepare(
     op = probe_operation(ctx)
     if aggressive:
         if "live_jwt.baseline" not in ctx.memo:
-            response = await ctx.request(op.method, op.path, headers=token.sent(token.raw))
+            response = await unthrottled(ctx, op.method, op.path, headers=token.sent(token.raw))
             ctx.memo["live_jwt.baseline"] = response.status_code
         status: int = ctx.memo["live_jwt.baseline"]
         if not 200 <= status < 300:
@@ -189,7 +190,7 @@ async def try_tokens(
 ) -> list[Verdict]:
     verdicts = []
     for label, forged in variants:
-        response = await ctx.request(op.method, op.path, headers=token.sent(forged))
+        response = await unthrottled(ctx, op.method, op.path, headers=token.sent(forged))
         verdicts.append(Verdict(label, forged, response))
     return verdicts
 
@@ -394,7 +395,7 @@ async def check_expiry(ctx: LiveContext) -> list[Finding]:
     expired = sign_hs(
         token.header, {**token.claims, "iat": now - 7200, "exp": now - 3600}, secret.encode()
     )
-    response = await ctx.request(op.method, op.path, headers=token.sent(expired))
+    response = await unthrottled(ctx, op.method, op.path, headers=token.sent(expired))
     if 200 <= response.status_code < 300:
         evidence = seen(
             ctx, "a token expired an hour ago was accepted", response, op.method, op.path,

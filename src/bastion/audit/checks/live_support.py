@@ -7,6 +7,7 @@ Nothing here sends a request by itself; the families decide what to send.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import re
@@ -296,6 +297,45 @@ def errored(info: CheckInfo, message: str) -> Finding:
     return Finding(info, Outcome.ERROR, message)
 
 
+# -- rate limits met by checks that are not about rate limits -----------------------------------
+
+MAX_WAIT = 5.0  # seconds a check waits out a Retry-After before giving up
+
+
+class Throttled(Exception):
+    """The target answered 429 where a check needed the real answer: a refusal by the rate
+    limiter proves nothing about authentication or validation, so the check cannot conclude."""
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    return float(value) if value.isdigit() else None
+
+
+async def unthrottled(
+    ctx: LiveContext,
+    method: str,
+    path: str,
+    **options: Any,
+) -> httpx.Response:
+    """:meth:`LiveContext.request`, but a 429 is waited out once (a Retry-After of at most
+    :data:`MAX_WAIT` seconds) and otherwise raises :class:`Throttled`: counted as a refusal, it
+    would make an input or token check pass that never reached the code it tests."""
+    response = await ctx.request(method, path, **options)
+    if response.status_code != 429:
+        return response
+    wait = retry_after_seconds(response)
+    if wait is not None and wait <= MAX_WAIT:
+        await asyncio.sleep(wait)
+        response = await ctx.request(method, path, **options)
+        if response.status_code != 429:
+            return response
+    raise Throttled(
+        f"{method} {path} was answered 429: the target rate-limited the audit before the check "
+        "could conclude (raise the limit for the audit's credential, or use --pacing)"
+    )
+
+
 Check = Callable[[LiveContext], Awaitable[list[Finding]]]
 
 
@@ -309,6 +349,8 @@ def guarded(info: CheckInfo) -> Callable[[Check], Check]:
         async def run(ctx: LiveContext) -> list[Finding]:
             try:
                 return await check(ctx)
+            except Throttled as throttled:
+                return [errored(info, str(throttled))]
             except (httpx.TransportError, OSError, TimeoutError) as error:
                 kind = type(error).__name__
                 return [errored(info, f"the target could not be reached ({kind}): {error}")]
