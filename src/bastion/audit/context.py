@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,17 @@ class LiveContext:
     budget: int = 500
     pacing: float = 0.0
     used: int = 0
+    # A second identity's ``--auth`` headers, for the per-credential rate-limit isolation check
+    # (skipped without it). Secrets, like ``auth``.
+    other_auth: Sequence[tuple[str, str]] = ()
+    # How the target's certificate is verified, as for the HTTP client (``--ca``): True for the
+    # system store, or a context trusting a private CA.
+    verify: bool | ssl.SSLContext = True
+    # Where plain HTTP is tried; None: the target's host on port 80.
+    plain_http_url: str | None = None
+    # What one check learned that a sibling check reuses (one burst serves several rate-limit
+    # checks), keyed by the family's own names.
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
     _last: float = field(default=0.0, repr=False)
 
     @property
@@ -55,22 +67,34 @@ class LiveContext:
         params: Mapping[str, str] | None = None,
         content: bytes | None = None,
         with_auth: bool = False,
+        paced: bool = True,
     ) -> httpx.Response:
-        """One request to ``path`` (relative to the base URL), counted against the budget."""
-        if self.used >= self.budget:
-            raise BudgetExhausted(f"the request budget ({self.budget}) is spent")
-        self.used += 1
-        if self.pacing:
-            wait = self._last + self.pacing - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._last = time.monotonic()
+        """One request to ``path`` (relative to the base URL), counted against the budget.
+        ``paced=False`` is for a rate-limit burst, which pacing would turn into a trickle."""
+        await self.spend(paced=paced)
         all_headers = list(self.auth) if with_auth else []
         if headers is not None:
             all_headers.extend(headers.items() if isinstance(headers, Mapping) else headers)
         return await self.client.request(
             method, self.url(path), headers=all_headers, params=params, content=content
         )
+
+    async def spend(self, *, paced: bool = True) -> None:
+        """Count one exchange with the target (a request, or a bare TLS handshake or plain-HTTP
+        probe that does not go through :meth:`request`) and wait out the pacing."""
+        if self.used >= self.budget:
+            raise BudgetExhausted(f"the request budget ({self.budget}) is spent")
+        self.used += 1
+        if self.pacing and paced:
+            wait = self._last + self.pacing - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last = time.monotonic()
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every credential value the operator gave, for masking anything shown to a person."""
+        return [value for _, value in (*self.auth, *self.other_auth) if value]
 
     def curl(
         self,
@@ -84,7 +108,7 @@ class LiveContext:
     ) -> str:
         """A copy-paste ``curl`` for a request, with every operator credential masked (in
         headers and in the query alike, since a check may move one there on purpose)."""
-        secrets = [value for _, value in self.auth if value]
+        secrets = self.secrets
         parts = ["curl", "-i", "-X", method]
         sent = [*(self.auth if with_auth else ()), *headers]
         for name, value in sent:

@@ -1,12 +1,20 @@
 """Every check family bastion ships, one module each; :func:`default_registry` collects them.
 
 A family module exposes ``register(registry)``; adding a family is one import and one line here.
+Live families run in registration order, so the rate-limit bursts come last: they leave the
+operator's credential limited for a while.
 """
 
 from __future__ import annotations
 
 from bastion.audit.checks import (
     attestation,
+    live_auth,
+    live_headers,
+    live_input,
+    live_jwt,
+    live_ratelimit,
+    live_transport,
     static_auth,
     static_responses,
     static_schema,
@@ -23,4 +31,10 @@ def default_registry() -> Registry:
     static_responses.register(registry)
     static_schema.register(registry)
     attestation.register(registry)
+    live_auth.register(registry)
+    live_transport.register(registry)
+    live_headers.register(registry)
+    live_jwt.register(registry)
+    live_input.register(registry)
+    live_ratelimit.register(registry)
     return registry
