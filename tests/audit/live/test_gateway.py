@@ -6,8 +6,8 @@ and generic errors; it reflects any CORS origin and serves its metrics and .env 
 real ``bastion serve`` process (TLS with a trustme certificate, a plain-HTTP listener that
 refuses, API keys, its token endpoint, a per-consumer limit and the login preset) goes in front,
 and the same checks run again, the aggressive ones included, with a key and with a token the
-gateway issued. Input validation is not in this picture: the validation guard is built apart
-and the weak API keeps its own validation here.
+gateway issued. The gateway also validates requests against the API's OpenAPI document in
+strict mode, so bad input and undeclared properties never reach the weak API.
 """
 
 from __future__ import annotations
@@ -39,12 +39,14 @@ from bastion.audit.context import LiveContext
 from bastion.audit.model import Finding, Outcome, Registry
 from bastion.cli.main import cli
 from tests.audit.live.conftest import ALICE, MakeContext, StartAPI
+from tests.audit.live.weak_api import document
 from tests.ports import free_port
 
 # The weak API's weaknesses a gateway can fix from outside the application.
 WEAKEST = (
     "no-auth", "query-key", "no-www-authenticate", "no-rate-limit", "no-login-limit",
     "stack-traces", "no-hsts", "cors-reflect", "no-request-id", "open-metrics",
+    "5xx-on-bad-input", "keeps-undeclared",
 )  # fmt: skip
 
 
@@ -90,8 +92,12 @@ def gateway_config(path: Path, upstream: str, leaf: trustme.LeafCert, plain: int
     leaf.cert_chain_pems[0].write_to_path(str(cert))
     leaf.private_key_pem.write_to_path(str(key))
     key.chmod(0o600)
+    openapi = path.parent / "openapi.json"
+    openapi.write_bytes(orjson.dumps(document()))
     data: dict[str, Any] = {
         "state_dir": str(path.parent / "state"),
+        "openapi": str(openapi),
+        "validation": {"enabled": True, "strict": True},
         "admin": {"enabled": False},
         "events": {"sink": "none"},
         "timeouts": {"shutdown_grace": "1s"},
@@ -192,6 +198,7 @@ async def test_the_gateway_moves_the_weakest_api_from_failing_to_passing(
         "live.plain-http", "live.cors",
         "live.request-id", "live.error-bodies", "live.exposed-endpoints",
         "live.ratelimit-enforced", "live.ratelimit-login",
+        "live.input-schema", "live.input-undeclared",
     }, {i: f.message for i, f in alone.items()}  # fmt: skip
 
     plain = free_port()
