@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from bastion.cli.admin import admin
 from bastion.cli.check import check_config
 from bastion.cli.demo import demo
 from bastion.cli.jwks import jwks
@@ -33,6 +34,7 @@ cli.add_command(tls)
 cli.add_command(fields)
 cli.add_command(jwks)
 cli.add_command(token)
+cli.add_command(admin)
 
 
 def main() -> None:
