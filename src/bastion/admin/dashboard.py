@@ -36,11 +36,12 @@ PAGE_HEADERS = (
     ("cache-control", "no-store"),
     ("content-security-policy", CSP),
     ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),  # no-referrer would make form posts say Origin: null
 )
 STATIC = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
+    "icon.svg": "image/svg+xml",
 }
 LOGIN_ERRORS = {
     "": "",

@@ -21,7 +21,7 @@ function time(stamp) { return stamp ? String(stamp).replace("T", " ").replace(/\
 function rateChart(points) {
   const svg = document.getElementById("rate-chart");
   clear(svg);
-  const W = 600, H = 140, top = 8, bottom = 18, left = 34;
+  const W = 1000, H = 160, top = 8, bottom = 18, left = 34;
   const totals = points.map(p => CLASSES.reduce((sum, c) => sum + p[c], 0));
   const max = Math.max(1, ...totals);
   const x = i => left + (points.length < 2 ? 0 : (i * (W - left - 4)) / (points.length - 1));
