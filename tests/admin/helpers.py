@@ -36,7 +36,7 @@ def admin_section(secrets: dict[str, str], listen: str | None = None) -> dict[st
     return {
         "listen": listen or f"127.0.0.1:{free_port()}",
         "tokens": [
-            {"name": name, "role": ROLES[name], "hash": token_hash(secret)}
+            {"name": name, "role": ROLES[name], "token_hash": token_hash(secret)}
             for name, secret in secrets.items()
         ],
     }

@@ -26,7 +26,7 @@ def gateway_doc(tmp_path: Path, routes: list[dict[str, Any]], token: str) -> dic
         "routes": routes,
         "admin": {
             "listen": f"127.0.0.1:{free_port()}",
-            "tokens": [{"name": "deployer", "role": "operator", "hash": token_hash(token)}],
+            "tokens": [{"name": "deployer", "role": "operator", "token_hash": token_hash(token)}],
         },
         "events": {"sink": "none"},
         "state_dir": str(tmp_path / "state"),
@@ -39,6 +39,7 @@ def route(name: str, prefix: str, upstream: Upstream) -> dict[str, Any]:
         "name": name,
         "path_prefix": prefix,
         "upstream": upstream.url,
+        "strip_prefix": True,
         "auth": {"require": "public"},
     }
 
@@ -74,17 +75,23 @@ async def test_reload_under_load_adds_and_removes_routes_with_no_failed_request(
         assert "routes[b].upstream" in paths
         answer = await client.get(f"{base}/b/hello")
         assert answer.status_code == 200
-        assert upstream2.seen[-1].target == "/b/hello"
+        assert upstream2.seen[-1].target == "/hello"
         await asyncio.sleep(0.3)
 
-        # 2. By SIGHUP: route b goes, and a second admin token comes (its hash is masked).
-        second = {"name": "viewer", "role": "read-only", "hash": token_hash(generate())}
+        # 2. By SIGHUP: route b goes, and a second admin token comes (its hash is masked). A
+        # request to route b already in flight finishes under the config it started with.
+        slow = asyncio.create_task(client.get(f"{base}/b/slow?0.8"))
+        await asyncio.sleep(0.2)
+        second = {"name": "viewer", "role": "read-only", "token_hash": token_hash(generate())}
         admin_section = doc["admin"] | {"tokens": [*doc["admin"]["tokens"], second]}
         write(path, doc | {"admin": admin_section})
         process.send_signal(signal.SIGHUP)
         line = await stderr_line(process, b"config reload")
         assert b"reloaded (generation 2" in line, line
         assert (await client.get(f"{base}/b/hello")).status_code == 404
+        finished = await slow
+        assert finished.status_code == 200
+        assert finished.text == "slow"
         await asyncio.sleep(0.3)
         await load.finish()
 
@@ -98,13 +105,14 @@ async def test_reload_under_load_adds_and_removes_routes_with_no_failed_request(
     ]
     hup_changes = {c["path"]: c for c in entries[1]["details"]["changes"]}
     assert hup_changes["routes[b].upstream"]["change"] == "removed"
-    assert hup_changes["admin.tokens[viewer].hash"] == {
-        "path": "admin.tokens[viewer].hash",
+    assert hup_changes["admin.tokens[viewer].token_hash"] == {
+        "path": "admin.tokens[viewer].token_hash",
         "change": "added",
         "new": "***",
     }
     assert (
-        second["hash"].removeprefix("sha256:") not in (tmp_path / "state" / "audit.log").read_text()
+        second["token_hash"].removeprefix("sha256:")
+        not in (tmp_path / "state" / "audit.log").read_text()
     )
 
 

@@ -45,7 +45,7 @@ class TokenBook:
     """The configured tokens; :meth:`verify` is the only way in."""
 
     def __init__(self, tokens: Sequence[AdminTokenConfig]) -> None:
-        self._tokens = [(t.hash.encode("ascii"), Principal(t.name, t.role)) for t in tokens]
+        self._tokens = [(t.token_hash.encode("ascii"), Principal(t.name, t.role)) for t in tokens]
 
     @property
     def empty(self) -> bool:

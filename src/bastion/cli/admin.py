@@ -49,7 +49,7 @@ def create_token(name: str, role: str, output: Path | None) -> None:
     """Make an admin token; print it once, and the config entry that admits it."""
     secret = generate()
     try:
-        entry = AdminTokenConfig(name=name, role=role, hash=token_hash(secret))
+        entry = AdminTokenConfig(name=name, role=role, token_hash=token_hash(secret))
     except ValueError as exc:
         fail_config(ConfigError(f"--name: got {name!r}; {exc}"))
     if output is not None:
@@ -66,7 +66,9 @@ def create_token(name: str, role: str, output: Path | None) -> None:
         click.echo(f"Admin token {name} ({role}); shown only now, store it safely:\n")
         click.echo(f"  {secret}\n")
     click.echo("Add this entry under admin.tokens in the config, then reload:\n")
-    click.echo(f"  - name: {entry.name}\n    role: {entry.role}\n    hash: {entry.hash}")
+    click.echo(
+        f"  - name: {entry.name}\n    role: {entry.role}\n    token_hash: {entry.token_hash}"
+    )
 
 
 @admin.command()

@@ -27,11 +27,13 @@ class _Model(BaseModel):
 
 
 class AdminTokenConfig(_Model):
-    """One admin token: a name the audit log shows, a role, and the hash of the secret."""
+    """One admin token: a name the audit log shows, a role, and the hash of the secret (named
+    ``token_hash`` so that an error about it never shows its value, should a token be pasted
+    there by mistake)."""
 
     name: str
     role: AdminRole = "read-only"
-    hash: str = Field(description="sha256:<64 hex digits> of the token (never the token)")
+    token_hash: str = Field(description="sha256:<64 hex digits> of the token (never the token)")
 
     @field_validator("name")
     @classmethod
@@ -40,7 +42,7 @@ class AdminTokenConfig(_Model):
             raise ValueError("expected a lower-case name of letters, digits, '-', '_' or '.'")
         return value
 
-    @field_validator("hash")
+    @field_validator("token_hash")
     @classmethod
     def _hash(cls, value: str) -> str:
         value = value.strip().lower()
@@ -75,7 +77,7 @@ class AdminConfig(_Model):
         twice = next((n for n in names if names.count(n) > 1), None)
         if twice is not None:
             raise ValueError(f"admin.tokens: the name {twice!r} is used twice; expected unique")
-        hashes = [t.hash for t in self.tokens]
+        hashes = [t.token_hash for t in self.tokens]
         if len(set(hashes)) != len(hashes):
             raise ValueError("admin.tokens: two tokens have the same hash; expected one each")
         return self

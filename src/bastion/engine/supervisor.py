@@ -162,6 +162,9 @@ class Supervisor:
 
     async def run(self) -> int:
         (self.config.state_dir / "run").mkdir(parents=True, exist_ok=True)
+        # A reload left by an earlier run must never reach this run's workers.
+        with contextlib.suppress(OSError):
+            (fanout.run_dir(self.config) / "reload.json").unlink()
         stop = stop_signals()
         for _ in range(self.config.workers):
             await self.spawn()
