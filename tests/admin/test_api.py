@@ -179,6 +179,10 @@ async def test_signing_keys_and_events(upstream: Upstream, tmp_path: Path) -> No
         assert r.json()["events"] == []
         r = await client.get("/admin/events", params={"limit": "0"}, headers=ops)
         assert (r.status_code, r.json()["code"]) == (400, "admin.invalid_request")
+        shown = (await client.get("/admin/config", headers=ops)).json()["config"]
+        assert shown["routes[api].path_prefix"] == "/"
+        assert shown["admin.tokens[ops].token_hash"] == "***"
+        assert shown["admin.tokens[ops].role"] == "operator"
         status = (await client.get("/admin/status", headers=ops)).json()
         assert status["routes"] == ["api"]
         assert status["config_generation"] == 0

@@ -174,11 +174,22 @@ async def test_workers_reload_on_sighup_to_the_supervisor(
                 assert (await client.get(f"{base}/b/x")).status_code == 200
         await asyncio.sleep(0.2)
         await load.finish()
+        headers = {"authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(timeout=10) as client:
-            r = await client.get(
-                f"{admin}/admin/status", headers={"authorization": f"Bearer {token}"}
-            )
+            r = await client.get(f"{admin}/admin/status", headers=headers)
             assert r.json()["config_generation"] == 1
             assert r.json()["routes"] == ["a", "b"]
+            # A worker's security events reach the supervisor's events query (within ~1 s).
+            assert (await client.get(f"{base}/nowhere")).status_code == 404
+            found: list[object] = []
+            for _ in range(40):
+                r = await client.get(
+                    f"{admin}/admin/events", params={"action": "route."}, headers=headers
+                )
+                found = r.json()["events"]
+                if found:
+                    break
+                await asyncio.sleep(0.1)
+            assert [e["url"]["path"] for e in found] == ["/nowhere"]  # type: ignore[index]
     assert load.errors == [], load.errors
     assert set(load.statuses) == {200}, load.statuses

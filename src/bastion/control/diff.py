@@ -1,8 +1,9 @@
 """What a config reload changed, as a list an operator can read in the audit log, secrets masked.
 
 A value is masked when its field name says it holds a secret (as the loader decides for its
-error messages: ``secret``, ``password``, ``token``, ``key``, ``dsn``, ``url``...), and a URL's
-``user:password@`` is masked wherever it appears. The diff says *that* such a field changed.
+error messages: ``secret``, ``password``, ``token``, ``key``, ``dsn``, ``url``, ``hash``...), and
+a URL's ``user:password@`` is masked wherever it appears. The diff says *that* such a field
+changed, never what it changed from or to.
 """
 
 from __future__ import annotations
@@ -13,7 +14,23 @@ from typing import Any
 from bastion.config.models import BastionConfig
 
 _SECRET_WORDS = ("secret", "password", "token", "key", "credential", "dsn", "url", "hash", "pepper")
-_NOT_SECRET = frozenset({"upstream", "request_id_header", "openapi", "key_prefix", "key_dir"})
+# Names that match a secret word but hold settings, not secrets (shown so a diff stays useful).
+_NOT_SECRET = frozenset(
+    {
+        "upstream",
+        "request_id_header",
+        "openapi",
+        "key_prefix",
+        "key_dir",
+        "key_id",
+        "max_keys",
+        "forward_credentials",
+        "query_credential_names",
+        "token_lifetime",
+        "max_token_lifetime",
+        "max_token_size",
+    }
+)
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
 MASK = "***"
 
@@ -23,23 +40,24 @@ def _secret(name: str) -> bool:
     return lowered not in _NOT_SECRET and any(word in lowered for word in _SECRET_WORDS)
 
 
-def _flatten(value: Any, path: str, out: dict[str, tuple[Any, bool]], secret: bool) -> None:
-    """Leaves as ``path -> (raw value, secret?)``."""
+def _flatten(value: Any, path: str, out: dict[str, tuple[Any, bool]], name: str) -> None:
+    """Leaves as ``path -> (raw value, secret?)``; ``name`` is the nearest field name, which
+    decides (as in the loader's errors) whether the leaf holds a secret."""
     if isinstance(value, dict):
         if not value:
             out[path] = ({}, False)
         for key, item in value.items():
-            _flatten(item, f"{path}.{key}" if path else str(key), out, secret or _secret(str(key)))
+            _flatten(item, f"{path}.{key}" if path else str(key), out, str(key))
         return
     if isinstance(value, list):
         if not value:
             out[path] = ([], False)
         for index, item in enumerate(value):
-            name = item.get("name") if isinstance(item, dict) else None
-            label = f"{path}[{name}]" if isinstance(name, str) else f"{path}[{index}]"
-            _flatten(item, label, out, secret)
+            label = item.get("name") if isinstance(item, dict) else None
+            where = f"{path}[{label}]" if isinstance(label, str) else f"{path}[{index}]"
+            _flatten(item, where, out, name)
         return
-    out[path] = (value, secret and value is not None)
+    out[path] = (value, _secret(name) and value is not None)
 
 
 def _shown(leaf: tuple[Any, bool]) -> Any:
@@ -53,7 +71,7 @@ def _shown(leaf: tuple[Any, bool]) -> Any:
 
 def _leaves(config: BastionConfig) -> dict[str, tuple[Any, bool]]:
     out: dict[str, tuple[Any, bool]] = {}
-    _flatten(config.model_dump(mode="json"), "", out, False)
+    _flatten(config.model_dump(mode="json"), "", out, "")
     return out
 
 
