@@ -41,6 +41,9 @@ def test_tokens_verify_by_hash_and_roles_nest() -> None:
     assert not Principal("ops", "operator").may("admin")
     assert not Principal("viewer", "read-only").may("operator")
     assert TokenBook([]).empty
+    assert book.admits(Principal("ops", "operator"))
+    assert not book.admits(Principal("ops", "admin"))  # a token whose role changed
+    assert not TokenBook([]).admits(Principal("ops", "operator"))
 
 
 def test_token_config_errors_name_the_field_and_never_show_a_hash() -> None:

@@ -98,7 +98,7 @@ def authenticate(plane: AdminPlane, request: Request, *, session: str = "") -> P
         return principal
     if session and request.method in ("GET", "HEAD"):
         found = plane.sessions.get(session)
-        if found is not None:
+        if found is not None and book.admits(found):
             return found
     raise unauthenticated("An admin token is required (Authorization: Bearer).")
 

@@ -51,6 +51,10 @@ class TokenBook:
     def empty(self) -> bool:
         return not self._tokens
 
+    def admits(self, principal: Principal) -> bool:
+        """Whether ``principal`` is still configured (a session outlives no removed token)."""
+        return any(known == principal for _, known in self._tokens)
+
     def verify(self, presented: str) -> Principal | None:
         if not presented or len(presented) > MAX_TOKEN_LENGTH:
             return None
