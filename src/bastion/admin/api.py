@@ -4,11 +4,13 @@ Every call needs an admin token (``Authorization: Bearer bsa_...``) whose role a
 every call, allowed or refused, is one audit log entry. Errors are problem+json with a stable
 ``code`` (``admin.unauthenticated``, ``admin.forbidden``, ``admin.invalid_request``,
 ``admin.not_found``, ``admin.method_not_allowed``, ``admin.key_unknown``, ``admin.conflict``,
-``admin.store_unavailable``, ``admin.reload_refused``).
+``admin.store_unavailable``, ``admin.reload_refused``, ``admin.internal_error``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -23,11 +25,12 @@ from bastion.auth.keys.manager import UnknownKey
 from bastion.config.types import parse_duration
 from bastion.control.diff import flatten
 from bastion.control.recent import EventQuery
-from bastion.errors import BackendUnavailable, ConfigError, StateError
+from bastion.errors import BackendUnavailable, ConfigError, StateError, describe
 from bastion.pipeline.request import Request, StateKey
 from bastion.pipeline.response import Response
 from bastion.version import __version__
 
+logger = logging.getLogger("bastion.admin")
 Handler = Callable[[AdminPlane, Request, dict[str, str]], Awaitable[Response]]
 CHALLENGE = (("www-authenticate", 'Bearer realm="bastion-admin"'),)
 _KEY_ID = r"(?P<key>[A-Za-z0-9_-]{1,64})"
@@ -225,7 +228,11 @@ def event_query(params: dict[str, str]) -> EventQuery:
 
 async def events(plane: AdminPlane, request: Request, args: dict[str, str]) -> Response:
     query = event_query(query_params(request))
-    return json_response({"events": plane.recent().query(query)})
+    if plane.event_source is not None:  # a store: its I/O off the event loop
+        found = await asyncio.to_thread(plane.event_source().query, query)
+    else:  # the ring is appended to on this loop: read it here, never from another thread
+        found = plane.recent().query(query)
+    return json_response({"events": found})
 
 
 async def audit_log(plane: AdminPlane, request: Request, args: dict[str, str]) -> Response:
@@ -324,6 +331,11 @@ async def handle(plane: AdminPlane, request: Request) -> Response:
             raise _translate(exc) from None
     except AdminProblem as error:
         response = problem(error, request)
+    except Exception as exc:  # a bug or an unexpected failure: logged by type, audited, 500
+        logger.error("admin call %s failed: %s", action, describe(exc))
+        response = problem(
+            AdminProblem(500, "admin.internal_error", "Internal Server Error"), request
+        )
     # A reload the Reloader ran (applied: 200, refused: 422) is audited there, with its diff.
     if action != "config.reload" or response.status not in (200, 422):
         plane.audit.record(

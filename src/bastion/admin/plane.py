@@ -15,7 +15,7 @@ from bastion.admin.tokens import Principal, TokenBook
 from bastion.config.admin import AdminTokenConfig
 from bastion.config.models import BastionConfig
 from bastion.control.audit import Actor, AuditLog
-from bastion.control.recent import RecentEvents
+from bastion.control.recent import EventSource, RecentEvents
 from bastion.control.reload import Reloader
 from bastion.observability.traffic import TrafficSnapshot
 
@@ -33,6 +33,8 @@ class AdminPlane:
     recent: Callable[[], RecentEvents]
     snapshot: Callable[[], TrafficSnapshot]
     reloader: Reloader | None = None
+    # A persistent event store answering the same EventQuery; None: the in-memory ring answers.
+    event_source: Callable[[], EventSource] | None = None
     started_at: float = field(default_factory=time.time)
     _book: tuple[tuple[AdminTokenConfig, ...], TokenBook] | None = None
     sessions: Sessions = field(init=False)
