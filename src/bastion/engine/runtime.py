@@ -227,10 +227,15 @@ async def serve(
 
     if worker:
         generation = [0]
+        one_at_a_time = asyncio.Lock()
+
+        async def apply_pending() -> None:
+            async with one_at_a_time:
+                await _apply_pending(config, live, generation)
 
         def worker_hup() -> None:
             tls_reload(tls)
-            spawn(_apply_pending(config, live, generation))
+            spawn(apply_pending())
 
         on_sighup(worker_hup)
         publisher = asyncio.create_task(_publish(config, stats, stop, recent))
