@@ -192,3 +192,41 @@ async def _pause() -> None:
     import asyncio
 
     await asyncio.sleep(0.05)
+
+
+async def test_dashboard_data_lists_certificates_and_keys_near_expiry(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    import trustme
+
+    from bastion.admin.dashboard import data
+    from tests.tls.helpers import issue
+
+    now = dt.datetime.now(dt.UTC)
+    ca = trustme.CA()
+    soon = issue(ca, tmp_path / "certs", "soon", "soon.test", not_after=now + dt.timedelta(days=5))
+    later = issue(
+        ca, tmp_path / "certs", "later", "later.test", not_after=now + dt.timedelta(days=200)
+    )
+    tls = {
+        "enabled": True,
+        "certificates": [
+            {"cert": str(soon.cert), "key": str(soon.key)},
+            {"cert": str(later.cert), "key": str(later.key)},
+        ],
+        "expiry_warning": "14d",
+    }
+    config = BastionConfig.model_validate(config_doc(tmp_path, upstream.url, tokens(), tls=tls))
+    async with running(config) as gw:
+        short = await gw.plane.keys.create("acme", (), None, "", 86400.0)
+        await gw.plane.keys.create("acme", (), None, "", 90 * 86400.0)
+        found = (await data(gw.plane))["expiring"]
+    certificates = {c["file"]: c for c in found["certificates"]}
+    assert certificates["soon.pem"]["warning"] is True
+    assert 4.5 < certificates["soon.pem"]["days_left"] <= 5
+    assert certificates["later.pem"]["warning"] is False
+    assert [k["id"] for k in found["keys"]] == [short["id"]]
+    assert [k["state"] for k in found["signing_keys"]] == ["current"]
+    assert found["errors"] == []

@@ -13,6 +13,7 @@ import html
 import time
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -180,9 +181,15 @@ async def _expiring(plane: AdminPlane, now: float) -> dict[str, Any]:
     ]
     warning = config.tls.expiry_warning
     from bastion.tls.certs import CertificateFacts, load_chain
+    from bastion.tls.devca import dev_paths
     from bastion.tls.expiry import watched_certificates
 
-    for role, path in watched_certificates(config.tls):
+    served: list[Path] = []
+    if config.tls.enabled and not config.tls.certificates:  # the development certificate
+        served = [dev_paths(config.state_dir).cert]
+    for role, path in watched_certificates(config.tls, served):
+        if path in served and not path.exists():
+            continue  # no development certificate made yet
         try:
             facts = CertificateFacts.of(load_chain(path)[0])
         except BastionError:
