@@ -2,7 +2,9 @@
 
 The store is the one the gateway reads: SQLite under ``state_dir`` by default, PostgreSQL when
 ``postgres.dsn`` is set. A secret is printed once, by ``create`` and ``rotate``, and exists
-nowhere else afterwards. ``--json`` prints one JSON document for scripts.
+nowhere else afterwards. ``--json`` prints one JSON document for scripts. With ``--remote URL
+--admin-token-file FILE`` every command works through that gateway's admin API instead
+(:mod:`bastion.cli.remote`), with the same output.
 Exit codes: 0 done, 1 the key or the store failed, 2 usage or config error.
 """
 
