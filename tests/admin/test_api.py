@@ -230,3 +230,33 @@ async def test_dashboard_data_lists_certificates_and_keys_near_expiry(
     assert [k["id"] for k in found["keys"]] == [short["id"]]
     assert [k["state"] for k in found["signing_keys"]] == ["current"]
     assert found["errors"] == []
+
+
+async def test_a_dashboard_session_reads_the_dashboard_and_nothing_else(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    secrets = tokens()
+    config = BastionConfig.model_validate(config_doc(tmp_path, upstream.url, secrets))
+    async with running(config) as gw, httpx.AsyncClient(base_url=gw.admin_url) as client:
+        # A login form posted from another site is refused (login CSRF).
+        r = await client.post(
+            "/dashboard/login",
+            data={"token": secrets["root"]},
+            headers={"origin": "https://evil.example"},
+        )
+        assert r.status_code == 401
+        assert "set-cookie" not in r.headers
+        r = await client.post(
+            "/dashboard/login", data={"token": secrets["root"]}, headers={"origin": gw.admin_url}
+        )
+        assert r.status_code == 303
+        assert client.cookies.get("bastion_admin")
+        assert (await client.get("/dashboard/data")).status_code == 200
+        # The admin API itself takes only the token in Authorization, never the cookie.
+        assert (await client.get("/admin/keys")).status_code == 401
+        r = await client.post("/admin/keys", json={"consumer": "mallory"})
+        assert (r.status_code, r.json()["code"]) == (401, "admin.unauthenticated")
+        r = await client.post("/admin/config/reload")
+        assert r.status_code == 401
+        await client.post("/dashboard/logout")
+        assert (await client.get("/dashboard/data")).status_code == 401

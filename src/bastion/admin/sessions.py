@@ -1,9 +1,9 @@
 """Dashboard logins: a session id in an ``HttpOnly; SameSite=Strict`` cookie, never the token.
 
 The login form posts the admin token once; the browser then holds only a random session id that
-is worth nothing outside this process and expires after ``admin.session_ttl``. Sessions are
-accepted for reads only (the dashboard's GETs): anything that changes state needs the token in
-the ``Authorization`` header, so a forged cross-site form can never act with a session.
+is worth nothing outside this process and expires after ``admin.session_ttl``. A session opens
+the dashboard's own pages (reads) and nothing else: the admin API takes only the token in the
+``Authorization`` header, so a forged cross-site request can never act with a session.
 """
 
 from __future__ import annotations
