@@ -8,13 +8,15 @@ from pathlib import Path
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
 from bastion.admin.sessions import COOKIE, Sessions, cookie_value
 from bastion.admin.tokens import Principal, TokenBook, generate, token_hash
+from bastion.cli.main import cli
 from bastion.config.admin import AdminTokenConfig
 from bastion.config.loader import build_config
 from bastion.config.models import BastionConfig
-from bastion.control.audit import Actor, AuditLog
+from bastion.control.audit import Actor, AuditLog, line_hash, verify
 from bastion.control.diff import config_diff
 from bastion.control.recent import EventQuery, RecentEvents, SpaceSaving, merged
 from bastion.control.reload import restart_only_changes
@@ -147,12 +149,38 @@ def test_audit_log_appends_owner_only_lines_and_mirrors_events(tmp_path: Path) -
         "actor": {"name": "ops", "role": "operator", "ip": "10.0.0.1"},
         "status": 200,
         "target": "bk_1",
+        "prev": "",
     }
+    assert orjson.loads(lines[1])["prev"] == line_hash(lines[0])
     assert stat.S_IMODE((tmp_path / "audit" / "audit.log").stat().st_mode) == 0o600
     assert [e["action"] for e in log.tail(1)] == ["keys.list"]
     assert sink.actions() == ["admin.keys.revoke", "admin.keys.list"]
     assert sink.events[0].user_id == "ops"
     assert sink.events[0].client_ip == "10.0.0.1"
+
+
+def test_the_audit_chain_survives_restarts_and_shows_tampering(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    for run in range(3):  # a new process (a new AuditLog) continues the chain
+        log = AuditLog(path, MemorySink())
+        for i in range(3):
+            log.record(Actor("ops", "operator"), f"keys.create.{run}.{i}", "success")
+    log.record(Actor("ops", "operator"), "config.reload", "success", details={"x": "y" * 200_000})
+    log.record(Actor("ops", "operator"), "keys.list", "success")  # after a 200 KB entry
+    assert verify(path) == (11, None)
+    result = CliRunner().invoke(cli, ["admin", "audit-verify", "--file", str(path)])
+    assert result.exit_code == 0
+    assert "11 entries, the chain is intact" in result.output
+
+    lines = path.read_bytes().splitlines(keepends=True)
+    edited = lines[4].replace(b'"success"', b'"failure"')
+    path.write_bytes(b"".join([*lines[:4], edited, *lines[5:]]))
+    assert verify(path) == (5, 6)  # the changed line verifies; the next one no longer does
+    path.write_bytes(b"".join([*lines[:4], *lines[5:]]))
+    assert verify(path) == (4, 5)  # a removed line
+    result = CliRunner().invoke(cli, ["admin", "audit-verify", "--file", str(path)])
+    assert result.exit_code == 1
+    assert "line 5 does not follow line 4" in result.output
 
 
 def _event(action: str, ip: str, status: int = 401, at: float = 1.0) -> SecurityEvent:

@@ -1,4 +1,5 @@
-"""``bastion admin``: admin tokens, and config reload through a gateway's admin API.
+"""``bastion admin``: admin tokens, config reload through a gateway's admin API, and a check of
+the audit log's hash chain.
 
 ``token create`` prints a new token once, with the ``admin.tokens`` entry (its hash, never the
 token) to paste into the config; reload the gateway to take it in. ``reload`` asks a running
@@ -9,15 +10,17 @@ Exit codes: 0 done, 1 failure, 2 usage error or a config the gateway refused.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
 import orjson
 
 from bastion.admin.tokens import generate, token_hash
-from bastion.cli.common import fail_config
+from bastion.cli.common import EXIT_FAILURE, fail_config, load_or_exit
 from bastion.cli.remote import call
 from bastion.config.admin import AdminTokenConfig
+from bastion.control.audit import audit_path, verify
 from bastion.errors import ConfigError
 
 
@@ -69,6 +72,29 @@ def create_token(name: str, role: str, output: Path | None) -> None:
     click.echo(
         f"  - name: {entry.name}\n    role: {entry.role}\n    token_hash: {entry.token_hash}"
     )
+
+
+@admin.command("audit-verify")
+@click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), help="YAML configuration."
+)
+@click.option("--file", "log_file", type=click.Path(path_type=Path), help="The audit log.")
+def audit_verify(config_path: Path | None, log_file: Path | None) -> None:
+    """Check that no audit log entry was removed, changed or inserted (the hash chain)."""
+    path = log_file or audit_path(load_or_exit(config_path))
+    try:
+        count, broken = verify(path)
+    except OSError as exc:
+        click.echo(f"bastion: {path}: cannot be read ({exc.strerror})", err=True)
+        sys.exit(EXIT_FAILURE)
+    if broken is not None:
+        click.echo(
+            f"bastion: {path}: line {broken} does not follow line {broken - 1}: the log was"
+            f" changed after it was written ({count} entries before it verify)",
+            err=True,
+        )
+        sys.exit(EXIT_FAILURE)
+    click.echo(f"{path}: {count} entries, the chain is intact")
 
 
 @admin.command()

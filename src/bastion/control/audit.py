@@ -1,14 +1,18 @@
 """The audit log: who changed what, when, and how it went, one JSON line per call, append only.
 
 Every admin API call (reads included) and every config reload, from the API or from SIGHUP, is
-one entry. The file is opened with ``O_APPEND`` (each line lands whole at the end, even with
-several writers) and is owner-only; entries never hold a secret (a key's secret, a token, a
-config secret: diffs are masked by :mod:`bastion.control.diff`). Each entry is also a security
-event ``admin.<action>``, so it reaches the configured log sinks.
+one entry. The file is opened with ``O_APPEND`` (each line lands whole at the end) and is
+owner-only. Each entry carries ``prev``, the SHA-256 of the line before it, so that a line
+removed, changed or inserted later breaks the chain (:func:`verify`, ``bastion admin
+audit-verify``). Entries never hold a secret (a key's secret, a token, a config secret: diffs
+are masked by :mod:`bastion.control.diff`). Each entry is also a security event
+``admin.<action>``, so it reaches the configured log sinks.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import threading
 import time
@@ -89,14 +93,17 @@ class AuditLog:
             entry["request_id"] = request_id
         if details:
             entry["details"] = dict(details)
-        line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
         with self._lock:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, line)
+                # Locked from reading the last line to writing the next, so that two processes
+                # sharing the file (gateways on one state_dir) never fork the chain.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                entry["prev"] = line_hash(_last_line(fd))
+                os.write(fd, orjson.dumps(entry) + b"\n")
             finally:
-                os.close(fd)
+                os.close(fd)  # closing releases the lock
         fields: dict[str, Any] = {"actor": actor.name, "role": actor.role}
         if target is not None:
             fields["target"] = target
@@ -128,6 +135,43 @@ class AuditLog:
         if len(data) >= MAX_TAIL_BYTES and lines:
             lines = lines[1:]  # the first line may be cut
         return list(_parse(lines[-limit:] if limit > 0 else []))
+
+
+def line_hash(line: bytes) -> str:
+    """What the next entry's ``prev`` holds: the SHA-256 of a line (``""`` before the first)."""
+    return "sha256:" + hashlib.sha256(line).hexdigest() if line else ""
+
+
+def _last_line(fd: int) -> bytes:
+    """The file's last line, read from the end (a long entry, a big diff, is read whole)."""
+    size = os.fstat(fd).st_size
+    window = 65536
+    while True:
+        start = max(0, size - window)
+        data = os.pread(fd, size - start, start).rstrip(b"\n")
+        cut = data.rfind(b"\n")
+        if cut >= 0 or start == 0:
+            return data[cut + 1 :]
+        window *= 4
+
+
+def verify(path: Path) -> tuple[int, int | None]:
+    """``(entries, first broken line)``: the line number (1-based) whose ``prev`` does not match
+    the line before it, or ``None`` when the whole chain holds."""
+    previous = b""
+    count = 0
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.rstrip(b"\n")
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return count, number
+            if not isinstance(doc, dict) or doc.get("prev") != line_hash(previous):
+                return count, number
+            previous = line
+            count += 1
+    return count, None
 
 
 def _parse(lines: list[bytes]) -> Iterator[dict[str, Any]]:
