@@ -36,13 +36,13 @@ ChainBuilder = Callable[[BastionConfig, EventSink], GuardChain]
 
 
 def _limits_unchanged(old: BastionConfig, new: BastionConfig) -> bool:
-    """Whether the rate-limit guards of ``old`` decide exactly as those of ``new`` would."""
-    return (
-        old.rate_limit == new.rate_limit
-        and old.redis == new.redis
-        and [(r.name, r.rate_limits, r.login) for r in old.routes]
-        == [(r.name, r.rate_limits, r.login) for r in new.routes]
-    )
+    """Whether the rate-limit guards of ``old`` decide exactly as those of ``new`` would: the
+    same settings, and every route of ``new`` with the overrides (and login flag) it had in
+    ``old``, a new route with none (the guards treat a route they never saw that way)."""
+    if old.rate_limit != new.rate_limit or old.redis != new.redis:
+        return False
+    before = {r.name: (r.rate_limits, r.login) for r in old.routes}
+    return all(before.get(r.name, ({}, False)) == (r.rate_limits, r.login) for r in new.routes)
 
 
 class LiveChain:

@@ -40,12 +40,7 @@ class UpstreamPool:
         self.closed = False
         self.keys: dict[int, PoolKey] = {}  # by id() of the route's (long-lived) UpstreamURL
         # Routes with their own upstream TLS settings, by id() of their UpstreamURL.
-        tls = ctx.config.tls
-        self.tls_routes: dict[int, str] = {
-            id(route.upstream): route.name
-            for route in ctx.config.routes
-            if route.name in tls.upstream_routes
-        }
+        self.tls_routes: dict[int, str] = {}
         self.route_names: dict[int, str] = {}
         self._tls: dict[str, UpstreamTLS] = {}
         self.add_routes(ctx.config.routes)
