@@ -82,12 +82,14 @@ class LiveChain:
         try:
             await _start(new, carried)
             ctx = self.server.context
+            # Kept before the pool sees its routes: even a refused config's objects must never
+            # be freed while the pool's id()-keyed tables may name them.
+            self.configs.append(config)
             if ctx.pool is not None:
                 ctx.pool.add_routes(config.routes)
         except BaseException:
             await _close(new, carried)
             raise
-        self.configs.append(config)
         old, self.chain, self.config = self.chain, new, config
         self.server.chain = new
         ctx.use_chain(new)
