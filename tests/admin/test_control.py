@@ -232,3 +232,15 @@ def test_exports_of_several_processes_merge_in_time_order() -> None:
         "auth.a",
     ]
     assert both.top_refusals() == [("10.0.0.1", 2), ("10.0.0.2", 1)]
+
+
+def test_successes_never_push_refusals_out_of_the_ring() -> None:
+    recent = RecentEvents(capacity=100)
+    recent.emit(_event("auth.invalid_key", "10.0.0.9", at=1.0))
+    for i in range(5000):  # ordinary traffic: one auth.success per request
+        recent.emit(SecurityEvent("auth.success", "success", 2.0 + i, "api_key", user_id="acme"))
+    refusals = recent.query(EventQuery(outcome="failure"))
+    assert [e["event"]["action"] for e in refusals] == ["auth.invalid_key"]
+    newest = recent.query(EventQuery(limit=2))
+    assert [e["event"]["action"] for e in newest] == ["auth.success", "auth.success"]
+    assert len(recent.successes) == 10

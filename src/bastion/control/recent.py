@@ -81,23 +81,38 @@ class SpaceSaving:
 
 
 class RecentEvents:
-    """The last ``capacity`` events and the top refusing sources, in this process."""
+    """The last ``capacity`` events that were not successes (refusals, failures, alerts), the
+    last ``capacity // 10`` successes, and the top refusing sources, in this process.
+
+    Successes (``auth.success``, one per authenticated request) have a ring of their own: in one
+    ring they would push every refusal out within a second of ordinary traffic.
+    """
 
     def __init__(self, capacity: int = 1000, *, k: int = TOP_SOURCES) -> None:
         self.events: collections.deque[SecurityEvent] = collections.deque(maxlen=capacity)
+        self.successes: collections.deque[SecurityEvent] = collections.deque(
+            maxlen=max(10, capacity // 10)
+        )
         self.refusals = SpaceSaving(k)
         self.emitted = 0
 
     def emit(self, event: SecurityEvent) -> None:
-        # On the request path: is_refusal() inlined, one append, one counter.
-        self.events.append(event)
+        # On the request path: one comparison and one append for a success.
         self.emitted += 1
+        if event.outcome == "success":
+            self.successes.append(event)
+            return
+        self.events.append(event)
         if event.outcome == "failure" and event.client_ip and (event.status or 0) >= 400:
             self.refusals.add(event.client_ip)
 
+    def all(self) -> list[SecurityEvent]:
+        """Every event kept, oldest first."""
+        return sorted([*self.events, *self.successes], key=lambda e: e.timestamp)
+
     def query(self, query: EventQuery) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        for event in reversed(list(self.events)):
+        for event in reversed(self.all()):
             if _matches(event, query):
                 found.append(event.to_ecs())
                 if len(found) >= query.limit:
@@ -110,7 +125,7 @@ class RecentEvents:
     def export(self) -> dict[str, Any]:
         """A JSON-friendly copy (a worker hands it to the supervisor's admin listener)."""
         return {
-            "events": [_plain(e) for e in self.events],
+            "events": [_plain(e) for e in self.all()],
             "refusals": self.refusals.counts,
             "emitted": self.emitted,
         }
@@ -120,7 +135,8 @@ class RecentEvents:
         for doc in exported.get("events", []):
             event = _event(doc)
             if event is not None:
-                self.events.append(event)
+                ring = self.successes if event.outcome == "success" else self.events
+                ring.append(event)
         for source, count in dict(exported.get("refusals", {})).items():
             if isinstance(source, str) and isinstance(count, int):
                 self.refusals.counts[source] = self.refusals.counts.get(source, 0) + count
