@@ -10,6 +10,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from bastion.admin.history import TrafficHistory
 from bastion.admin.sessions import COOKIE, Sessions, cookie_value
 from bastion.admin.tokens import Principal, TokenBook, generate, token_hash
 from bastion.cli.main import cli
@@ -22,6 +23,7 @@ from bastion.control.recent import EventQuery, RecentEvents, SpaceSaving, merged
 from bastion.control.reload import restart_only_changes
 from bastion.errors import ConfigError
 from bastion.observability.events import MemorySink, SecurityEvent
+from bastion.observability.traffic import TrafficStats
 
 
 def test_tokens_verify_by_hash_and_roles_nest() -> None:
@@ -244,3 +246,25 @@ def test_successes_never_push_refusals_out_of_the_ring() -> None:
     newest = recent.query(EventQuery(limit=2))
     assert [e["event"]["action"] for e in newest] == ["auth.success", "auth.success"]
     assert len(recent.successes) == 10
+
+
+def test_traffic_history_gives_rates_and_latency_quantiles_per_second() -> None:
+    stats = TrafficStats()
+    now = [100.0]
+    history = TrafficHistory(stats.snapshot, clock=lambda: now[0])
+    history.sample()
+    for _ in range(90):
+        stats.record("api", "GET", 200, 0.003)  # the 0.005 s bucket
+    for _ in range(10):
+        stats.record("api", "GET", 429, 0.2)  # the 0.25 s bucket
+    now[0] += 2.0
+    history.sample()
+    (point,) = history.points
+    assert point["2xx"] == 45.0
+    assert point["4xx"] == 5.0
+    assert point["p50_ms"] == 5.0
+    assert point["p95_ms"] == 250.0
+    now[0] += 1.0
+    history.sample()
+    assert history.points[-1]["p95_ms"] is None  # nothing answered in that second
+    assert history.points[-1]["2xx"] == 0.0

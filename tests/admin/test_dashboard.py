@@ -94,6 +94,9 @@ async def test_dashboard_in_chromium(upstream: Upstream, tmp_path: Path) -> None
             assert f"2xx\t{served['2xx']}\t" in mix
             assert f"4xx\t{served['4xx']}\t" in mix
             assert await page.locator("#rate-chart path").count() >= 1
+            assert await page.locator("#latency-chart path.p95").count() == 1
+            assert await page.locator("#latency-chart circle.p95").count() >= 1
+            assert float(await page.locator("#p95-now").inner_text()) > 0
             refusals = await page.locator("#refusals-chart").text_content()
             assert refusals is not None
             assert "127.0.0.1" in refusals

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bastion.observability.traffic import TrafficSnapshot
+from bastion.observability.traffic import LATENCY_BUCKETS, TrafficSnapshot
 
 CLASSES = ("2xx", "3xx", "4xx", "5xx")
 
@@ -24,8 +24,31 @@ def status_mix(snapshot: TrafficSnapshot) -> dict[str, int]:
     return mix
 
 
+def latency_counts(snapshot: TrafficSnapshot) -> list[int]:
+    """The latency histogram of every route together (counts per bucket, not cumulative)."""
+    total = [0] * (len(LATENCY_BUCKETS) + 1)
+    for counts in snapshot.latency_buckets.values():
+        for i, count in enumerate(counts[: len(total)]):
+            total[i] += count
+    return total
+
+
+def quantile_ms(counts: list[int], q: float) -> float | None:
+    """The upper bound (ms) of the bucket holding quantile ``q`` (what a histogram can say)."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank, seen = q * total, 0
+    for bound, count in zip((*LATENCY_BUCKETS, LATENCY_BUCKETS[-1] * 2), counts, strict=True):
+        seen += count
+        if seen >= rank:
+            return round(bound * 1000, 3)
+    return round(LATENCY_BUCKETS[-1] * 2000, 3)
+
+
 class TrafficHistory:
-    """Per-second request rates by status class, for the last ``points`` seconds."""
+    """Per-second request rates by status class and the latency quantiles of the requests
+    answered in that second (from the histogram's buckets), for the last ``points`` seconds."""
 
     def __init__(
         self,
@@ -37,18 +60,22 @@ class TrafficHistory:
         self.snapshot = snapshot
         self.clock = clock
         self.points: collections.deque[dict[str, Any]] = collections.deque(maxlen=points)
-        self._last: tuple[float, dict[str, int]] | None = None
+        self._last: tuple[float, dict[str, int], list[int]] | None = None
 
     def sample(self) -> None:
-        now, mix = self.clock(), status_mix(self.snapshot())
+        snapshot = self.snapshot()
+        now, mix, latency = self.clock(), status_mix(snapshot), latency_counts(snapshot)
         if self._last is not None:
-            then, before = self._last
+            then, before, earlier = self._last
             seconds = max(now - then, 1e-3)
             point: dict[str, Any] = {"t": round(now, 3)}
             for klass in CLASSES:
                 point[klass] = round(max(mix[klass] - before[klass], 0) / seconds, 2)
+            window = [max(a - b, 0) for a, b in zip(latency, earlier, strict=True)]
+            point["p50_ms"] = quantile_ms(window, 0.5)
+            point["p95_ms"] = quantile_ms(window, 0.95)
             self.points.append(point)
-        self._last = (now, mix)
+        self._last = (now, mix, latency)
 
     async def run(self, interval: float = 1.0) -> None:
         while True:

@@ -42,6 +42,35 @@ function rateChart(points) {
   }
 }
 
+function latencyChart(points) {
+  const svg = document.getElementById("latency-chart");
+  clear(svg);
+  const W = 1000, H = 120, top = 8, bottom = 18, left = 34;
+  const values = points.flatMap(p => [p.p50_ms, p.p95_ms]).filter(v => v !== null && v !== undefined);
+  const max = Math.max(1, ...values);
+  const x = i => left + (points.length < 2 ? 0 : (i * (W - left - 4)) / (points.length - 1));
+  const y = v => H - bottom - (v / max) * (H - top - bottom);
+  svg.appendChild(el("svg:line", {x1: left, y1: H - bottom, x2: W, y2: H - bottom, class: "axis"}));
+  svg.appendChild(el("svg:text", {x: 2, y: top + 8, class: "label"}, max < 10 ? max.toFixed(1) : max.toFixed(0)));
+  svg.appendChild(el("svg:text", {x: 2, y: H - bottom, class: "label"}, "0"));
+  for (const q of ["p50", "p95"]) {
+    let d = "";
+    const dots = [];
+    points.forEach((p, i) => {
+      const v = p[q + "_ms"];
+      if (v === null || v === undefined) return;
+      d += (d ? " L" : "M") + x(i).toFixed(1) + "," + y(v).toFixed(1);
+      dots.push(el("svg:circle", {cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 3, class: "dot " + q}));
+    });
+    if (d) svg.appendChild(el("svg:path", {d: d, class: "line " + q}));
+    for (const dot of dots) svg.appendChild(dot);
+  }
+  const answered = points.filter(p => p.p95_ms !== null && p.p95_ms !== undefined);
+  const last = answered.length ? answered[answered.length - 1] : null;
+  text("p50-now", last ? last.p50_ms : "–");
+  text("p95-now", last ? last.p95_ms : "–");
+}
+
 function mixChart(mix) {
   const svg = document.getElementById("mix-chart");
   clear(svg);
@@ -123,6 +152,7 @@ function render(data) {
   text("total", data.traffic.total);
   text("in-flight", data.traffic.in_flight);
   rateChart(points);
+  latencyChart(points);
   mixChart(data.traffic.status_mix);
   refusalsChart(data.top_refusals);
   rows("alerts", data.alerts, alertCells, "alerts-empty");
