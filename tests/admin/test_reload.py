@@ -82,13 +82,18 @@ async def test_reload_under_load_adds_and_removes_routes_with_no_failed_request(
         # request to route b already in flight finishes under the config it started with.
         slow = asyncio.create_task(client.get(f"{base}/b/slow?0.8"))
         await asyncio.sleep(0.2)
-        second = {"name": "viewer", "role": "read-only", "token_hash": token_hash(generate())}
+        viewer = generate()
+        second = {"name": "viewer", "role": "read-only", "token_hash": token_hash(viewer)}
+        as_viewer = {"authorization": f"Bearer {viewer}"}
+        assert (await client.get(f"{admin}/admin/status", headers=as_viewer)).status_code == 401
         admin_section = doc["admin"] | {"tokens": [*doc["admin"]["tokens"], second]}
         write(path, doc | {"admin": admin_section})
         process.send_signal(signal.SIGHUP)
         line = await stderr_line(process, b"config reload")
         assert b"reloaded (generation 2" in line, line
         assert (await client.get(f"{base}/b/hello")).status_code == 404
+        # Admin tokens reload too: the new one is admitted at once.
+        assert (await client.get(f"{admin}/admin/status", headers=as_viewer)).status_code == 200
         finished = await slow
         assert finished.status_code == 200
         assert finished.text == "slow"
