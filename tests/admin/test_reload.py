@@ -173,6 +173,7 @@ async def test_workers_reload_on_sighup_to_the_supervisor(
         process.send_signal(signal.SIGHUP)
         line = await stderr_line(process, b"config reload")
         assert b"reloaded (generation 1" in line, line
+        assert not (tmp_path / "state" / "run" / "reload.json").exists()  # config at rest: no
         # Fresh connections land on both workers (SO_REUSEPORT): every one knows route b.
         for _ in range(12):
             async with httpx.AsyncClient(timeout=10) as client:

@@ -2,7 +2,8 @@
 
 The supervisor validates the new config, writes it to ``state_dir/run/reload.json`` (owner-only:
 it may hold secrets, as the config on the workers' stdin does) with a generation number, and
-sends SIGHUP; each worker applies it and answers in ``run/reload-<pid>.json``. Workers also
+sends SIGHUP; each worker applies it and answers in ``run/reload-<pid>.json``; the supervisor
+deletes the config file once every worker has answered (or the wait is over). Workers also
 publish their recent security events every second (``run/events-<pid>.json``) so that the admin
 listener, which the supervisor serves, can answer queries over all of them.
 """

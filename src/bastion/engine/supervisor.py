@@ -157,6 +157,9 @@ class Supervisor:
                         problems.append(f"worker {pid}: {ack.get('error')}")
             await asyncio.sleep(0.02)
         problems += [f"worker {pid}: no answer within {RELOAD_WAIT:g}s" for pid in waiting]
+        # The file holds the whole config (its secrets too): gone once the workers had it.
+        with contextlib.suppress(OSError):
+            (fanout.run_dir(self.config) / "reload.json").unlink()
         if problems:
             raise ConfigError("reload failed in some workers", problems)
 
