@@ -45,6 +45,7 @@ async def test_calls_without_a_valid_token_are_refused_and_audited(
     refused = [e for e in entries if e["actor"]["name"] == "anonymous"]
     assert len(refused) == 4
     assert all(e["outcome"] == "failure" and e["status"] == 401 for e in refused)
+    assert [e["action"] for e in refused] == ["keys.list"] * 4
     text = audit_path(config).read_text()
     assert all(secret not in text for secret in secrets.values())
     assert audit_path(config).stat().st_mode & 0o077 == 0

@@ -313,10 +313,19 @@ async def handle(plane: AdminPlane, request: Request) -> Response:
     action = "api.unknown"
     target: str | None = None
     try:
-        principal = authenticate(plane, request)  # first: nothing is said to strangers
-        operation, args = find(request.method, request.path)
-        action = operation.action
-        target = args.get("key") or args.get("consumer")
+        try:  # what was asked, for the audit log; a stranger is told nothing about it
+            found: tuple[Operation, dict[str, str]] | AdminProblem = find(
+                request.method, request.path
+            )
+        except AdminProblem as unknown:
+            found = unknown
+        if not isinstance(found, AdminProblem):
+            action = found[0].action
+            target = found[1].get("key") or found[1].get("consumer")
+        principal = authenticate(plane, request)
+        if isinstance(found, AdminProblem):
+            raise found
+        operation, args = found
         if not principal.may(operation.role):
             raise AdminProblem(
                 403,
