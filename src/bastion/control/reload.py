@@ -31,6 +31,7 @@ RESTART_ONLY = (
     "admin.listen",
     "admin.audit_log",
     "admin.recent_events",
+    "admin.session_ttl",
     "events",
     "tls",
     "timeouts",
