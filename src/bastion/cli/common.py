@@ -12,6 +12,7 @@ import click
 
 from bastion.config.loader import load_config
 from bastion.config.models import BastionConfig
+from bastion.control.reload import ConfigSource
 from bastion.errors import ConfigError
 
 EXIT_OK = 0
@@ -44,12 +45,13 @@ def prepare_state_dir(config: BastionConfig) -> None:
         )
 
 
-def run_gateway(config: BastionConfig) -> int:
-    """Run the engine until it stops; a listener that cannot be opened is one readable line."""
+def run_gateway(config: BastionConfig, source: ConfigSource | None = None) -> int:
+    """Run the engine until it stops; a listener that cannot be opened is one readable line.
+    ``source`` (the file and the flags that made ``config``) is what a reload re-reads."""
     from bastion.engine.runtime import run
 
     try:
-        return run(config)
+        return run(config, source)
     except OSError as exc:
         reason = re.sub(r"^\[Errno \d+\] ", "", str(exc))
         click.echo(

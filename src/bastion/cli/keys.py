@@ -2,7 +2,9 @@
 
 The store is the one the gateway reads: SQLite under ``state_dir`` by default, PostgreSQL when
 ``postgres.dsn`` is set. A secret is printed once, by ``create`` and ``rotate``, and exists
-nowhere else afterwards. ``--json`` prints one JSON document for scripts.
+nowhere else afterwards. ``--json`` prints one JSON document for scripts. With ``--remote URL
+--admin-token-file FILE`` every command works through that gateway's admin API instead
+(:mod:`bastion.cli.remote`), with the same output.
 Exit codes: 0 done, 1 the key or the store failed, 2 usage or config error.
 """
 
@@ -16,12 +18,14 @@ from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import quote
 
 import click
 import orjson
 
 from bastion.auth.keys.manager import IssuedKey, KeyManager
 from bastion.cli.common import EXIT_FAILURE, fail_config, load_or_exit, prepare_state_dir
+from bastion.cli.remote import call
 from bastion.config.types import parse_duration
 from bastion.errors import ConfigError, StateError
 from bastion.store.records import KeyRecord
@@ -92,6 +96,16 @@ def store_options(command: F) -> F:
     )
     @click.option("--state-dir", type=click.Path(path_type=Path), help="Where the keys live.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+    @click.option(
+        "--remote",
+        metavar="URL",
+        help="Work through the admin API of the gateway at URL (its admin listener).",
+    )
+    @click.option(
+        "--admin-token-file",
+        type=click.Path(path_type=Path),
+        help="File holding an admin token (with --remote).",
+    )
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return command(*args, **kwargs)
@@ -117,17 +131,23 @@ def emit(doc: dict[str, Any] | list[dict[str, Any]]) -> None:
 
 def show_secret(issued: IssuedKey, what: str) -> None:
     record = issued.record
-    click.echo(
-        f"{what} API key {record.id} for consumer {record.consumer}"
-        f" (expires {stamp(record.expires_at)})."
-    )
+    announce_secret(what, record.id, record.consumer, stamp(record.expires_at), issued.secret)
+
+
+def announce_secret(
+    what: str, key_id: str, consumer: str, expires: str | None, secret: str
+) -> None:
+    click.echo(f"{what} API key {key_id} for consumer {consumer} (expires {expires}).")
     click.echo("The secret is shown only now; store it safely:\n")
-    click.echo(f"  {issued.secret}\n")
+    click.echo(f"  {secret}\n")
 
 
 @click.group()
 def keys() -> None:
-    """Manage API keys (the gateway picks up changes within a second)."""
+    """Manage API keys (the gateway picks up changes within a second).
+
+    With --remote URL --admin-token-file FILE, through a gateway's admin API instead of the
+    store (the key store need not be reachable from here)."""
 
 
 @keys.command()
@@ -146,9 +166,19 @@ def create(
     config_path: Path | None,
     state_dir: Path | None,
     as_json: bool,
+    remote: str | None,
+    admin_token_file: Path | None,
 ) -> None:
     """Create a key and print its secret (once)."""
     lifetime = duration("--expires", expires)
+    if remote:
+        body = {"consumer": consumer, "scopes": list(scopes), "tier": tier, "name": name}
+        doc = call(remote, admin_token_file, "POST", "/admin/keys", body | {"expires": expires})
+        if as_json:
+            emit(doc)
+        else:
+            announce_secret("Created", doc["id"], doc["consumer"], doc["expires_at"], doc["secret"])
+        return
     keys_ = manager(config_path, state_dir)
     try:
         issued = keys_.create(consumer, scopes=scopes, tier=tier, name=name, expires_in=lifetime)
@@ -169,18 +199,27 @@ def create(
 @click.option("--consumer", help="Only this consumer's keys.")
 @store_options
 def list_keys(
-    consumer: str | None, config_path: Path | None, state_dir: Path | None, as_json: bool
+    consumer: str | None,
+    config_path: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+    remote: str | None,
+    admin_token_file: Path | None,
 ) -> None:
     """List keys (never their secrets)."""
-    keys_ = manager(config_path, state_dir)
-    try:
-        records = keys_.list(consumer)
-    except StateError as exc:
-        fail(exc)
-    finally:
-        keys_.close()
-    now, warning = keys_.clock(), keys_.config.auth.api_keys.expiry_warning
-    docs = [record_doc(r, now, warning) for r in records]
+    if remote:
+        params = {"consumer": consumer} if consumer else None
+        docs = call(remote, admin_token_file, "GET", "/admin/keys", params=params)["keys"]
+    else:
+        keys_ = manager(config_path, state_dir)
+        try:
+            records = keys_.list(consumer)
+        except StateError as exc:
+            fail(exc)
+        finally:
+            keys_.close()
+        now, warning = keys_.clock(), keys_.config.auth.api_keys.expiry_warning
+        docs = [record_doc(r, now, warning) for r in records]
     if as_json:
         emit(docs)
         return
@@ -204,16 +243,26 @@ def list_keys(
 @keys.command()
 @click.argument("key_id")
 @store_options
-def show(key_id: str, config_path: Path | None, state_dir: Path | None, as_json: bool) -> None:
+def show(
+    key_id: str,
+    config_path: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+    remote: str | None,
+    admin_token_file: Path | None,
+) -> None:
     """Show one key (never its secret)."""
-    keys_ = manager(config_path, state_dir)
-    try:
-        record = keys_.get(key_id)
-    except StateError as exc:
-        fail(exc)
-    finally:
-        keys_.close()
-    doc = record_doc(record, keys_.clock(), keys_.config.auth.api_keys.expiry_warning)
+    if remote:
+        doc = call(remote, admin_token_file, "GET", f"/admin/keys/{quote(key_id, safe='')}")
+    else:
+        keys_ = manager(config_path, state_dir)
+        try:
+            record = keys_.get(key_id)
+        except StateError as exc:
+            fail(exc)
+        finally:
+            keys_.close()
+        doc = record_doc(record, keys_.clock(), keys_.config.auth.api_keys.expiry_warning)
     if as_json:
         emit(doc)
         return
@@ -236,11 +285,25 @@ def rotate(
     config_path: Path | None,
     state_dir: Path | None,
     as_json: bool,
+    remote: str | None,
+    admin_token_file: Path | None,
 ) -> None:
     """Issue a new key in place of KEY_ID; the old one works until the grace ends."""
     grace_seconds = duration("--grace", grace)
     assert grace_seconds is not None
     lifetime = duration("--expires", expires)
+    if remote:
+        path = f"/admin/keys/{quote(key_id, safe='')}/rotate"
+        doc = call(remote, admin_token_file, "POST", path, {"grace": grace, "expires": expires})
+        if as_json:
+            emit(doc)
+            return
+        new, old = doc["new"], doc["old"]
+        announce_secret(
+            "Rotated: new", new["id"], new["consumer"], new["expires_at"], new["secret"]
+        )
+        click.echo(f"The old key {old['id']} works until {old['expires_at']}.")
+        return
     keys_ = manager(config_path, state_dir)
     try:
         rotation = keys_.rotate(key_id, grace=grace_seconds, expires_in=lifetime)
@@ -267,8 +330,27 @@ def rotate(
 @keys.command()
 @click.argument("key_id")
 @store_options
-def revoke(key_id: str, config_path: Path | None, state_dir: Path | None, as_json: bool) -> None:
+def revoke(
+    key_id: str,
+    config_path: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+    remote: str | None,
+    admin_token_file: Path | None,
+) -> None:
     """Revoke KEY_ID on every gateway (within a second)."""
+    if remote:
+        path = f"/admin/keys/{quote(key_id, safe='')}/revoke"
+        doc = call(remote, admin_token_file, "POST", path)
+        if as_json:
+            emit(doc)
+            return
+        click.echo(f"Revoked API key {doc['id']} (consumer {doc['consumer']}).")
+        if doc.get("announced_to") is not None:
+            click.echo(
+                f"Announced over Redis to {doc['announced_to']} listening gateway process(es)."
+            )
+        return
     keys_ = manager(config_path, state_dir)
     try:
         record, announced = keys_.revoke(key_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from bastion.cli.admin import admin
 from bastion.cli.audit import audit
 from bastion.cli.check import check_config
 from bastion.cli.db import db
@@ -39,6 +40,7 @@ cli.add_command(token)
 cli.add_command(db)
 cli.add_command(events)
 cli.add_command(audit)
+cli.add_command(admin)
 
 
 def main() -> None:

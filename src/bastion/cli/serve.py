@@ -11,6 +11,7 @@ import click
 from bastion.cli.common import fail_config, load_or_exit, prepare_state_dir, run_gateway
 from bastion.config.loader import read_yaml
 from bastion.config.models import BastionConfig
+from bastion.control.reload import ConfigSource
 from bastion.errors import ConfigError
 from bastion.validation.document import load_document
 
@@ -64,7 +65,8 @@ def serve(
     config = load_or_exit(config_path, overrides)
     if admin_listen is not None:
         admin = config.admin.model_dump() | {"listen": admin_listen}
-        config = load_or_exit(config_path, overrides | {"admin": admin})
+        overrides = overrides | {"admin": admin}
+        config = load_or_exit(config_path, overrides)
     if not config.routes:
         fail_config(
             ConfigError("routes: none configured; expected --upstream URL or routes in --config")
@@ -84,7 +86,7 @@ def serve(
     if config.tls.enabled:
         config = prepare_tls(config)
 
-    sys.exit(run_gateway(config))
+    sys.exit(run_gateway(config, ConfigSource(config_path, overrides)))
 
 
 def tls_section(

@@ -12,6 +12,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bastion.config.admin import AdminConfig
 from bastion.config.auth import AuthConfig, RouteAuthConfig
 from bastion.config.backends import PostgresConfig, RedisConfig
 from bastion.config.events import EventsConfig
@@ -150,13 +151,6 @@ class RouteConfig(Model):
         if not bare or not re.fullmatch(r"[a-z0-9.-]+", bare):
             raise ValueError("expected a host name such as api.example.com or *.example.com")
         return value
-
-
-class AdminConfig(Model):
-    """The operator's listener: health, readiness and metrics. Never the public port."""
-
-    enabled: bool = True
-    listen: ListenAddress = HostPort("127.0.0.1", 9901)
 
 
 class BastionConfig(Model):

@@ -127,11 +127,11 @@ class EngineContext:
         self.mask_errors = config.responses.mask_upstream_errors
         server = config.responses.server_header
         self.server_header = b"server: " + server.encode("latin-1") + b"\r\n" if server else b""
-        only = chain.guards[0] if len(chain.guards) == 1 else None
-        self.router_only = only if isinstance(only, Router) else None
-        self.response_hooks = any(callable(getattr(g, "on_response", None)) for g in chain.guards)
-        self.complete_hooks = any(callable(getattr(g, "on_complete", None)) for g in chain.guards)
-        self.body_rewrites = provides_rewrites(chain.guards)
+        self.router_only: Router | None = None
+        self.response_hooks = False
+        self.complete_hooks = False
+        self.body_rewrites = False
+        self.use_chain(chain)
         shortest = min(
             timeouts.header_read,
             timeouts.body_read,
@@ -146,6 +146,21 @@ class EngineContext:
         self.drained: asyncio.Event | None = None  # set once draining and the last one closed
         self.authorities: dict[int, bytes] = {}  # id() of a route's UpstreamURL -> Host value
         self.pool: UpstreamPool | None = None  # set by the server (shared by its connections)
+
+    def use_chain(self, chain: GuardChain) -> None:
+        """Decide new requests with ``chain`` (a config reload): exchanges already started keep
+        the chain they started with (``Exchange.chain``). Hook flags only ever widen, so an
+        exchange of the previous chain still gets its response and completion hooks."""
+        self.chain = chain
+        only = chain.guards[0] if len(chain.guards) == 1 else None
+        self.router_only = only if isinstance(only, Router) else None
+        self.response_hooks = self.response_hooks or any(
+            callable(getattr(g, "on_response", None)) for g in chain.guards
+        )
+        self.complete_hooks = self.complete_hooks or any(
+            callable(getattr(g, "on_complete", None)) for g in chain.guards
+        )
+        self.body_rewrites = self.body_rewrites or provides_rewrites(chain.guards)
 
     def authority(self, upstream: UpstreamURL) -> bytes:
         """The Host value for ``upstream``, cached (routes and their URLs live as long as we do)."""

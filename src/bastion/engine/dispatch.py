@@ -108,6 +108,7 @@ def start(exchange: Exchange) -> None:
     ctx = conn.ctx
     ctx.stats.in_flight += 1
     exchange.accounted = False
+    exchange.chain = ctx.chain
     try:
         untrusted = conn.untrusted_origin
         if untrusted is not None:  # the peer is not a trusted proxy: resolve() in short
@@ -131,7 +132,7 @@ def start(exchange: Exchange) -> None:
         logger.exception("dispatching a request failed")
         respond_deny(exchange, INTERNAL_ERROR)
         return
-    if ctx.chain.requires_body and exchange.has_body:
+    if exchange.chain.requires_body and exchange.has_body:
         exchange.conn.send_continue(exchange)
         exchange.collect(ctx.max_body, lambda: _run_chain(exchange))
     else:
@@ -145,7 +146,7 @@ def _run_chain(exchange: Exchange) -> None:
     assert request is not None
     if exchange.collect_limit >= 0:
         request.body = exchange.body()
-    chain = exchange.conn.ctx.chain
+    chain = exchange.chain
     if chain.empty:
         _decided(exchange, ALLOW)
         return
@@ -299,7 +300,7 @@ def completed(exchange: Exchange, now: float = 0.0) -> None:
         stats.record_upstream(route_name, upstream)
     request = exchange.request
     if ctx.complete_hooks and request is not None:
-        ctx.chain.on_complete(request, status, exchange.bytes_sent, seconds)
+        exchange.chain.on_complete(request, status, exchange.bytes_sent, seconds)
     access = ctx.access
     if access is not None:
         # Values already at hand only; the writer thread formats (bastion.observability.ecs).

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.forwarding import Origin
 from bastion.pipeline.request import ClientAddress, Headers, Request
 from bastion.pipeline.routing import Route
@@ -35,6 +36,7 @@ class Exchange:
         "body_done",
         "buffered",
         "bytes_sent",
+        "chain",
         "chunked",
         "chunks",
         "client",
@@ -77,6 +79,9 @@ class Exchange:
 
     def __init__(self, conn: ClientProtocol, started: float) -> None:
         self.conn = conn
+        # The chain this exchange is decided and completed under: a config reload swaps the
+        # listener's chain for new requests, never under one in flight.
+        self.chain: GuardChain = conn.ctx.chain
         self.method = b""
         self.started = started
         self.path = b"/"

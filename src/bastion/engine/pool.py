@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Sequence
 
+from bastion.config.models import RouteConfig
 from bastion.config.types import UpstreamURL
 from bastion.engine import dispatch
 from bastion.engine.context import EngineContext
@@ -38,15 +40,20 @@ class UpstreamPool:
         self.closed = False
         self.keys: dict[int, PoolKey] = {}  # by id() of the route's (long-lived) UpstreamURL
         # Routes with their own upstream TLS settings, by id() of their UpstreamURL.
-        tls = ctx.config.tls
-        self.tls_routes: dict[int, str] = {
-            id(route.upstream): route.name
-            for route in ctx.config.routes
-            if route.name in tls.upstream_routes
-        }
-        self.route_names: dict[int, str] = {id(r.upstream): r.name for r in ctx.config.routes}
+        self.tls_routes: dict[int, str] = {}
+        self.route_names: dict[int, str] = {}
         self._tls: dict[str, UpstreamTLS] = {}
-        for route in ctx.config.routes:  # a bad CA or client certificate fails at start
+        self.add_routes(ctx.config.routes)
+
+    def add_routes(self, routes: Sequence[RouteConfig]) -> None:
+        """Know the upstreams of ``routes`` (at start, and on a config reload). The caller keeps
+        every config it applied alive, so that the id()-keyed tables never see an id reused."""
+        tls = self.ctx.config.tls
+        for route in routes:
+            if route.name in tls.upstream_routes:
+                self.tls_routes[id(route.upstream)] = route.name
+            self.route_names[id(route.upstream)] = route.name
+        for route in routes:  # a bad CA or client certificate fails here, not on a request
             if route.upstream.scheme == "https":
                 self._upstream_tls(self._scheme(route.upstream))
 

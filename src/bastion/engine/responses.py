@@ -50,7 +50,7 @@ def local_response_bytes(
     pairs.extend(exchange.extra_headers)
     nosniff = any(name == "x-content-type-options" for name, _ in pairs)
     if ctx.response_hooks and exchange.request is not None:
-        ctx.chain.on_response(exchange.request, response.status, pairs)
+        exchange.chain.on_response(exchange.request, response.status, pairs)
     parts = [status_line(response.status), *_encode_pairs(pairs)]
     body = b"" if exchange.head_only or response.status in (204, 304) else response.body
     parts.append(
@@ -111,7 +111,7 @@ def proxied_head(
     if ctx.response_hooks and request is not None:
         pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scan.pairs()]
         pairs.extend(exchange.extra_headers)
-        ctx.chain.on_response(request, status, pairs)
+        exchange.chain.on_response(request, status, pairs)
         parts = [status_line(status), *_encode_pairs(pairs)]
         nosniff = any(name == "x-content-type-options" for name, _ in pairs)
     else:

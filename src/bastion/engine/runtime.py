@@ -19,13 +19,20 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bastion.assembly import build_events, build_gateway_chain
 from bastion.config.models import BastionConfig
+from bastion.control import fanout
+from bastion.control.audit import SIGNAL_ACTOR, AuditLog, audit_path
+from bastion.control.recent import RecentEvents, Tee
+from bastion.control.reload import Applier, ConfigSource, Reloader
+from bastion.control.swap import LiveChain
 from bastion.engine.server import GatewayServer
+from bastion.errors import ConfigError, describe
 from bastion.observability.events import EventSink
 from bastion.observability.traffic import TrafficSnapshot, TrafficStats
 from bastion.pipeline.chain import GuardChain
@@ -33,6 +40,9 @@ from bastion.pipeline.request import Request
 from bastion.pipeline.response import FunctionEndpoint, Response
 from bastion.pipeline.routing import Route, Router
 from bastion.tls.runtime import TLSRuntime
+
+if TYPE_CHECKING:
+    from bastion.admin.plane import AdminPlane
 
 logger = logging.getLogger("bastion.engine")
 
@@ -47,25 +57,29 @@ def install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def run(config: BastionConfig) -> int:
-    """Serve until SIGTERM/SIGINT; the process exit code."""
+def run(config: BastionConfig, source: ConfigSource | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; the process exit code. ``source`` is where ``config`` came
+    from, re-read on SIGHUP or ``POST /admin/config/reload`` (without it, reload is refused)."""
     install_uvloop()
     if config.workers > 1:
         from bastion.engine.supervisor import supervise
 
-        return asyncio.run(supervise(config))
-    return asyncio.run(serve(config))
+        return asyncio.run(supervise(config, source))
+    return asyncio.run(serve(config, source=source))
 
 
 def admin_routes(
-    config: BastionConfig, snapshot: Callable[[], TrafficSnapshot], ready: Callable[[], bool]
+    config: BastionConfig,
+    snapshot: Callable[[], TrafficSnapshot],
+    ready: Callable[[], bool],
+    plane: AdminPlane | None = None,
 ) -> list[Route]:
     """The admin endpoints (from :mod:`bastion.admin`), or health/readiness if it is absent."""
     try:
         from bastion.admin import endpoints
     except ImportError:  # pragma: no cover - bastion.admin ships with bastion
         return fallback_admin_routes(snapshot, ready)
-    return endpoints(config, snapshot, ready)
+    return endpoints(config, snapshot, ready, plane=plane)
 
 
 def fallback_admin_routes(
@@ -96,11 +110,61 @@ async def start_admin(
     events: EventSink,
     snapshot: Callable[[], TrafficSnapshot],
     ready: Callable[[], bool],
+    plane: AdminPlane | None = None,
 ) -> GatewayServer:
-    chain = GuardChain([Router(admin_routes(config, snapshot, ready))], events)
+    chain = GuardChain([Router(admin_routes(config, snapshot, ready, plane))], events)
     admin = GatewayServer(config=config, chain=chain, listen=config.admin.listen)
     await admin.start()
+    if plane is not None:
+        plane.start()
     return admin
+
+
+async def stop_admin(admin: GatewayServer, plane: AdminPlane | None) -> None:
+    if plane is not None:
+        await plane.close()
+    await admin.shutdown(1.0)
+
+
+def control_plane(
+    config: BastionConfig,
+    source: ConfigSource | None,
+    events: EventSink,
+    apply: Applier,
+    recent: Callable[[], RecentEvents],
+    snapshot: Callable[[], TrafficSnapshot],
+) -> AdminPlane:
+    """The audit log, the reloader and the admin plane of a process serving the admin port."""
+    from bastion.admin.plane import AdminPlane
+
+    audit = AuditLog(audit_path(config), events)
+    reloader = Reloader(config, source or ConfigSource(None), apply, audit)
+    return AdminPlane(
+        config=lambda: reloader.config,
+        audit=audit,
+        recent=recent,
+        snapshot=snapshot,
+        reloader=reloader,
+    )
+
+
+def on_sighup(handler: Callable[[], None]) -> None:
+    """SIGHUP runs ``handler`` (a config reload; it also asks TLS to reload certificates)."""
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, handler)
+
+
+def tls_reload(tls: TLSRuntime | None) -> None:
+    if tls is not None and tls.server.reload_requested is not None:
+        tls.server.reload_requested.set()
+
+
+async def reload_logged(reloader: Reloader) -> None:
+    result = await reloader.reload(SIGNAL_ACTOR)
+    if result.ok:
+        announce(f"config reloaded (generation {result.generation}, {result.message})")
+    else:
+        announce("config reload refused; the running config stays: " + "; ".join(result.problems))
 
 
 def stop_signals() -> asyncio.Event:
@@ -127,11 +191,15 @@ def write_snapshot(path: Path, snapshot: TrafficSnapshot) -> None:
     os.replace(tmp, path)
 
 
-async def serve(config: BastionConfig, *, worker: bool = False) -> int:
+async def serve(
+    config: BastionConfig, *, worker: bool = False, source: ConfigSource | None = None
+) -> int:
     """One serving process: the public listener, plus the admin listener unless a worker."""
-    events = build_events(config)
+    recent = RecentEvents(config.admin.recent_events)
+    writer = build_events(config)
+    events: EventSink = Tee([writer, recent])
     stats = TrafficStats()
-    stats.events = events
+    stats.events = writer
     chain = build_gateway_chain(config, events)
     await chain.start()
     tls = TLSRuntime.create(config, events)
@@ -142,19 +210,50 @@ async def serve(config: BastionConfig, *, worker: bool = False) -> int:
         stats=stats,
         reuse_port=worker,
         ssl=tls.context if tls is not None else None,
-        access=events.access if config.events.access and events.active else None,
+        access=writer.access if config.events.access and writer.active else None,
     )
     stop = stop_signals()
     await public.start()
     if tls is not None:
         await tls.start(public.port, reuse_port=worker)
+        await asyncio.sleep(0)  # TLS's watcher installs its SIGHUP handler; ours replaces it
+    live = LiveChain(public, config, events)
     ready = True
     admin: GatewayServer | None = None
-    if config.admin.enabled and not worker:
-        admin = await start_admin(config, events, stats.snapshot, lambda: ready)
+    tasks: set[asyncio.Task[None]] = set()
+    plane: AdminPlane | None = None
+
+    def spawn(work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
     if worker:
-        publisher = asyncio.create_task(_publish(config, stats, stop))
+        generation = [0]
+        one_at_a_time = asyncio.Lock()
+
+        async def apply_pending() -> None:
+            async with one_at_a_time:
+                await _apply_pending(config, live, generation)
+
+        def worker_hup() -> None:
+            tls_reload(tls)
+            spawn(apply_pending())
+
+        on_sighup(worker_hup)
+        publisher = asyncio.create_task(_publish(config, stats, stop, recent))
     else:
+        plane = control_plane(config, source, events, live.apply, lambda: recent, stats.snapshot)
+        reloader = plane.reloader
+        assert reloader is not None
+
+        def hup() -> None:
+            tls_reload(tls)
+            spawn(reload_logged(reloader))
+
+        on_sighup(hup)
+        if config.admin.enabled:
+            admin = await start_admin(config, events, stats.snapshot, lambda: ready, plane)
         where = f"{public.context.scheme}://{config.listen.host}:{public.port}"
         admin_text = f", admin on http://{config.admin.listen}" if admin else ""
         announce(f"gateway listening on {where}{admin_text} (pid {os.getpid()})")
@@ -173,30 +272,60 @@ async def serve(config: BastionConfig, *, worker: bool = False) -> int:
             await publisher
         write_snapshot(snapshot_path(config, os.getpid()), stats.snapshot())
     if admin is not None:
-        await admin.shutdown(1.0)
-    await chain.close()
+        await stop_admin(admin, plane)
+    for task in list(tasks):
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await live.close()
+    await live.chain.close()
     close = getattr(events, "close", None)
     if callable(close):
         close()
     return 0
 
 
-async def _publish(config: BastionConfig, stats: TrafficStats, stop: asyncio.Event) -> None:
-    """Publish this worker's counters every second; stop serving if the supervisor is gone
-    (a worker must never outlive it, holding the port with nobody to stop it)."""
+async def _apply_pending(config: BastionConfig, live: LiveChain, generation: list[int]) -> None:
+    """A worker's side of a reload: apply what the supervisor published, then say how it went."""
+    pending = fanout.pending_reload(config, generation[0])
+    if pending is None:
+        return
+    number, new = pending
+    error: str | None = None
+    try:
+        await live.apply(new)
+    except ConfigError as exc:
+        error = str(exc)
+    except Exception as exc:
+        error = describe(exc)
+    else:
+        generation[0] = number
+    fanout.acknowledge(config, number, error)
+
+
+async def _publish(
+    config: BastionConfig, stats: TrafficStats, stop: asyncio.Event, recent: RecentEvents
+) -> None:
+    """Publish this worker's counters (and recent events, when new ones came) every second;
+    stop serving if the supervisor is gone (a worker must never outlive it, holding the port
+    with nobody to stop it)."""
     path = snapshot_path(config, os.getpid())
     path.parent.mkdir(parents=True, exist_ok=True)
     parent = os.getppid()
+    published = -1
     while True:
         if os.getppid() != parent:
             stop.set()
             return
         try:
             write_snapshot(path, stats.snapshot())
+            if recent.emitted != published:
+                published = recent.emitted
+                fanout.publish_events(config, recent.export())
         except OSError as exc:
             logger.warning("cannot write traffic snapshot %s: %s", path, exc)
         await asyncio.sleep(SNAPSHOT_INTERVAL)
 
 
 if __name__ == "__main__":  # python -m bastion.engine.runtime CONFIG.json (tests, debugging)
-    sys.exit(run(BastionConfig.model_validate_json(Path(sys.argv[1]).read_bytes())))
+    _path = Path(sys.argv[1])
+    sys.exit(run(BastionConfig.model_validate_json(_path.read_bytes()), ConfigSource(_path)))

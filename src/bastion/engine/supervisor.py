@@ -13,9 +13,23 @@ import sys
 import time
 from pathlib import Path
 
-from bastion.assembly import build_events
+from bastion.assembly import build_events, build_gateway_chain
 from bastion.config.models import BastionConfig
-from bastion.engine.runtime import announce, snapshot_path, start_admin, stop_signals
+from bastion.control import fanout
+from bastion.control.recent import RecentEvents, Tee, merged
+from bastion.control.reload import ConfigSource
+from bastion.engine.runtime import (
+    announce,
+    control_plane,
+    on_sighup,
+    reload_logged,
+    snapshot_path,
+    start_admin,
+    stop_admin,
+    stop_signals,
+)
+from bastion.errors import ConfigError
+from bastion.observability.events import EventSink, NullSink
 from bastion.observability.traffic import TrafficSnapshot
 
 logger = logging.getLogger("bastion.engine")
@@ -27,14 +41,19 @@ MAX_EARLY_EXITS = 5
 STARTUP_WAIT = 10.0
 
 
+RELOAD_WAIT = 15.0
+
+
 class Supervisor:
-    def __init__(self, config: BastionConfig) -> None:
+    def __init__(self, config: BastionConfig, source: ConfigSource | None = None) -> None:
         self.config = config
+        self.source = source
         self.failed = asyncio.Event()
         self.workers: dict[int, tuple[asyncio.subprocess.Process, float]] = {}
         self.retired = TrafficSnapshot()
         self.stopping = False
         self.early_exits = 0
+        self.generation = 0
         self.payload = config.model_dump_json().encode()
 
     async def spawn(self) -> None:
@@ -72,8 +91,13 @@ class Supervisor:
             snapshot.connections_open = 0
             snapshot.in_flight = 0
             self.retired.merge(snapshot)
-        with contextlib.suppress(OSError):
-            path.unlink()
+        for stale in (
+            path,
+            fanout.events_path(self.config, pid),
+            fanout.ack_path(self.config, pid),
+        ):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
     def snapshot(self) -> TrafficSnapshot:
         merged = TrafficSnapshot()
@@ -102,21 +126,76 @@ class Supervisor:
             if process.returncode is None:
                 process.send_signal(signal.SIGHUP)
 
+    def recent(self, own: RecentEvents) -> RecentEvents:
+        """Recent events of every worker and of the supervisor itself (admin calls)."""
+        parts = fanout.worker_events(self.config, list(self.workers))
+        return merged([*parts, own.export()], self.config.admin.recent_events)
+
+    async def apply(self, new: BastionConfig) -> None:
+        """A reload across workers: build the chain once here (what fails to build fails
+        before any worker changes), then publish it, SIGHUP the workers and wait for each."""
+        trial = build_gateway_chain(new, NullSink())
+        await trial.close()
+        self.generation += 1
+        generation = self.generation
+        fanout.publish_reload(self.config, generation, new)
+        self.payload = new.model_dump_json().encode()  # a restarted worker starts with it
+        self._forward_reload()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RELOAD_WAIT
+        waiting = set(self.workers)
+        problems: list[str] = []
+        while waiting and loop.time() < deadline:
+            for pid in list(waiting):
+                if pid not in self.workers:
+                    waiting.discard(pid)  # gone: its replacement starts with the new config
+                    continue
+                ack = fanout.acknowledgement(self.config, pid, generation)
+                if ack is not None:
+                    waiting.discard(pid)
+                    if not ack.get("ok"):
+                        problems.append(f"worker {pid}: {ack.get('error')}")
+            await asyncio.sleep(0.02)
+        problems += [f"worker {pid}: no answer within {RELOAD_WAIT:g}s" for pid in waiting]
+        # The file holds the whole config (its secrets too): gone once the workers had it.
+        with contextlib.suppress(OSError):
+            (fanout.run_dir(self.config) / "reload.json").unlink()
+        if problems:
+            raise ConfigError("reload failed in some workers", problems)
+
     async def run(self) -> int:
         (self.config.state_dir / "run").mkdir(parents=True, exist_ok=True)
+        # A reload left by an earlier run must never reach this run's workers.
+        with contextlib.suppress(OSError):
+            (fanout.run_dir(self.config) / "reload.json").unlink()
         stop = stop_signals()
         for _ in range(self.config.workers):
             await self.spawn()
         await self._wait_ready()
-        events = build_events(self.config)
+        own = RecentEvents(self.config.admin.recent_events)
+        events: EventSink = Tee([build_events(self.config), own])
+        plane = control_plane(
+            self.config, self.source, events, self.apply, lambda: self.recent(own), self.snapshot
+        )
+        reloader = plane.reloader
+        assert reloader is not None
+        tasks: set[asyncio.Task[None]] = set()
+
+        def hup() -> None:
+            # A config reload; each worker also reloads its certificates on the SIGHUP it gets
+            # (and the TLS ones whatever the reload's outcome).
+            if self.config.tls.enabled:
+                self._forward_reload()
+            task = asyncio.get_running_loop().create_task(reload_logged(reloader))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        on_sighup(hup)
         admin = None
         if self.config.admin.enabled:
-            admin = await start_admin(self.config, events, self.snapshot, self.ready)
+            admin = await start_admin(self.config, events, self.snapshot, self.ready, plane)
         admin_text = f", admin on http://{self.config.admin.listen}" if admin else ""
         scheme = "https" if self.config.tls.enabled else "http"
-        if self.config.tls.enabled:
-            # SIGHUP reloads certificates: each worker reloads its own (they watch the files too).
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._forward_reload)
         announce(
             f"gateway listening on {scheme}://{self.config.listen} with {self.config.workers}"
             f" workers{admin_text} (supervisor pid {os.getpid()})"
@@ -128,8 +207,10 @@ class Supervisor:
         failed.cancel()
         self.stopping = True
         await self._stop_workers()
+        for task in list(tasks):
+            task.cancel()
         if admin is not None:
-            await admin.shutdown(1.0)
+            await stop_admin(admin, plane)
         close = getattr(events, "close", None)
         if callable(close):
             close()
@@ -157,5 +238,5 @@ def _read(path: Path) -> TrafficSnapshot | None:
         return None
 
 
-async def supervise(config: BastionConfig) -> int:
-    return await Supervisor(config).run()
+async def supervise(config: BastionConfig, source: ConfigSource | None = None) -> int:
+    return await Supervisor(config, source).run()

@@ -97,6 +97,7 @@ class ServerTLS:
         self.state_dir = state_dir
         self.dev: DevCertificate | None = None
         self.dev_created = False  # the development CA was made by this load
+        self.reload_requested: asyncio.Event | None = None  # set while watch() runs
         self.files: tuple[CertificateFiles, ...] = config.certificates
         self.current: CertificateSet | None = None
         self.context: ssl.SSLContext | None = None
@@ -215,7 +216,7 @@ class ServerTLS:
     async def watch(self, stop: asyncio.Event) -> None:
         """Poll the files every ``reload_interval`` seconds and reload on SIGHUP, until ``stop``."""
         loop = asyncio.get_running_loop()
-        hup = asyncio.Event()
+        hup = self.reload_requested = asyncio.Event()  # also set by a config reload's SIGHUP
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, hup.set)
         interval = self.config.reload_interval or None
