@@ -14,32 +14,31 @@ _FIELD = re.compile(r"([^.\[\]]+)|\[([^\]]+)\]")
 Locator = Callable[[str], int]
 
 
-def _child(node: yaml.Node, part: str) -> yaml.Node | None:
+def _child(node: yaml.Node, part: str) -> tuple[yaml.Node, int] | None:
+    """The child named ``part`` and the line that names it (a key's line, an item's line)."""
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode) and key.value == part:
-                found: yaml.Node = value
-                return found
+                return value, int(key.start_mark.line) + 1
         return None
     if isinstance(node, yaml.SequenceNode):
-        if part.isdigit() and int(part) < len(node.value):
-            item: yaml.Node = node.value[int(part)]
-            return item
-        for item in node.value:  # routes[api]: the item whose name is api
-            if isinstance(item, yaml.MappingNode) and _child(item, "name") is not None:
-                name = _child(item, "name")
-                if isinstance(name, yaml.ScalarNode) and name.value == part:
-                    return item
+        items: list[yaml.Node] = list(node.value)
+        if part.isdigit() and int(part) < len(items):
+            return items[int(part)], int(items[int(part)].start_mark.line) + 1
+        for item in items:  # routes[api]: the item whose name is api
+            name = _child(item, "name")
+            if name is not None and isinstance(name[0], yaml.ScalarNode) and name[0].value == part:
+                return item, int(item.start_mark.line) + 1
     return None
 
 
 def _line(root: yaml.Node | None, parts: list[str]) -> int:
     node, line = root, 1
     for part in parts:
-        child = _child(node, part) if node is not None else None
-        if child is None:
+        found = _child(node, part) if node is not None else None
+        if found is None:
             break
-        node, line = child, child.start_mark.line + 1
+        node, line = found
     return line
 
 
