@@ -139,7 +139,7 @@ async def run(registry: Registry, plan: AuditPlan, progress: Progress | None = N
             except Exception as exc:  # a broken check is a finding, never a crash
                 record(info, [_crash(info, exc, secrets)])
     requests = 0
-    if live and plan.url is not None:
+    if plan.url is not None and not plan.static_only:  # a URL is always reached once
         requests = await _run_live(live, plan, record, secrets)
     return RunResult(order(findings), requests)
 
