@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bastion.audit.checks import default_registry
+from bastion.audit.model import CheckInfo
 
 DOC = (Path(__file__).parents[2] / "docs" / "audit.md").read_text()
 INFOS = default_registry().infos()
@@ -20,12 +21,11 @@ def test_every_registered_check_is_documented(check_id: str) -> None:
 
 
 @pytest.mark.parametrize("info", INFOS, ids=lambda i: i.id)
-def test_every_check_has_an_id_criterion_rationale_and_references(info: object) -> None:
-    from bastion.audit.model import CheckInfo
-
-    assert isinstance(info, CheckInfo)
+def test_every_check_has_an_id_criterion_rationale_and_references(info: CheckInfo) -> None:
     assert _ID.match(info.id)
-    assert info.title and info.criterion and info.rationale
+    assert info.title
+    assert info.criterion
+    assert info.rationale
     assert info.references
 
 
