@@ -1,4 +1,5 @@
-"""A real HTTP target on loopback that records what the audit sent it."""
+"""A real HTTP target on loopback that records what the audit sent it (and serves its OpenAPI
+document, strong.yaml, at /openapi.yaml)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+
+DOCUMENT = (Path(__file__).parent / "data" / "strong.yaml").read_bytes()
 
 
 @dataclass
@@ -24,9 +28,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.recorded.arrivals.append(
             (time.monotonic(), self.command, self.path, dict(self.headers.items()))
         )
-        body = b'{"ok": true}'
+        document = self.path == "/openapi.yaml"  # the API serves its own description
+        body = DOCUMENT if document else b'{"ok": true}'
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "application/yaml" if document else "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":

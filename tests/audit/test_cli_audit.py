@@ -11,6 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from bastion.audit.checks import default_registry
 from bastion.cli.main import cli
 from tests.ports import free_port
 
@@ -241,3 +242,33 @@ def test_help_lists_every_option() -> None:
         "--gateway-config", "--static",
     ):  # fmt: skip
         assert option in result.output
+
+
+def test_the_document_can_be_fetched_from_a_url_without_the_credential(
+    recording_target: Recorded,
+) -> None:
+    result = audit(
+        "--static", "--openapi", f"{recording_target.url}/openapi.yaml",
+        "--auth", "Authorization: Bearer t-1", "--fail-on", "low",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Grade  A+" in result.output
+    ((_, method, path, headers),) = recording_target.arrivals
+    assert (method, path) == ("GET", "/openapi.yaml")
+    assert "Authorization" not in headers
+
+
+def test_a_document_url_that_is_not_a_document_exits_2(recording_target: Recorded) -> None:
+    result = audit("--static", "--openapi", f"{recording_target.url}/other.json")
+    assert result.exit_code == 2
+    assert f"{recording_target.url}/other.json" in result.output
+    assert "expected 3.0.x or 3.1.x" in result.output
+
+
+def test_progress_goes_to_standard_error_when_asked() -> None:
+    result = CliRunner().invoke(cli, ["audit", "--static", "--openapi", STRONG, "--progress"])
+    assert result.exit_code == 0
+    assert "static.security-on-writes ok" in result.stderr
+    total = sum(1 for entry in default_registry() if entry.static is not None)
+    assert f"[{total:>3}/{total}]" in result.stderr
+    assert "[  1/" not in result.stdout
