@@ -218,6 +218,13 @@ def audit(
         except OSError as exc:
             fail_config(ConfigError(f"--out {out}: cannot write {filename} ({exc.strerror})"))
         click.echo(f"wrote {out / filename}", err=True)
+    if "terminal" not in formats:  # a CI log still shows the outcome in one line
+        card = report.scorecard
+        click.echo(
+            f"bastion audit: grade {card.grade} ({card.score if card.score is not None else 'n/a'}"
+            f"/100), {len(report.gating)} new finding(s) at or above {fail_on.label}",
+            err=True,
+        )
     if write_baseline is not None:
         write_baseline_file(write_baseline, result.findings)
     sys.exit(report.exit_code)
