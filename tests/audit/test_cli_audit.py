@@ -85,7 +85,7 @@ def test_a_malformed_auth_value_exits_2_without_echoing_it() -> None:
 def test_a_target_that_does_not_answer_exits_2() -> None:
     result = audit(f"http://127.0.0.1:{free_port()}", "--timeout", "2")
     assert result.exit_code == 2
-    assert "no answer" in result.output
+    assert "the connection failed" in result.output
 
 
 def test_a_live_run_sends_the_preflight_with_the_credential_and_reports_requests(

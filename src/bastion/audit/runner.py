@@ -196,7 +196,9 @@ async def _preflight(context: LiveContext) -> None:
         return
     except httpx.TransportError as exc:
         reason = LiveContext.mask(str(exc) or exc.__class__.__name__, [v for _, v in context.auth])
-        raise TargetUnreachable(f"{context.base_url}: no answer ({reason})") from None
+        raise TargetUnreachable(
+            f"{context.base_url}: the connection failed ({reason}); expected a reachable API"
+        ) from None
 
 
 def outcome_of(findings: Sequence[Finding]) -> Outcome:
