@@ -257,3 +257,13 @@ def test_terminal_report_shows_grade_bars_findings_and_verdict(report: AuditRepo
     assert text.rstrip().splitlines()[-1].startswith("FAIL:")
     assert "\x1b[" not in text
     assert "\x1b[" in terminal.render(report, colour=True)
+
+
+def test_markdown_stays_small_enough_for_a_pull_request_comment() -> None:
+    many = [
+        failed(LIVE, f"GET /items/{n} answered 200", Evidence("x", f"GET /items/{n}", curl="curl"))
+        for n in range(1000)
+    ]
+    text = markdown.render(build_report("http://t", many))
+    assert len(text) < 65_536
+    assert "… and 900 more" in text
