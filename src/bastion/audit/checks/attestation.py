@@ -4,6 +4,9 @@ Some controls cannot be seen from outside: whether security events are written, 
 upstream ever sees a client's credential, whether a rate-limit backend failure opens the gate.
 When the API sits behind bastion, its configuration answers those questions with certainty.
 Locations are the configuration's field paths (``tls.hsts.max_age``, ``routes[api].auth.require``).
+
+Sections that only some bastion versions have (``validation``, ``monitoring``) are read when
+present; without them their checks are skipped, never failed.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import ipaddress
 from collections.abc import Callable
 
 from bastion.audit.checks.verdict import verdict
-from bastion.audit.model import CheckInfo, Finding, Kind, Practice, Registry, Severity
+from bastion.audit.model import CheckInfo, Finding, Kind, Practice, Registry, Severity, skipped
 from bastion.config.models import BastionConfig
 
 _ONE_YEAR = 31_536_000
@@ -90,6 +93,18 @@ EVENTS_ENABLED = _info(
     "OWASP API8:2023",
     "ASVS 5.0 V16 (Security Logging and Error Handling)",
 )
+ALERTS = _info(
+    "attest.monitoring-alerts",
+    "Detectors run and alerts reach someone",
+    Practice.LOGGING,
+    Severity.MEDIUM,
+    "monitoring.enabled is true and monitoring.alerts.sinks names at least one destination"
+    " (where this bastion version has a monitoring section).",
+    "Logs nobody reads detect nothing: credential stuffing, error spikes and enumeration must"
+    " page a person while they happen.",
+    "OWASP API8:2023",
+    "ASVS 5.0 V16 (Security Logging and Error Handling)",
+)
 ERRORS_MASKED = _info(
     "attest.upstream-errors-masked",
     "Upstream 5xx bodies are masked",
@@ -118,11 +133,25 @@ OPENAPI_VALIDATION = _info(
     "Requests are validated against the OpenAPI document",
     Practice.VALIDATION,
     Severity.HIGH,
-    "openapi is set, so the document is enforced as an allowlist on every request.",
+    "openapi is set and enforced: validation.enabled is true, validation.mode is block and no"
+    " route is passed through unvalidated (on bastion versions with a validation section).",
     "Validation at the edge refuses malformed and undeclared input before any application code"
     " parses it.",
     "OWASP API3:2023",
     "OWASP API4:2023",
+    "ASVS 5.0 V2 (Validation and Business Logic)",
+)
+VALIDATION_STRICT = _info(
+    "attest.validation-strict",
+    "Undocumented parameters and properties are refused",
+    Practice.VALIDATION,
+    Severity.MEDIUM,
+    "validation.strict is true (where this bastion version has a validation section).",
+    "Strict mode refuses undocumented query parameters and body properties everywhere, which"
+    " closes mass assignment and parameter pollution even where a schema forgot"
+    " additionalProperties: false.",
+    "OWASP API3:2023",
+    "OWASP API6:2023",
     "ASVS 5.0 V2 (Validation and Business Logic)",
 )
 BODY_LIMIT = _info(
@@ -280,11 +309,35 @@ def credentials_not_forwarded(config: BastionConfig) -> list[Finding]:
     return verdict(CREDENTIALS_NOT_FORWARDED, problems, "credentials stop at the gateway")
 
 
+def _sinks(config: BastionConfig) -> tuple[str, ...]:
+    """The event sinks in use: one name or a list of them, depending on the bastion version."""
+    listed = getattr(config.events, "sinks", None)
+    if listed is not None:
+        return tuple(str(name) for name in listed)
+    sink: object = config.events.sink
+    names = (sink,) if isinstance(sink, str) else tuple(sink) if isinstance(sink, tuple) else ()
+    return tuple(str(name) for name in names if name != "none")
+
+
 def events_enabled(config: BastionConfig) -> list[Finding]:
+    sinks = _sinks(config)
     problems = []
-    if config.events.sink == "none":
+    if not sinks:
         problems.append(("events.sink", "security events are discarded (sink: none)"))
-    return verdict(EVENTS_ENABLED, problems, f"security events go to {config.events.sink}")
+    return verdict(EVENTS_ENABLED, problems, f"security events go to {', '.join(sinks)}")
+
+
+def monitoring_alerts(config: BastionConfig) -> list[Finding]:
+    monitoring = getattr(config, "monitoring", None)
+    if monitoring is None:
+        return [skipped(ALERTS, "this bastion version has no monitoring section")]
+    problems = []
+    if not monitoring.enabled:
+        problems.append(("monitoring.enabled", "the detectors are switched off"))
+    elif not monitoring.alerts.sinks:
+        problems.append(("monitoring.alerts.sinks", "alerts have nowhere to go"))
+    count = len(monitoring.alerts.sinks)
+    return verdict(ALERTS, problems, f"detectors run and alert {count} destination(s)")
 
 
 def errors_masked(config: BastionConfig) -> list[Finding]:
@@ -303,10 +356,32 @@ def admin_private(config: BastionConfig) -> list[Finding]:
 
 
 def openapi_validation(config: BastionConfig) -> list[Finding]:
-    problems = []
+    problems: list[tuple[str, str]] = []
+    validation = getattr(config, "validation", None)
     if config.openapi is None:
         problems.append(("openapi", "no OpenAPI document is enforced"))
+    elif validation is not None and not validation.enabled:
+        problems.append(("validation.enabled", "the document is loaded but not enforced"))
+    elif validation is not None and validation.mode != "block":
+        problems.append(("validation.mode", f"mode {validation.mode}: violations go through"))
+    if validation is not None and validation.enabled:
+        problems += [
+            (f"validation.pass_through[{index}]", f"route {name} is forwarded unvalidated")
+            for index, name in enumerate(validation.pass_through)
+        ]
     return verdict(OPENAPI_VALIDATION, problems, f"requests are validated against {config.openapi}")
+
+
+def validation_strict(config: BastionConfig) -> list[Finding]:
+    validation = getattr(config, "validation", None)
+    if validation is None:
+        return [skipped(VALIDATION_STRICT, "this bastion version has no validation section")]
+    if config.openapi is None or not validation.enabled:
+        return [skipped(VALIDATION_STRICT, "validation is off (see attest.openapi-validation)")]
+    problems = []
+    if not validation.strict:
+        problems.append(("validation.strict", "undocumented parameters and properties pass"))
+    return verdict(VALIDATION_STRICT, problems, "strict mode refuses anything undocumented")
 
 
 def body_limit(config: BastionConfig) -> list[Finding]:
@@ -432,9 +507,11 @@ _CHECKS: tuple[tuple[CheckInfo, Callable[[BastionConfig], list[Finding]]], ...] 
     (QUERY_CREDENTIALS, query_credentials),
     (CREDENTIALS_NOT_FORWARDED, credentials_not_forwarded),
     (EVENTS_ENABLED, events_enabled),
+    (ALERTS, monitoring_alerts),
     (ERRORS_MASKED, errors_masked),
     (ADMIN_PRIVATE, admin_private),
     (OPENAPI_VALIDATION, openapi_validation),
+    (VALIDATION_STRICT, validation_strict),
     (BODY_LIMIT, body_limit),
     (POLICIES, rate_limit_policies),
     (LOGIN_LIMIT, login_limit),
