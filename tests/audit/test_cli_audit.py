@@ -67,6 +67,8 @@ def test_fail_on_sets_the_threshold(tmp_path: Path, fail_on: str, code: int) -> 
         (("--static", "--openapi", str(DATA / "sarif-schema-2.1.0.LICENSE.md")), "expected"),
         (("--static", "--openapi", WEAK, "--budget", "0"), "--budget"),
         (("--static", "--openapi", WEAK, "--gateway-config", "/nonexistent.yaml"), "no such file"),
+        (("http://127.0.0.1:1", "--plain-http-url", "https://x"), "expected an http:// URL"),
+        (("http://127.0.0.1:1", "--other-auth", "no-colon-s3cr3t"), "--other-auth"),
     ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:

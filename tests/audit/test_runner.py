@@ -182,3 +182,14 @@ def test_order_is_by_practice_then_kind_then_id_then_location() -> None:
     c = failed(info("live.a", Kind.LIVE, Practice.ENCRYPTION), "m", Evidence("e", "GET /"))
     d = failed(info("static.y", Kind.STATIC, Practice.AUTHENTICATION), "m")
     assert order([c, a, b, d]) == [d, b, a, c]
+
+
+async def test_the_second_identity_is_masked_like_the_first(recording_target: Recorded) -> None:
+    async def leaky(context: LiveContext) -> list[Finding]:
+        raise RuntimeError("other identity other-s3cr3t was refused")
+
+    registry = registry_with((info("live.leaky", Kind.LIVE), leaky))
+    plan = AuditPlan(url=recording_target.url, other_auth=[("X-API-Key", "other-s3cr3t")])
+    (finding,) = (await run(registry, plan)).findings
+    assert "other-s3cr3t" not in finding.message
+    assert "****" in finding.message

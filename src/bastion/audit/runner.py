@@ -10,6 +10,7 @@ target gives the same findings in the same order.
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +59,13 @@ class AuditPlan:
     pacing: float = 0.0
     verify: bool | ssl.SSLContext = True
     timeout: float = 10.0
+    other_auth: Sequence[tuple[str, str]] = ()  # a second identity (per-credential checks)
+    ca_file: str | None = None  # the PEM bundle behind ``verify``, for checks that open TLS
+    plain_http_url: str | None = None  # where plain HTTP is tried (default: port 80)
+
+    @property
+    def secrets(self) -> list[str]:
+        return [value for _, value in (*self.auth, *self.other_auth) if value]
 
 
 def order(findings: Iterable[Finding]) -> list[Finding]:
@@ -112,7 +120,7 @@ async def run(registry: Registry, plan: AuditPlan, progress: Progress | None = N
     decided = [(entry, _selected(entry, plan)) for entry in registry]
     planned = [(entry, choice) for entry, choice in decided if choice is not None]
     total = len(planned)
-    secrets = [value for _, value in plan.auth if value]
+    secrets = plan.secrets
     findings: list[Finding] = []
     done = 0
 
@@ -156,6 +164,12 @@ async def _run_live(
     async with httpx.AsyncClient(
         verify=plan.verify, timeout=timeout, follow_redirects=False
     ) as client:
+        optional: dict[str, Any] = {
+            "other_auth": tuple(plan.other_auth),
+            "ca_file": plan.ca_file,
+            "plain_http_url": plan.plain_http_url,
+        }
+        known = {f.name for f in dataclasses.fields(LiveContext)}
         context = LiveContext(
             base_url=url,
             client=client,
@@ -165,8 +179,10 @@ async def _run_live(
             aggressive=plan.aggressive,
             budget=plan.budget,
             pacing=plan.pacing,
+            # what live families added to the context, where this version has it
+            **{name: value for name, value in optional.items() if name in known},
         )
-        await _preflight(context)
+        await _preflight(context, secrets)
         spent = False
         for entry in entries:
             info = entry.info
@@ -188,14 +204,14 @@ async def _run_live(
         return context.used
 
 
-async def _preflight(context: LiveContext) -> None:
+async def _preflight(context: LiveContext, secrets: Sequence[str]) -> None:
     """One request to the base URL: a target that does not answer at all is a usage error."""
     try:
         await context.request("GET", "/")
     except BudgetExhausted:
         return
     except httpx.TransportError as exc:
-        reason = LiveContext.mask(str(exc) or exc.__class__.__name__, [v for _, v in context.auth])
+        reason = LiveContext.mask(str(exc) or exc.__class__.__name__, secrets)
         raise TargetUnreachable(
             f"{context.base_url}: the connection failed ({reason}); expected a reachable API"
         ) from None

@@ -29,7 +29,7 @@ from bastion.errors import ConfigError
 _HEADER = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-def parse_auth(values: Sequence[str]) -> list[tuple[str, str]]:
+def parse_auth(values: Sequence[str], option: str = "--auth") -> list[tuple[str, str]]:
     """``'Header: value'`` pairs; a malformed one is a usage error that never echoes the value."""
     pairs: list[tuple[str, str]] = []
     for index, text in enumerate(values, 1):
@@ -39,7 +39,7 @@ def parse_auth(values: Sequence[str]) -> list[tuple[str, str]]:
             raise click.BadParameter(
                 f"value number {index} is not of the form 'Header-Name: value' (not shown: it may"
                 " be a secret)",
-                param_hint="--auth",
+                param_hint=option,
             )
         pairs.append((name, value))
     return pairs
@@ -98,6 +98,14 @@ class _Progress:
     metavar="'Header: value'",
     help="A working credential for the live checks (repeatable); masked in every report.",
 )
+@click.option(
+    "--other-auth",
+    "other_auth_values",
+    multiple=True,
+    metavar="'Header: value'",
+    help="A second identity's credential (per-credential rate-limit isolation); masked.",
+)
+@click.option("--plain-http-url", metavar="URL", help="Where plain HTTP is tried (default :80).")
 @click.option("--profile", type=click.Choice(["api", "browser"]), default="api", show_default=True)
 @click.option("--aggressive", is_flag=True, help="Also run intrusive checks (bursts, tampering).")
 @click.option("--budget", type=click.IntRange(min=1), default=500, show_default=True,
@@ -131,6 +139,8 @@ def audit(
     url: str | None,
     openapi_source: str | None,
     auth_values: tuple[str, ...],
+    other_auth_values: tuple[str, ...],
+    plain_http_url: str | None,
     profile: str,
     aggressive: bool,
     budget: int,
@@ -163,6 +173,11 @@ def audit(
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
     formats = parse_formats(format_text)
     auth = parse_auth(auth_values)
+    other_auth = parse_auth(other_auth_values, "--other-auth")
+    if plain_http_url is not None and urlsplit(plain_http_url).scheme != "http":
+        raise click.BadParameter(
+            f"got {plain_http_url!r}; expected an http:// URL", param_hint="--plain-http-url"
+        )
     verify = _verify(ca)
     try:
         document = openapi.load(openapi_source, verify=verify) if openapi_source else None
@@ -183,6 +198,9 @@ def audit(
         pacing=pacing,
         verify=verify,
         timeout=timeout,
+        other_auth=other_auth,
+        ca_file=str(ca) if ca is not None else None,
+        plain_http_url=plain_http_url,
     )
     started = dt.datetime.now(dt.UTC)
     show = _Progress(sys.stderr.isatty() if progress is None else progress)
