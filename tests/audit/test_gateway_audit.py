@@ -94,7 +94,7 @@ def test_the_gateway_and_its_config_take_the_grade_to_the_top(
     assert result.exit_code == 0, result.output
     report = json.loads((out / "bastion-audit.json").read_text())
     assert report["grade"] == "A+"
-    assert report["requests"]["sent"] == 1  # the preflight, over TLS verified by the dev CA
+    assert report["requests"]["sent"] >= 1  # the preflight at least, over TLS verified by --ca
     attested = [f for f in report["findings"] if f["check"].startswith("attest.")]
     assert len(attested) >= 16
     skipped = {f["check"] for f in attested if f["outcome"] == "skip"}
