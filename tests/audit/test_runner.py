@@ -193,3 +193,20 @@ async def test_the_second_identity_is_masked_like_the_first(recording_target: Re
     (finding,) = (await run(registry, plan)).findings
     assert "other-s3cr3t" not in finding.message
     assert "****" in finding.message
+
+
+async def test_progress_announces_a_live_check_before_it_runs(recording_target: Recorded) -> None:
+    seen: list[tuple[int, str, bool]] = []
+
+    async def slow(context: LiveContext) -> list[Finding]:
+        assert seen[-1] == (0, "live.slow", False)  # announced, not yet done
+        await context.request("GET", "/")
+        return []
+
+    registry = registry_with((info("live.slow", Kind.LIVE), slow))
+    await run(
+        registry,
+        AuditPlan(url=recording_target.url),
+        lambda done, total, check, found: seen.append((done, check.id, found is not None)),
+    )
+    assert seen == [(0, "live.slow", False), (1, "live.slow", True)]

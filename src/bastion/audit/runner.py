@@ -33,8 +33,9 @@ from bastion.audit.model import (
 )
 from bastion.config.models import BastionConfig
 
-Progress = Callable[[int, int, CheckInfo, Sequence[Finding]], None]
-"""Called after each check: (checks done, checks planned, the check, its findings)."""
+Progress = Callable[[int, int, CheckInfo, Sequence[Finding] | None], None]
+"""Called after each check: (checks done, checks planned, the check, its findings); and before
+each live check, which may take a while, with ``None`` for findings."""
 
 _PRACTICES = list(Practice)
 _KINDS = list(Kind)
@@ -131,6 +132,10 @@ async def run(registry: Registry, plan: AuditPlan, progress: Progress | None = N
         if progress is not None:
             progress(done, total, info, found)
 
+    def start(info: CheckInfo) -> None:
+        if progress is not None:
+            progress(done, total, info, None)
+
     live: list[Registered] = []
     for entry, choice in planned:
         info = entry.info
@@ -148,7 +153,7 @@ async def run(registry: Registry, plan: AuditPlan, progress: Progress | None = N
                 record(info, [_crash(info, exc, secrets)])
     requests = 0
     if plan.url is not None and not plan.static_only:  # a URL is always reached once
-        requests = await _run_live(live, plan, record, secrets)
+        requests = await _run_live(live, plan, record, start, secrets)
     return RunResult(order(findings), requests)
 
 
@@ -156,6 +161,7 @@ async def _run_live(
     entries: list[Registered],
     plan: AuditPlan,
     record: Callable[[CheckInfo, list[Finding]], None],
+    start: Callable[[CheckInfo], None],
     secrets: Sequence[str],
 ) -> int:
     """Runs the live checks in registry order; returns the requests sent."""
@@ -192,6 +198,7 @@ async def _run_live(
             check = entry.live
             if check is None:
                 continue
+            start(info)
             try:
                 record(info, _complete(info, await check(context)))
             except BudgetExhausted:

@@ -74,11 +74,16 @@ class _Progress:
         self.enabled = enabled
         self.width = 0
 
-    def __call__(self, done: int, total: int, info: CheckInfo, found: Sequence[Finding]) -> None:
+    def __call__(
+        self, done: int, total: int, info: CheckInfo, found: Sequence[Finding] | None
+    ) -> None:
         if not self.enabled:
             return
-        outcome = "fail" if any(f.outcome is Outcome.FAIL for f in found) else "ok"
-        text = f"[{done:>3}/{total}] {info.id} {outcome}"
+        if found is None:
+            text = f"[{done + 1:>3}/{total}] {info.id} ..."
+        else:
+            outcome = "fail" if any(f.outcome is Outcome.FAIL for f in found) else "ok"
+            text = f"[{done:>3}/{total}] {info.id} {outcome}"
         pad = max(0, self.width - len(text))
         self.width = len(text)
         click.echo("\r" + text + " " * pad, nl=False, err=True)
