@@ -6,7 +6,11 @@ A family module exposes ``register(registry)``; adding a family is one import an
 from __future__ import annotations
 
 from bastion.audit.checks import (
-    attestation,
+    attest_auth,
+    attest_logging,
+    attest_ratelimit,
+    attest_transport,
+    attest_validation,
     static_auth,
     static_responses,
     static_schema,
@@ -22,5 +26,9 @@ def default_registry() -> Registry:
     static_transport.register(registry)
     static_responses.register(registry)
     static_schema.register(registry)
-    attestation.register(registry)
+    attest_auth.register(registry)
+    attest_ratelimit.register(registry)
+    attest_validation.register(registry)
+    attest_transport.register(registry)
+    attest_logging.register(registry)
     return registry
