@@ -282,3 +282,21 @@ def test_progress_goes_to_standard_error_when_asked() -> None:
     total = sum(1 for entry in default_registry() if entry.static is not None)
     assert f"[{total:>3}/{total}]" in result.stderr
     assert "[  1/" not in result.stdout
+
+
+def test_without_the_terminal_format_one_line_still_tells_the_outcome(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["audit", "--static", "--openapi", WEAK, "--format", "json", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "bastion audit: grade F (" in result.stderr
+    assert "new finding(s) at or above high" in result.stderr
+
+
+def test_an_out_directory_that_cannot_be_written_exits_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = audit("--static", "--openapi", WEAK, "--format", "json", "--out", str(blocker / "x"))
+    assert result.exit_code == 2
+    assert "cannot write bastion-audit.json" in result.output

@@ -19,7 +19,7 @@ import click
 from bastion.audit import openapi
 from bastion.audit.checks import default_registry
 from bastion.audit.model import CheckInfo, Finding, Outcome, Severity
-from bastion.audit.report import build_report
+from bastion.audit.report import AuditReport, build_report
 from bastion.audit.reporters import FORMATS, terminal
 from bastion.audit.runner import AuditPlan, TargetUnreachable, run
 from bastion.audit.triage import load_baseline, load_suppressions, triage, write_baseline
@@ -229,6 +229,16 @@ def audit(
         budget=0 if static_only or url is None else budget,
         started=started,
     )
+    write_reports(report, formats, out, color)
+    if write_baseline is not None:
+        write_baseline_file(write_baseline, result.findings)
+    sys.exit(report.exit_code)
+
+
+def write_reports(
+    report: AuditReport, formats: Sequence[str], out: Path, color: bool | None
+) -> None:
+    """The terminal report on standard output, every other format as a file under ``out``."""
     for name in formats:
         filename, render = FORMATS[name]
         if name == "terminal":
@@ -243,14 +253,12 @@ def audit(
         click.echo(f"wrote {out / filename}", err=True)
     if "terminal" not in formats:  # a CI log still shows the outcome in one line
         card = report.scorecard
+        score = "n/a" if card.score is None else f"{card.score}/100"
         click.echo(
-            f"bastion audit: grade {card.grade} ({card.score if card.score is not None else 'n/a'}"
-            f"/100), {len(report.gating)} new finding(s) at or above {fail_on.label}",
+            f"bastion audit: grade {card.grade} ({score}), {len(report.gating)} new finding(s)"
+            f" at or above {report.fail_on.label}",
             err=True,
         )
-    if write_baseline is not None:
-        write_baseline_file(write_baseline, result.findings)
-    sys.exit(report.exit_code)
 
 
 def write_baseline_file(path: Path, findings: Sequence[Finding]) -> None:
