@@ -173,6 +173,7 @@ async def _run_live(
         optional: dict[str, Any] = {
             "other_auth": tuple(plan.other_auth),
             "ca_file": plan.ca_file,
+            "verify": plan.verify,
             "plain_http_url": plan.plain_http_url,
         }
         known = {f.name for f in dataclasses.fields(LiveContext)}
