@@ -61,7 +61,6 @@ class AuditPlan:
     verify: bool | ssl.SSLContext = True
     timeout: float = 10.0
     other_auth: Sequence[tuple[str, str]] = ()  # a second identity (per-credential checks)
-    ca_file: str | None = None  # the PEM bundle behind ``verify``, for checks that open TLS
     plain_http_url: str | None = None  # where plain HTTP is tried (default: port 80)
 
     @property
@@ -172,7 +171,6 @@ async def _run_live(
     ) as client:
         optional: dict[str, Any] = {
             "other_auth": tuple(plan.other_auth),
-            "ca_file": plan.ca_file,
             "verify": plan.verify,
             "plain_http_url": plan.plain_http_url,
         }

@@ -204,7 +204,6 @@ def audit(
         verify=verify,
         timeout=timeout,
         other_auth=other_auth,
-        ca_file=str(ca) if ca is not None else None,
         plain_http_url=plain_http_url,
     )
     started = dt.datetime.now(dt.UTC)
