@@ -300,3 +300,12 @@ def test_an_out_directory_that_cannot_be_written_exits_2(tmp_path: Path) -> None
     result = audit("--static", "--openapi", WEAK, "--format", "json", "--out", str(blocker / "x"))
     assert result.exit_code == 2
     assert "cannot write bastion-audit.json" in result.output
+
+
+def test_list_checks_prints_every_check_once() -> None:
+    result = audit("--list-checks")
+    assert result.exit_code == 0
+    ids = [line.split()[0] for line in result.output.splitlines()]
+    assert ids == [info.id for info in default_registry().infos()]
+    assert "static.security-on-writes" in ids
+    assert "critical" in result.output.splitlines()[ids.index("static.security-on-writes")]

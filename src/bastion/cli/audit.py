@@ -140,6 +140,7 @@ class _Progress:
 @click.option("--progress/--no-progress", default=None,
               help="Progress on standard error (default: when it is a terminal).")  # fmt: skip
 @click.option("--color/--no-color", default=None, help="Colour the terminal report.")
+@click.option("--list-checks", is_flag=True, help="List every check (id, severity, kind) and exit.")
 def audit(
     url: str | None,
     openapi_source: str | None,
@@ -162,8 +163,16 @@ def audit(
     timeout: float,
     progress: bool | None,
     color: bool | None,
+    list_checks: bool,
 ) -> None:
     """Grade the API at URL against the five practices (static, live and attested checks)."""
+    if list_checks:
+        for info in default_registry().infos():
+            click.echo(
+                f"{info.id:<40} {info.severity.label:<8} {info.kind.value:<11}"
+                f" {info.practice.value:<14} {info.title}"
+            )
+        return
     if url is None and not static_only:
         raise click.UsageError("URL is required (or --static with --openapi FILE)")
     if static_only and openapi_source is None:
