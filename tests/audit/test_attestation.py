@@ -1,12 +1,16 @@
 """Every attestation check fires on a weak bastion configuration and stays quiet on a strong one.
 
-Configurations go through bastion's own loader, as ``--gateway-config FILE`` does.
+Configurations go through bastion's own loader, as ``--gateway-config FILE`` does. The
+``validation`` and ``monitoring`` sections exist only in some bastion versions: where the loader
+knows them they are loaded for real; where it does not, a stand-in with the same fields and
+defaults takes their place, so the checks that read them are exercised either way.
 """
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +19,7 @@ import yaml
 from bastion.audit.checks import default_registry
 from bastion.audit.model import Kind, Outcome
 from bastion.config.loader import build_config, load_config
+from bastion.config.models import BastionConfig
 
 from .helpers import DATA
 
@@ -30,6 +35,13 @@ STRONG: dict[str, Any] = {
     ],
     "rate_limit": {"policies": [{"name": "per-ip", "rate": "100/minute"}]},
     "tls": {"enabled": True},
+    "validation": {"enabled": True, "strict": True},
+    "monitoring": {"enabled": True, "alerts": {"sinks": [{"type": "command", "argv": ["true"]}]}},
+}
+# the defaults of the sections some bastion versions lack (their stand-ins start from these)
+SECTIONS: dict[str, dict[str, Any]] = {
+    "validation": {"enabled": False, "mode": "block", "strict": False, "pass_through": ()},
+    "monitoring": {"enabled": False, "alerts": {"sinks": ()}},
 }
 
 # check id -> (overrides laid over STRONG, the location that must fail)
@@ -53,6 +65,11 @@ WEAK: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"auth": {"forward_credentials": True}}, "auth.forward_credentials"),
     ],
     "attest.events-enabled": [({"events": {"sink": "none"}}, "events.sink")],
+    "attest.monitoring-alerts": [
+        ({"monitoring": {"enabled": False}}, "monitoring.enabled"),
+        ({"monitoring": {"alerts": {"sinks": []}}}, "monitoring.alerts.sinks"),
+    ],
+    "attest.validation-strict": [({"validation": {"strict": False}}, "validation.strict")],
     "attest.upstream-errors-masked": [
         ({"responses": {"mask_upstream_errors": False}}, "responses.mask_upstream_errors"),
     ],
@@ -60,7 +77,12 @@ WEAK: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"admin": {"listen": "0.0.0.0:9901"}}, "admin.listen"),
         ({"admin": {"listen": "52.1.2.3:9901"}}, "admin.listen"),
     ],
-    "attest.openapi-validation": [({"openapi": None}, "openapi")],
+    "attest.openapi-validation": [
+        ({"openapi": None, "validation": {"enabled": False}}, "openapi"),
+        ({"validation": {"enabled": False}}, "validation.enabled"),
+        ({"validation": {"mode": "monitor"}}, "validation.mode"),
+        ({"validation": {"pass_through": ["local"]}}, "validation.pass_through[0]"),
+    ],
     "attest.body-limit": [({"limits": {"max_body_bytes": "100MiB"}}, "limits.max_body_bytes")],
     "attest.rate-limit-policies": [
         ({"rate_limit": {"policies": []}}, "rate_limit.policies"),
@@ -113,10 +135,27 @@ def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _namespace(value: Any) -> Any:
+    if isinstance(value, dict):
+        return SimpleNamespace(**{k: _namespace(v) for k, v in value.items()})
+    return tuple(value) if isinstance(value, list) else value
+
+
+def config_of(data: dict[str, Any]) -> BastionConfig:
+    """The loaded configuration, with stand-ins for sections this bastion version lacks."""
+    known = set(BastionConfig.model_fields)
+    missing = {name for name in SECTIONS if name not in known}
+    config = build_config({k: v for k, v in data.items() if k not in missing})
+    stand_ins = {
+        name: _namespace(merged(SECTIONS[name], data.get(name, {}))) for name in sorted(missing)
+    }
+    return config.model_copy(update=stand_ins) if stand_ins else config
+
+
 def attest(check_id: str, data: dict[str, Any]) -> list[Any]:
     entry = default_registry()[check_id]
     assert entry.attest is not None
-    return list(entry.attest(build_config(data)))
+    return list(entry.attest(config_of(data)))
 
 
 def test_every_attestation_check_has_a_weak_case() -> None:
@@ -150,9 +189,27 @@ def test_auto_default_passes_and_says_so() -> None:
     assert "auto" in findings[0].message
 
 
+def test_sections_this_version_lacks_are_skipped_not_failed() -> None:
+    config = build_config({k: v for k, v in STRONG.items() if k not in SECTIONS})
+    for check_id in ("attest.validation-strict", "attest.monitoring-alerts"):
+        entry = default_registry()[check_id]
+        assert entry.attest is not None
+        stripped = config.model_copy(update={name: None for name in SECTIONS})
+        findings = list(entry.attest(stripped))
+        assert [f.outcome for f in findings] == [Outcome.SKIP]
+
+
+def test_strict_mode_is_not_judged_while_validation_is_off() -> None:
+    findings = attest(
+        "attest.validation-strict", merged(STRONG, {"validation": {"enabled": False}})
+    )
+    assert [f.outcome for f in findings] == [Outcome.SKIP]
+
+
 def test_a_config_file_loads_through_bastions_loader(tmp_path: Path) -> None:
     path = tmp_path / "bastion.yaml"
-    path.write_text(yaml.safe_dump(merged(STRONG, {"events": {"sink": "none"}})))
+    data = {k: v for k, v in STRONG.items() if k not in SECTIONS or k in BastionConfig.model_fields}
+    path.write_text(yaml.safe_dump(merged(data, {"events": {"sink": "none"}})))
     entry = default_registry()["attest.events-enabled"]
     assert entry.attest is not None
     findings = list(entry.attest(load_config(path)))

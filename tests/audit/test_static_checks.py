@@ -126,3 +126,36 @@ def test_json_pointers_escape_slashes_and_tildes() -> None:
     doc["paths"]["/a~b/c"] = {"post": {"responses": {"200": {"description": "ok"}}}}
     found = failures(run_static("static.security-on-writes", doc))
     assert list(found) == ["/paths/~1a~0b~1c/post"]
+
+
+def test_a_cors_preflight_operation_needs_no_security() -> None:
+    doc = document("strong.yaml")
+    doc["paths"]["/orders"]["options"] = {
+        "security": [],
+        "responses": {"204": {"description": "preflight"}},
+    }
+    assert outcomes(run_static("static.security-on-reads", doc)) == {Outcome.PASS}
+
+
+def test_a_resource_key_in_the_path_is_not_a_credential_but_in_the_query_it_is() -> None:
+    doc = document("strong.yaml")
+    doc["paths"]["/objects/{key}"] = {
+        "get": {
+            "parameters": [
+                {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "api_key", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {"200": {"description": "ok"}},
+        },
+        "delete": {
+            "parameters": [
+                {"name": "password", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {"204": {"description": "ok"}},
+        },
+    }
+    found = failures(run_static("static.credentials-in-url", doc))
+    assert sorted(found) == [
+        "/paths/~1objects~1{key}/delete/parameters/0",
+        "/paths/~1objects~1{key}/get/parameters/1",
+    ]

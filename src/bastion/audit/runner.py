@@ -10,6 +10,7 @@ target gives the same findings in the same order.
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,8 +33,9 @@ from bastion.audit.model import (
 )
 from bastion.config.models import BastionConfig
 
-Progress = Callable[[int, int, CheckInfo, Sequence[Finding]], None]
-"""Called after each check: (checks done, checks planned, the check, its findings)."""
+Progress = Callable[[int, int, CheckInfo, Sequence[Finding] | None], None]
+"""Called after each check: (checks done, checks planned, the check, its findings); and before
+each live check, which may take a while, with ``None`` for findings."""
 
 _PRACTICES = list(Practice)
 _KINDS = list(Kind)
@@ -58,6 +60,12 @@ class AuditPlan:
     pacing: float = 0.0
     verify: bool | ssl.SSLContext = True
     timeout: float = 10.0
+    other_auth: Sequence[tuple[str, str]] = ()  # a second identity (per-credential checks)
+    plain_http_url: str | None = None  # where plain HTTP is tried (default: port 80)
+
+    @property
+    def secrets(self) -> list[str]:
+        return [value for _, value in (*self.auth, *self.other_auth) if value]
 
 
 def order(findings: Iterable[Finding]) -> list[Finding]:
@@ -112,7 +120,7 @@ async def run(registry: Registry, plan: AuditPlan, progress: Progress | None = N
     decided = [(entry, _selected(entry, plan)) for entry in registry]
     planned = [(entry, choice) for entry, choice in decided if choice is not None]
     total = len(planned)
-    secrets = [value for _, value in plan.auth if value]
+    secrets = plan.secrets
     findings: list[Finding] = []
     done = 0
 
@@ -122,6 +130,10 @@ async def run(registry: Registry, plan: AuditPlan, progress: Progress | None = N
         findings.extend(found)
         if progress is not None:
             progress(done, total, info, found)
+
+    def start(info: CheckInfo) -> None:
+        if progress is not None:
+            progress(done, total, info, None)
 
     live: list[Registered] = []
     for entry, choice in planned:
@@ -139,8 +151,8 @@ async def run(registry: Registry, plan: AuditPlan, progress: Progress | None = N
             except Exception as exc:  # a broken check is a finding, never a crash
                 record(info, [_crash(info, exc, secrets)])
     requests = 0
-    if live and plan.url is not None:
-        requests = await _run_live(live, plan, record, secrets)
+    if plan.url is not None and not plan.static_only:  # a URL is always reached once
+        requests = await _run_live(live, plan, record, start, secrets)
     return RunResult(order(findings), requests)
 
 
@@ -148,6 +160,7 @@ async def _run_live(
     entries: list[Registered],
     plan: AuditPlan,
     record: Callable[[CheckInfo, list[Finding]], None],
+    start: Callable[[CheckInfo], None],
     secrets: Sequence[str],
 ) -> int:
     """Runs the live checks in registry order; returns the requests sent."""
@@ -156,6 +169,12 @@ async def _run_live(
     async with httpx.AsyncClient(
         verify=plan.verify, timeout=timeout, follow_redirects=False
     ) as client:
+        optional: dict[str, Any] = {
+            "other_auth": tuple(plan.other_auth),
+            "verify": plan.verify,
+            "plain_http_url": plan.plain_http_url,
+        }
+        known = {f.name for f in dataclasses.fields(LiveContext)}
         context = LiveContext(
             base_url=url,
             client=client,
@@ -165,8 +184,10 @@ async def _run_live(
             aggressive=plan.aggressive,
             budget=plan.budget,
             pacing=plan.pacing,
+            # what live families added to the context, where this version has it
+            **{name: value for name, value in optional.items() if name in known},
         )
-        await _preflight(context)
+        await _preflight(context, secrets)
         spent = False
         for entry in entries:
             info = entry.info
@@ -176,6 +197,7 @@ async def _run_live(
             check = entry.live
             if check is None:
                 continue
+            start(info)
             try:
                 record(info, _complete(info, await check(context)))
             except BudgetExhausted:
@@ -188,15 +210,17 @@ async def _run_live(
         return context.used
 
 
-async def _preflight(context: LiveContext) -> None:
+async def _preflight(context: LiveContext, secrets: Sequence[str]) -> None:
     """One request to the base URL: a target that does not answer at all is a usage error."""
     try:
         await context.request("GET", "/")
     except BudgetExhausted:
         return
     except httpx.TransportError as exc:
-        reason = LiveContext.mask(str(exc) or exc.__class__.__name__, [v for _, v in context.auth])
-        raise TargetUnreachable(f"{context.base_url}: no answer ({reason})") from None
+        reason = LiveContext.mask(str(exc) or exc.__class__.__name__, secrets)
+        raise TargetUnreachable(
+            f"{context.base_url}: the connection failed ({reason}); expected a reachable API"
+        ) from None
 
 
 def outcome_of(findings: Sequence[Finding]) -> Outcome:

@@ -19,7 +19,7 @@ import click
 from bastion.audit import openapi
 from bastion.audit.checks import default_registry
 from bastion.audit.model import CheckInfo, Finding, Outcome, Severity
-from bastion.audit.report import build_report
+from bastion.audit.report import AuditReport, build_report
 from bastion.audit.reporters import FORMATS, terminal
 from bastion.audit.runner import AuditPlan, TargetUnreachable, run
 from bastion.audit.triage import load_baseline, load_suppressions, triage, write_baseline
@@ -29,7 +29,7 @@ from bastion.errors import ConfigError
 _HEADER = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-def parse_auth(values: Sequence[str]) -> list[tuple[str, str]]:
+def parse_auth(values: Sequence[str], option: str = "--auth") -> list[tuple[str, str]]:
     """``'Header: value'`` pairs; a malformed one is a usage error that never echoes the value."""
     pairs: list[tuple[str, str]] = []
     for index, text in enumerate(values, 1):
@@ -39,7 +39,7 @@ def parse_auth(values: Sequence[str]) -> list[tuple[str, str]]:
             raise click.BadParameter(
                 f"value number {index} is not of the form 'Header-Name: value' (not shown: it may"
                 " be a secret)",
-                param_hint="--auth",
+                param_hint=option,
             )
         pairs.append((name, value))
     return pairs
@@ -74,11 +74,16 @@ class _Progress:
         self.enabled = enabled
         self.width = 0
 
-    def __call__(self, done: int, total: int, info: CheckInfo, found: Sequence[Finding]) -> None:
+    def __call__(
+        self, done: int, total: int, info: CheckInfo, found: Sequence[Finding] | None
+    ) -> None:
         if not self.enabled:
             return
-        outcome = "fail" if any(f.outcome is Outcome.FAIL for f in found) else "ok"
-        text = f"[{done:>3}/{total}] {info.id} {outcome}"
+        if found is None:
+            text = f"[{done + 1:>3}/{total}] {info.id} ..."
+        else:
+            outcome = "fail" if any(f.outcome is Outcome.FAIL for f in found) else "ok"
+            text = f"[{done:>3}/{total}] {info.id} {outcome}"
         pad = max(0, self.width - len(text))
         self.width = len(text)
         click.echo("\r" + text + " " * pad, nl=False, err=True)
@@ -98,6 +103,14 @@ class _Progress:
     metavar="'Header: value'",
     help="A working credential for the live checks (repeatable); masked in every report.",
 )
+@click.option(
+    "--other-auth",
+    "other_auth_values",
+    multiple=True,
+    metavar="'Header: value'",
+    help="A second identity's credential (per-credential rate-limit isolation); masked.",
+)
+@click.option("--plain-http-url", metavar="URL", help="Where plain HTTP is tried (default :80).")
 @click.option("--profile", type=click.Choice(["api", "browser"]), default="api", show_default=True)
 @click.option("--aggressive", is_flag=True, help="Also run intrusive checks (bursts, tampering).")
 @click.option("--budget", type=click.IntRange(min=1), default=500, show_default=True,
@@ -127,10 +140,13 @@ class _Progress:
 @click.option("--progress/--no-progress", default=None,
               help="Progress on standard error (default: when it is a terminal).")  # fmt: skip
 @click.option("--color/--no-color", default=None, help="Colour the terminal report.")
+@click.option("--list-checks", is_flag=True, help="List every check (id, severity, kind) and exit.")
 def audit(
     url: str | None,
     openapi_source: str | None,
     auth_values: tuple[str, ...],
+    other_auth_values: tuple[str, ...],
+    plain_http_url: str | None,
     profile: str,
     aggressive: bool,
     budget: int,
@@ -147,8 +163,16 @@ def audit(
     timeout: float,
     progress: bool | None,
     color: bool | None,
+    list_checks: bool,
 ) -> None:
     """Grade the API at URL against the five practices (static, live and attested checks)."""
+    if list_checks:
+        for info in default_registry().infos():
+            click.echo(
+                f"{info.id:<40} {info.severity.label:<8} {info.kind.value:<11}"
+                f" {info.practice.value:<14} {info.title}"
+            )
+        return
     if url is None and not static_only:
         raise click.UsageError("URL is required (or --static with --openapi FILE)")
     if static_only and openapi_source is None:
@@ -163,6 +187,11 @@ def audit(
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
     formats = parse_formats(format_text)
     auth = parse_auth(auth_values)
+    other_auth = parse_auth(other_auth_values, "--other-auth")
+    if plain_http_url is not None and urlsplit(plain_http_url).scheme != "http":
+        raise click.BadParameter(
+            f"got {plain_http_url!r}; expected an http:// URL", param_hint="--plain-http-url"
+        )
     verify = _verify(ca)
     try:
         document = openapi.load(openapi_source, verify=verify) if openapi_source else None
@@ -183,6 +212,8 @@ def audit(
         pacing=pacing,
         verify=verify,
         timeout=timeout,
+        other_auth=other_auth,
+        plain_http_url=plain_http_url,
     )
     started = dt.datetime.now(dt.UTC)
     show = _Progress(sys.stderr.isatty() if progress is None else progress)
@@ -206,6 +237,16 @@ def audit(
         budget=0 if static_only or url is None else budget,
         started=started,
     )
+    write_reports(report, formats, out, color)
+    if write_baseline is not None:
+        write_baseline_file(write_baseline, result.findings)
+    sys.exit(report.exit_code)
+
+
+def write_reports(
+    report: AuditReport, formats: Sequence[str], out: Path, color: bool | None
+) -> None:
+    """The terminal report on standard output, every other format as a file under ``out``."""
     for name in formats:
         filename, render = FORMATS[name]
         if name == "terminal":
@@ -218,9 +259,14 @@ def audit(
         except OSError as exc:
             fail_config(ConfigError(f"--out {out}: cannot write {filename} ({exc.strerror})"))
         click.echo(f"wrote {out / filename}", err=True)
-    if write_baseline is not None:
-        write_baseline_file(write_baseline, result.findings)
-    sys.exit(report.exit_code)
+    if "terminal" not in formats:  # a CI log still shows the outcome in one line
+        card = report.scorecard
+        score = "n/a" if card.score is None else f"{card.score}/100"
+        click.echo(
+            f"bastion audit: grade {card.grade} ({score}), {len(report.gating)} new finding(s)"
+            f" at or above {report.fail_on.label}",
+            err=True,
+        )
 
 
 def write_baseline_file(path: Path, findings: Sequence[Finding]) -> None:

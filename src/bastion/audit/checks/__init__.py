@@ -8,7 +8,11 @@ operator's credential limited for a while.
 from __future__ import annotations
 
 from bastion.audit.checks import (
-    attestation,
+    attest_auth,
+    attest_logging,
+    attest_ratelimit,
+    attest_transport,
+    attest_validation,
     live_auth,
     live_headers,
     live_input,
@@ -30,11 +34,15 @@ def default_registry() -> Registry:
     static_transport.register(registry)
     static_responses.register(registry)
     static_schema.register(registry)
-    attestation.register(registry)
     live_auth.register(registry)
     live_transport.register(registry)
     live_headers.register(registry)
     live_jwt.register(registry)
     live_input.register(registry)
     live_ratelimit.register(registry)
+    attest_auth.register(registry)
+    attest_ratelimit.register(registry)
+    attest_validation.register(registry)
+    attest_transport.register(registry)
+    attest_logging.register(registry)
     return registry

@@ -33,8 +33,9 @@ SECURITY_ON_READS = CheckInfo(
     practice=Practice.AUTHENTICATION,
     severity=Severity.HIGH,
     kind=Kind.STATIC,
-    criterion="Every GET, HEAD, OPTIONS and TRACE operation has a non-empty security requirement"
-    " naming only defined schemes.",
+    criterion="Every GET, HEAD and TRACE operation has a non-empty security requirement naming"
+    " only defined schemes (OPTIONS is left out: browsers send CORS preflights without"
+    " credentials).",
     rationale="Unauthenticated reads expose data to anyone and make object-level authorization"
     " impossible; an intentionally public operation should be a reviewed exception"
     " (a suppression with a reason), not an omission.",
@@ -46,8 +47,9 @@ CREDENTIALS_IN_URL = CheckInfo(
     practice=Practice.AUTHENTICATION,
     severity=Severity.HIGH,
     kind=Kind.STATIC,
-    criterion="No apiKey security scheme is 'in: query' and no query or path parameter has a"
-    " credential-like name (api_key, token, password, secret, ...).",
+    criterion="No apiKey security scheme is 'in: query', no query parameter has a credential-like"
+    " name (api_key, key, token, access_token, password, secret, session, signature, ...) and no"
+    " path parameter an unambiguous secret name (api_key, access_token, password, secret, ...).",
     rationale="URLs are written to access logs, proxy logs, browser history and Referer headers;"
     " a credential there is a credential leaked.",
     references=("OWASP API2:2023", "ASVS 5.0 V14.2.1", "RFC 6750 §5.3", "RFC 9700 §2.4"),
@@ -66,12 +68,18 @@ WEAK_SCHEMES = CheckInfo(
     references=("OWASP API2:2023", "RFC 9700 §2.1.2", "RFC 9700 §2.4", "RFC 7617 §4"),
 )
 
-_CREDENTIAL_NAME = re.compile(
-    r"^(api[-_]?key|apikey|x[-_]api[-_]key|key|access[-_]?token|id[-_]?token|refresh[-_]?token"
-    r"|token|auth|auth[-_]?token|authorization|bearer|jwt|session|session[-_]?id|sid"
-    r"|password|passwd|pwd|secret|client[-_]?secret|private[-_]?key|signature)$",
+_SENSITIVE_NAMES = (
+    r"api[-_]?key|apikey|x[-_]api[-_]key|access[-_]?token|id[-_]?token|refresh[-_]?token"
+    r"|auth[-_]?token|authorization|bearer|jwt|password|passwd|pwd|secret|client[-_]?secret"
+    r"|private[-_]?key"
+)
+_QUERY_CREDENTIAL = re.compile(
+    rf"^({_SENSITIVE_NAMES}|key|token|auth|session|session[-_]?id|sid|signature|sig)$",
     re.IGNORECASE,
 )
+_PATH_CREDENTIAL = re.compile(rf"^({_SENSITIVE_NAMES})$", re.IGNORECASE)
+"""Path parameters named ``key``, ``token`` or ``session_id`` usually name a resource
+(``/objects/{key}``), so only unambiguous secret names count there."""
 
 
 def _security_problems(
@@ -81,7 +89,7 @@ def _security_problems(
     problems: list[tuple[str, str]] = []
     examined = 0
     for op in openapi.operations(document):
-        if op.write != writes:
+        if op.write != writes or op.method == "options":  # CORS preflights carry no credential
             continue
         examined += 1
         requirements = openapi.security(document, op)
@@ -137,7 +145,8 @@ def credentials_in_url(document: Mapping[str, Any]) -> list[Finding]:
     for op in openapi.operations(document):
         for param, where in openapi.parameters(document, op):
             place, pname = param.get("in"), str(param.get("name", ""))
-            if place in ("query", "path") and _CREDENTIAL_NAME.match(pname) and where not in seen:
+            pattern = {"query": _QUERY_CREDENTIAL, "path": _PATH_CREDENTIAL}.get(str(place))
+            if pattern is not None and pattern.match(pname) and where not in seen:
                 seen.add(where)
                 problems.append(
                     (where, f"{op.label} takes a credential-like {place} parameter {pname!r}")

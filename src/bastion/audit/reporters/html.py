@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from html import escape
 
-from bastion.audit.model import CheckInfo, Finding, Outcome, Practice
+from bastion.audit.model import CheckInfo, Finding, Outcome, Practice, Severity
 from bastion.audit.report import AuditReport
 from bastion.audit.runner import outcome_of
 
@@ -32,6 +32,7 @@ justify-content:center;font-size:46px;font-weight:800;color:#fff;flex:none}
 .g-F{background:linear-gradient(135deg,#e53935,#b71c1c)}.g-n{background:#90a4ae}
 h1{margin:0 0 4px;font-size:22px}h2{margin:40px 0 12px;font-size:19px}
 .meta{color:var(--muted);font-size:13.5px}.meta code{font-size:12.5px}
+.chips{margin-top:8px}.chips .pill{margin-right:6px}
 .verdict{margin-top:10px;font-weight:600}.verdict.fail{color:var(--bad)}.verdict.pass{color:var(--good)}
 .practices{display:grid;grid-template-columns:repeat(auto-fit,minmax(180px,1fr));gap:14px;margin-top:20px}
 .practice{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:14px 16px}
@@ -127,10 +128,18 @@ def render(report: AuditReport) -> str:
         facts.append(f"gateway config <code>{escape(report.gateway_config)}</code>")
     if report.budget:
         facts.append(f"{report.requests} of {report.budget} requests")
+    counts: dict[Severity, int] = defaultdict(int)
+    for finding in report.failed:
+        counts[finding.check.severity] += 1
+    chips = "".join(
+        f'<span class="pill {sev.label}">{counts[sev]} {sev.label}</span>'
+        for sev in sorted(counts, reverse=True)
+    )
     body = [
         f'<header><div class="grade g-{letter}">{escape(card.grade)}</div><div>'
         f'<h1>API security audit</h1><div class="meta"><code>{escape(report.target)}</code>'
-        f' · {score}</div><div class="meta">{" · ".join(facts)}</div>{verdict}</div></header>',
+        f' · {score}</div><div class="meta">{" · ".join(facts)}</div>'
+        f'<div class="chips">{chips}</div>{verdict}</div></header>',
         '<div class="practices">',
     ]
     for p in card.practices:

@@ -22,9 +22,18 @@ def _row(report: AuditReport, finding: Finding) -> str:
     )
 
 
+MAX_ROWS = 100
+"""Rows per table: a pull-request comment has a size limit (65,536 characters on GitHub)."""
+
+
 def _table(report: AuditReport, findings: list[Finding]) -> list[str]:
     lines = ["| severity | check | finding | where |", "|---|---|---|---|"]
-    lines += [_row(report, f) for f in sorted(findings, key=lambda f: -f.check.severity)]
+    ordered = sorted(findings, key=lambda f: -f.check.severity)
+    lines += [_row(report, f) for f in ordered[:MAX_ROWS]]
+    if len(ordered) > MAX_ROWS:
+        lines.append(
+            f"| | | … and {len(ordered) - MAX_ROWS} more (see the JSON or HTML report) | |"
+        )
     return lines
 
 
@@ -53,7 +62,7 @@ def render(report: AuditReport) -> str:
     if groups["new"]:
         lines += [f"### New findings ({len(groups['new'])})", ""]
         lines += _table(report, groups["new"])
-        curls = [(f, e.curl) for f in groups["new"] for e in f.evidence if e.curl]
+        curls = [(f, e.curl) for f in groups["new"] for e in f.evidence if e.curl][:20]
         if curls:
             lines += ["", "<details><summary>Reproduce</summary>", "", "```sh"]
             lines += [f"# {f.check.id}\n{curl}" for f, curl in curls]

@@ -77,27 +77,43 @@ def _rule(info: CheckInfo) -> dict[str, Any]:
     }
 
 
+def _where(finding: Finding) -> str:
+    return next((e.location for e in finding.evidence if e.location), "")
+
+
+def _in_document(finding: Finding) -> str | None:
+    """The JSON pointer of a finding's place in the OpenAPI document, if it has one there."""
+    where = _where(finding)
+    if finding.check.kind is Kind.STATIC:
+        return where
+    if finding.check.kind is Kind.ATTESTATION or " /" not in where:
+        return None
+    method, _, path = where.partition(" ")  # a live finding's "GET /orders": the operation
+    return pointer("paths", path, method.lower())
+
+
 class _Places:
     def __init__(self, report: AuditReport) -> None:
         self.report = report
         self.document = _local(report.openapi)
         self.config = _local(report.gateway_config)
-        self.in_document: Locator = (
-            locator(self.document, pointer_parts) if self.document else lambda _: 1
-        )
-        self.in_config: Locator = locator(self.config, field_parts) if self.config else lambda _: 1
+        failed = report.failed
+        self.in_document: Locator = lambda _: 1
+        if self.document is not None:
+            wanted = [p for f in failed if (p := _in_document(f))]
+            self.in_document = locator(self.document, pointer_parts, wanted)
+        self.in_config: Locator = lambda _: 1
+        if self.config is not None:
+            attested = [_where(f) for f in failed if f.check.kind is Kind.ATTESTATION]
+            self.in_config = locator(self.config, field_parts, attested)
 
     def location(self, finding: Finding) -> dict[str, Any]:
-        where = next((e.location for e in finding.evidence if e.location), "")
-        kind = finding.check.kind
-        if kind is Kind.ATTESTATION and self.config is not None:
+        where = _where(finding)
+        in_document = _in_document(finding)
+        if finding.check.kind is Kind.ATTESTATION and self.config is not None:
             uri, line = _uri(self.config), self.in_config(where)
-        elif kind is Kind.STATIC and self.document is not None:
-            uri, line = _uri(self.document), self.in_document(where)
-        elif self.document is not None and " /" in where:
-            method, _, path = where.partition(" ")
-            uri = _uri(self.document)
-            line = self.in_document(pointer("paths", path, method.lower()))
+        elif in_document is not None and self.document is not None:
+            uri, line = _uri(self.document), self.in_document(in_document)
         else:
             uri, line = self.report.target, 1
         place: dict[str, Any] = {
