@@ -280,3 +280,33 @@ def test_monitor_mode_records_instead_of_refusing() -> None:
     assert decision.event == "validation.body_invalid"  # type: ignore[union-attr]
     assert decision.fields["pointers"] == ["/body/id"]  # type: ignore[union-attr]
     assert allowed(guard.check(request("GET", "/nowhere")))
+
+
+def test_templates_differing_only_by_variable_names_share_a_path(tmp_path: object) -> None:
+    """GitHub documents DELETE /attestations/{attestation_id} and GET
+    /attestations/{subject_digest}: each method keeps its own operation and parameter name."""
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        """
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a/{id}:
+    delete:
+      parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
+      responses: {"204": {description: ok}}
+  /a/{digest}:
+    get:
+      parameters: [{name: digest, in: path, required: true, schema: {type: string, pattern: "^s"}}]
+      responses: {"200": {description: ok}}
+"""
+    )
+    guard = guard_for(spec)
+    assert allowed(guard.check(request("DELETE", "/a/5")))
+    assert pointers(guard.check(request("DELETE", "/a/x"))) == {"/path/id": "expected integer"}
+    assert allowed(guard.check(request("GET", "/a/sha1")))
+    assert list(pointers(guard.check(request("GET", "/a/md5")))) == ["/path/digest"]
+    assert dict(guard.check(request("PUT", "/a/5")).headers)["allow"] == "DELETE, GET, HEAD"  # type: ignore[union-attr]

@@ -24,7 +24,7 @@ from bastion.validation.document import ApiDocument
 from bastion.validation.operation import Location, Media, Operation, RequestBody
 from bastion.validation.params import Param
 from bastion.validation.refs import escape, follow, resolve_pointer
-from bastion.validation.router import PathTree
+from bastion.validation.router import PathTree, variables
 from bastion.validation.schema import SchemaTransformer
 
 logger = logging.getLogger("bastion.validation")
@@ -234,21 +234,29 @@ class Compiler:
                     cookie=locations["cookie"],
                     body=body,
                     document=document,
+                    path_names=variables(str(template)),
                 )
                 operations[method.upper()] = operation
                 pending.append((operation, refs, body_refs))
                 count += 1
             if not operations:
                 continue
-            methods = list(operations)
-            if "GET" in operations and "HEAD" not in operations:
+            entry = tree.add(str(template), PathOperations(str(template), {}, ""))
+            for method, operation in operations.items():
+                if method in entry.operations:
+                    logger.warning(
+                        "validation: %s %s repeats %s %s; the first one serves it",
+                        method,
+                        template,
+                        method,
+                        entry.template,
+                    )
+                else:
+                    entry.operations[method] = operation
+            methods = list(entry.operations)
+            if "GET" in entry.operations and "HEAD" not in entry.operations:
                 methods.append("HEAD")
-            entry = PathOperations(str(template), operations, ", ".join(methods))
-            if not tree.add(str(template), entry):
-                logger.warning(
-                    "validation: path %s repeats an earlier template; the first one serves it",
-                    template,
-                )
+            entry.allow = ", ".join(methods)
         self.registry = jsonschema_rs.Registry(
             [(BASE_URI, document)], draft=jsonschema_rs.Draft202012
         )

@@ -99,15 +99,21 @@ class Operation:
     cookie: Location
     body: RequestBody | None
     document: Any  # the transformed document, to explain read-only violations
+    path_names: tuple[str, ...] = ()  # the template's variables, in order
 
     def check_parameters(
-        self, request: Request, raw_path: dict[str, str], strict: bool
+        self, request: Request, raw_path: list[str], strict: bool
     ) -> list[ProblemField]:
-        """Every violation in the request's parameters (empty when they are all valid)."""
+        """Every violation in the request's parameters (empty when they are all valid);
+        ``raw_path`` holds the path's variables, in template order."""
         out: list[ProblemField] = []
         if self.path.params:
             params = self.path.params
-            values = {n: params[n].decode_path(v) for n, v in raw_path.items() if n in params}
+            values = {
+                name: params[name].decode_path(raw)
+                for name, raw in zip(self.path_names, raw_path, strict=False)
+                if name in params
+            }
             self.path.validate(values, self.document, out)
         query = self.query
         if (query.validator is not None and (request.query or query.required)) or (
