@@ -130,9 +130,7 @@ class Compiler:
         values = list(compiled.values())
         return (
             Location(
-                prefix=f"/{location}",
                 params=compiled,
-                validator=None,
                 exploded=tuple(p for p in values if location == "query" and _exploded(p)),
                 deep=tuple(p for p in values if p.style == "deepObject"),
                 required=any(p.required for p in values),
@@ -236,6 +234,9 @@ class Compiler:
                     document=document,
                     path_names=variables(str(template)),
                 )
+                operation.json_parameters = any(
+                    p.shape == "json" for where in locations.values() for p in where.params.values()
+                )
                 operations[method.upper()] = operation
                 pending.append((operation, refs, body_refs))
                 count += 1
@@ -269,15 +270,20 @@ class Compiler:
     ) -> None:
         where = f"{operation.method} {operation.template}"
         try:
+            locations: dict[str, Any] = {}
             for location in _LOCATIONS:
                 target: Location = getattr(operation, location)
                 if not target.params:
                     continue
                 properties = {name: {"$ref": _uri(ptr)} for name, ptr in refs[location].items()}
                 required = [name for name, p in target.params.items() if p.required]
-                target.validator = self._validator(
-                    {"type": "object", "properties": properties, "required": required}
-                )
+                locations[location] = {
+                    "type": "object",
+                    "properties": properties,
+                    "required": required,
+                }
+            if locations:
+                operation.parameters = self._validator({"type": "object", "properties": locations})
             if operation.body is not None:
                 for key, ptr in body_refs.items():
                     media = operation.body.media.get(key) or next(

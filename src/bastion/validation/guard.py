@@ -30,12 +30,7 @@ from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny, ProblemFiel
 from bastion.pipeline.guard import Phase
 from bastion.pipeline.request import Request
 from bastion.pipeline.routing import ROUTE
-from bastion.validation.bodies import (
-    form_fields,
-    json_limit,
-    media_type,
-    multipart_fields,
-)
+from bastion.validation.bodies import form_fields, json_limit, multipart_fields
 from bastion.validation.compiler import CompiledApi
 from bastion.validation.errors import violations
 from bastion.validation.operation import Media, Operation
@@ -145,10 +140,10 @@ class ValidationGuard:
                 )
             )
         content_type = request.headers.get("content-type")
-        media = spec.select(media_type(content_type))
+        media = spec.select(content_type)
         if media is None:
             detail = (
-                NO_MEDIA_TYPE if not content_type else "The API does not document this media type"
+                NO_MEDIA_TYPE if not content_type else "The API does not document this media type."
             )
             return self._refuse(
                 Deny(

@@ -15,6 +15,8 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 _VARIABLE = re.compile(r"\{([^{}/]+)\}")
+CACHE_SIZE = 4096
+CACHED_PATH_LENGTH = 256
 
 
 def variables(template: str) -> tuple[str, ...]:
@@ -37,6 +39,7 @@ class PathTree(Generic[T]):
 
     def __init__(self, bases: tuple[str, ...] = ("",)) -> None:
         self.root: _Node[T] = _Node()
+        self._cache: dict[str, tuple[T, list[str]] | None] = {}
         # longest base first, so /api/v2 is tried before /api
         self.bases = tuple(sorted({b.rstrip("/") for b in bases}, key=len, reverse=True))
 
@@ -72,7 +75,19 @@ class PathTree(Generic[T]):
 
     def match(self, path: str) -> tuple[T, list[str]] | None:
         """The value of the template ``path`` matches and its raw variables in template order
-        (see :func:`variables`), or ``None``."""
+        (see :func:`variables`), or ``None``. Answers are remembered per path (a bounded
+        table, emptied when full), since most traffic repeats a few paths."""
+        cache = self._cache
+        if path in cache:
+            return cache[path]
+        found = self._match(path)
+        if len(path) <= CACHED_PATH_LENGTH:
+            if len(cache) >= CACHE_SIZE:
+                cache.clear()
+            cache[path] = found
+        return found
+
+    def _match(self, path: str) -> tuple[T, list[str]] | None:
         for base in self.bases:
             if base:
                 if not path.startswith(base):
