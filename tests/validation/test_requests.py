@@ -310,3 +310,43 @@ paths:
     assert allowed(guard.check(request("GET", "/a/sha1")))
     assert list(pointers(guard.check(request("GET", "/a/md5")))) == ["/path/digest"]
     assert dict(guard.check(request("PUT", "/a/5")).headers)["allow"] == "DELETE, GET, HEAD"  # type: ignore[union-attr]
+
+
+def test_messages_for_composed_and_other_keywords(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        """
+openapi: 3.1.0
+info: {title: t, version: "1"}
+paths:
+  /x:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                one: {oneOf: [{type: number}, {type: integer}]}
+                any: {anyOf: [{type: string}, {type: boolean}]}
+                never: false
+                code: {const: 7}
+                set: {type: array, uniqueItems: true}
+      responses: {"200": {description: ok}}
+"""
+    )
+    guard = guard_for(spec)
+    body = {"one": 3, "any": 1, "never": 1, "code": 8, "set": [1, 1]}
+    assert pointers(guard.check(json_request("POST", "/x", body))) == {
+        "/body/one": "matches more than one of the documented alternatives",
+        "/body/any": "does not match any of the documented alternatives",
+        "/body/never": "is not allowed here",
+        "/body/code": "expected the documented constant value",
+        "/body/set": "items must be unique",
+    }
+    assert pointers(guard.check(json_request("POST", "/x", {"one": "a"}))) == {
+        "/body/one": "does not match any of the documented alternatives"
+    }

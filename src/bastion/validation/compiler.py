@@ -79,8 +79,9 @@ class Compiler:
     def _resolve(self, node: Any) -> Any:
         return self._follow(node, "")[0]
 
-    def _params(self, item: Mapping[str, Any], item_ptr: str, op: Mapping[str, Any], op_ptr: str
-                ) -> dict[tuple[str, str], tuple[dict[str, Any], str]]:  # fmt: skip
+    def _params(
+        self, item: Mapping[str, Any], item_ptr: str, op: Mapping[str, Any], op_ptr: str
+    ) -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
         found: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
         for source, base in ((item, item_ptr), (op, op_ptr)):  # operation-level ones override
             params = source.get("parameters")
@@ -133,7 +134,6 @@ class Compiler:
                 params=compiled,
                 exploded=tuple(p for p in values if location == "query" and _exploded(p)),
                 deep=tuple(p for p in values if p.style == "deepObject"),
-                required=any(p.required for p in values),
             ),
             refs,
         )

@@ -32,7 +32,6 @@ class Location:
     params: dict[str, Param]
     exploded: tuple[Param, ...] = ()  # form+explode objects: their properties are query keys
     deep: tuple[Param, ...] = ()  # deepObject: keys name[property]
-    required: bool = False  # some parameter here is required
 
 
 @dataclass(slots=True)

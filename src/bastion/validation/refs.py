@@ -149,8 +149,10 @@ def follow(document: dict[str, Any], node: Any, label: str, where: str) -> Any:
         ref = node["$ref"]
         if ref in seen:
             chain = " -> ".join([*seen, ref])
-            raise ConfigError(f"{label}: at {where or '/'}: $ref cycle {chain}; expected a ref"
-                              " chain that ends at an object")  # fmt: skip
+            raise ConfigError(
+                f"{label}: at {where or '/'}: $ref cycle {chain}; expected a ref"
+                " chain that ends at an object"
+            )
         seen.append(ref)
         if not ref.startswith("#"):
             raise ConfigError(f"{label}: at {where or '/'}: $ref {ref!r} is not local")

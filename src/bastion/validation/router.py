@@ -29,7 +29,7 @@ class _Node(Generic[T]):
 
     def __init__(self) -> None:
         self.literal: dict[str, _Node[T]] = {}
-        self.mixed: list[tuple[re.Pattern[str], list[str], _Node[T]]] = []
+        self.mixed: list[tuple[re.Pattern[str], _Node[T]]] = []
         self.variable: _Node[T] | None = None
         self.leaf: T | None = None
 
@@ -61,13 +61,13 @@ class PathTree(Generic[T]):
                     for i, part in enumerate(_VARIABLE.split(segment))
                 )
                 pattern = re.compile(f"^{regex}$")
-                for existing, _, child in node.mixed:
+                for existing, child in node.mixed:
                     if existing.pattern == pattern.pattern:
                         node = child
                         break
                 else:
                     child = _Node()
-                    node.mixed.append((pattern, variables, child))
+                    node.mixed.append((pattern, child))
                     node = child
         if node.leaf is None:
             node.leaf = value
@@ -115,7 +115,7 @@ class PathTree(Generic[T]):
                 return found
         if not segment:
             return None
-        for pattern, _, mixed in node.mixed:
+        for pattern, mixed in node.mixed:
             groups = pattern.match(segment)
             if groups is not None:
                 mark = len(values)
