@@ -350,3 +350,9 @@ paths:
     assert pointers(guard.check(json_request("POST", "/x", {"one": "a"}))) == {
         "/body/one": "does not match any of the documented alternatives"
     }
+
+
+def test_the_body_limit_is_413() -> None:
+    guard = guard_for(PETS_30, limits={"max_body_bytes": "64B"})
+    problem = refusal(guard.check(json_request("POST", "/v1/pets", {"name": "x" * 80})))
+    assert (problem["status"], problem["code"]) == (413, "validation.body_too_large")
