@@ -30,3 +30,20 @@ def test_configuration_errors_name_the_field(tmp_path: Path) -> None:
         config_for(Path("api.yaml"), status=418)
     with pytest.raises(ConfigError, match="no such file"):
         guard_for(tmp_path / "missing.yaml")
+
+
+def test_check_config_runs_the_whole_document_check(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bastion.cli.main import cli
+
+    spec = tmp_path / "api.yaml"
+    spec.write_text(
+        "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths: {}\n"
+        "components:\n  schemas:\n    P: {$ref: 'https://example.com/p.yaml'}\n"
+    )
+    config = tmp_path / "bastion.yaml"
+    config.write_text(f"openapi: {spec}\nvalidation: {{enabled: true}}\n")
+    result = CliRunner().invoke(cli, ["check-config", str(config)])
+    assert result.exit_code == 2
+    assert "at /components/schemas/P: $ref 'https://example.com/p.yaml' is remote" in result.output
