@@ -356,3 +356,27 @@ def test_the_body_limit_is_413() -> None:
     guard = guard_for(PETS_30, limits={"max_body_bytes": "64B"})
     problem = refusal(guard.check(json_request("POST", "/v1/pets", {"name": "x" * 80})))
     assert (problem["status"], problem["code"]) == (413, "validation.body_too_large")
+
+
+def test_a_single_valued_parameter_sent_twice_is_refused(guard: ValidationGuard) -> None:
+    """HTTP parameter pollution: bastion would check one copy and the upstream might read the
+    other, so a value the document describes once must come once."""
+    repeated = "is repeated; the document describes one value"
+    assert pointers(guard.check(request("GET", "/v1/pets?limit=5&limit=500"))) == {
+        "/query/limit": repeated
+    }
+    assert pointers(guard.check(request("GET", "/v1/pets?filter[kind]=cat&filter[kind]=x"))) == {
+        "/query/filter[kind]": repeated
+    }
+    headers = [("x-trace", "deadbeef"), ("x-trace", "deadbeef")]
+    assert pointers(guard.check(request("GET", "/v1/pets", headers))) == {
+        "/header/X-Trace": repeated
+    }
+    cookies = [("cookie", "session=abcd; session=<other>")]
+    assert pointers(guard.check(request("GET", "/v1/pets", cookies))) == {
+        "/cookie/session": repeated
+    }
+    form = [("content-type", "application/x-www-form-urlencoded")]
+    decision = guard.check(request("POST", "/v1/pets", form, b"name=Rex&name=admin"))
+    assert pointers(decision) == {"/body/name": repeated}
+    assert allowed(guard.check(request("GET", "/v1/pets?tags=a&tags=b&tags=a")))  # an array

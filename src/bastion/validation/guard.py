@@ -32,8 +32,8 @@ from bastion.pipeline.request import Request
 from bastion.pipeline.routing import ROUTE
 from bastion.validation.bodies import form_fields, json_limit, multipart_fields
 from bastion.validation.compiler import CompiledApi
-from bastion.validation.errors import violations
-from bastion.validation.operation import Media, Operation
+from bastion.validation.errors import pointer, violations
+from bastion.validation.operation import REPEATED, Media, Operation
 
 NOT_FOUND = Deny(404, "validation.not_found", "Not Found", "The API does not document this path.")
 NO_MEDIA_TYPE = "The request has a body but no Content-Type."
@@ -167,6 +167,7 @@ class ValidationGuard:
     def _check_media(self, media: Media, body: bytes, content_type: str) -> Decision:
         kind = media.kind
         value: Any
+        repeated: list[str] = []
         if kind == "json":
             exceeded = json_limit(body, self.max_depth, self.max_members)
             if exceeded is not None:
@@ -186,14 +187,17 @@ class ValidationGuard:
             pairs = form_fields(body, self.max_members)
             if pairs is None:
                 return self._refuse(self._malformed(kind))
-            value = media.form_object(list(pairs))
+            value, repeated = media.form_object(list(pairs))
         elif kind == "multipart":
             parts = multipart_fields(body, content_type, self.max_parts)
             if parts is None:
                 return self._refuse(self._malformed(kind))
-            value = media.form_object(parts)
+            value, repeated = media.form_object(parts)
         else:
             return ALLOW
+        if repeated:
+            errors = [ProblemField(pointer("/body", [name]), REPEATED) for name in repeated]
+            return self._refuse(self._invalid("validation.body_invalid", errors))
         validator = media.validator
         if validator is None or validator.is_valid(value):
             return ALLOW

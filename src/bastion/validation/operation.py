@@ -23,6 +23,9 @@ from bastion.validation.params import NOT_JSON, Param, scalar
 
 MAX_QUERY_FIELDS = 256
 NO_VIOLATIONS: list[ProblemField] = []  # shared, never appended to
+# A parameter sent twice could be read as the first value here and the last one upstream
+# (HTTP parameter pollution): a value that is not an array must come once.
+REPEATED = "is repeated; the document describes one value"
 
 
 @dataclass(slots=True)
@@ -42,21 +45,33 @@ class Media:
     validator: jsonschema_rs.Validator | None
     fields: dict[str, Param] = field(default_factory=dict)
 
-    def form_object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        """Form fields as the object the schema describes: arrays gathered, scalars coerced."""
+    def form_object(self, pairs: list[tuple[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+        """Form fields as the object the schema describes (arrays gathered, scalars coerced),
+        and the names of fields that are not arrays but came more than once."""
         value: dict[str, Any] = {}
+        repeated: list[str] = []
         fields = self.fields
         for name, text in pairs:
             param = fields.get(name)
-            if param is None:
-                value[name] = text
-            elif param.shape == "array":
+            if param is not None and param.shape == "array":
                 value.setdefault(name, []).append(scalar(text, param.item_type))
-            elif param.shape == "primitive":
+                continue
+            if param is None:  # undocumented: a repeated field reads as an array
+                earlier = value.get(name)
+                if earlier is None:
+                    value[name] = text
+                elif isinstance(earlier, list):
+                    earlier.append(text)
+                else:
+                    value[name] = [earlier, text]
+                continue
+            if name in value and name not in repeated:
+                repeated.append(name)
+            if param.shape == "primitive":
                 value[name] = scalar(text, param.scalar_type)
             else:
                 value[name] = param.decode(text)
-        return value
+        return value, repeated
 
 
 @dataclass(slots=True)
@@ -138,9 +153,11 @@ class Operation:
                 text = headers.get(param.key)
                 if text is not None:
                     found[name] = param.decode(text)
+                    if param.shape != "array" and headers.count(param.key) > 1:
+                        out.append(ProblemField(pointer("/header", [name]), REPEATED))
             values["header"] = found
         if self.cookie.params:
-            values["cookie"] = self._cookies(request)
+            values["cookie"] = self._cookies(request, out)
         if self.json_parameters:
             for location, found in values.items():
                 for name, value in found.items():
@@ -173,16 +190,22 @@ class Operation:
                 used.add(name)
                 if param.shape == "array" and param.explode and param.style == "form":
                     values[name] = [scalar(v, param.item_type) for v in found]
-                elif param.shape == "object" and param.explode and param.style == "form":
                     continue
-                else:
-                    values[name] = param.decode(found[0])
+                if len(found) > 1:
+                    out.append(ProblemField(pointer("/query", [name]), REPEATED))
+                if param.shape == "object" and param.explode and param.style == "form":
+                    continue
+                values[name] = param.decode(found[0])
             for param in query.exploded:
                 members = {
                     key: scalar(grouped[key][0], kind)
                     for key, kind in param.property_types.items()
                     if key in grouped
                 }
+                for key in members:
+                    single = param.property_types.get(key) != "array"
+                    if single and len(grouped[key]) > 1 and key not in params:
+                        out.append(ProblemField(pointer("/query", [key]), REPEATED))
                 used.update(members)
                 if members:
                     values[param.name] = members
@@ -192,6 +215,8 @@ class Operation:
                 for key, found in grouped.items():
                     if key.startswith(head) and key.endswith("]"):
                         prop = key[len(head) : -1]
+                        if len(found) > 1 and prop in param.property_types:
+                            out.append(ProblemField(pointer("/query", [key]), REPEATED))
                         deep[prop] = scalar(found[0], param.property_types.get(prop))
                         used.add(key)
                 if deep:
@@ -204,13 +229,18 @@ class Operation:
                     )
         return values
 
-    def _cookies(self, request: Request) -> dict[str, Any]:
+    def _cookies(self, request: Request, out: list[ProblemField]) -> dict[str, Any]:
         jar: dict[str, str] = {}
+        params = self.cookie.params
         for header in request.headers.get_all("cookie"):
             for item in header.split(";"):
                 name, eq, value = item.strip().partition("=")
-                if eq and name not in jar:
+                if not eq:
+                    continue
+                if name not in jar:
                     jar[name] = value
+                elif name in params:
+                    out.append(ProblemField(pointer("/cookie", [name]), REPEATED))
         return {
             name: param.decode(jar[name])
             for name, param in self.cookie.params.items()
