@@ -380,3 +380,38 @@ def test_a_single_valued_parameter_sent_twice_is_refused(guard: ValidationGuard)
     decision = guard.check(request("POST", "/v1/pets", form, b"name=Rex&name=admin"))
     assert pointers(decision) == {"/body/name": repeated}
     assert allowed(guard.check(request("GET", "/v1/pets?tags=a&tags=b&tags=a")))  # an array
+
+
+def test_integer_formats_bound_the_value(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        """
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /x/{n}:
+    post:
+      parameters: [{name: n, in: path, required: true, schema: {type: integer, format: int32}}]
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                big: {type: integer, format: int64}
+                small: {type: integer, format: int32, minimum: 5}
+      responses: {"200": {description: ok}}
+"""
+    )
+    guard = guard_for(spec)
+    assert allowed(guard.check(json_request("POST", "/x/2147483647", {"big": 2**63 - 1})))
+    assert pointers(guard.check(json_request("POST", "/x/2147483648", {}))) == {
+        "/path/n": "must be at most 2147483647"
+    }
+    assert pointers(guard.check(json_request("POST", "/x/1", {"big": 2**63, "small": 4}))) == {
+        "/body/big": "must be at most 9223372036854775807",
+        "/body/small": "must be at least 5",
+    }

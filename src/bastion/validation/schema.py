@@ -3,6 +3,7 @@
 - OpenAPI 3.0 dialect: ``nullable`` becomes a ``null`` type (or an ``anyOf`` with one), boolean
   ``exclusiveMinimum``/``exclusiveMaximum`` become the numeric form, and a ``$ref``'s siblings are
   dropped (3.0 says they are ignored). 3.1 schemas already are 2020-12.
+- ``format: int32`` / ``int64`` (both versions) become ``minimum``/``maximum`` bounds.
 - ``readOnly`` (both versions): the server sets it, so a request that sends it is trying to assign
   what it must not (mass assignment, OWASP API3). A read-only schema becomes one nothing matches
   (marked ``x-bastion-read-only`` so the error says why), and its name leaves ``required``.
@@ -45,6 +46,7 @@ _SCHEMA_KEYWORDS: dict[str, str] = {
     "anyOf": "list",
     "oneOf": "list",
 }
+_INTEGER_FORMATS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _COMBINERS = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$defs"})
 
 
@@ -77,6 +79,7 @@ class SchemaTransformer:
                 self.transform(target, use_site=False)
         if self.legacy:
             self._legacy(schema)
+        self._integer_format(schema)
         for keyword, shape in _SCHEMA_KEYWORDS.items():
             value = schema.get(keyword)
             if value is None:
@@ -123,6 +126,22 @@ class SchemaTransformer:
                 del schema[exclusive]
                 if flag and bound in schema:
                     schema[exclusive] = schema.pop(bound)
+
+    def _integer_format(self, schema: dict[str, Any]) -> None:
+        """``format: int32``/``int64`` bound the integer (an upstream storing it in a fixed-size
+        integer must not overflow); JSON Schema alone treats the format as a note."""
+        bounds = _INTEGER_FORMATS.get(str(schema.get("format")))
+        kind = schema.get("type")
+        if bounds is None or not (
+            kind == "integer" or (isinstance(kind, list) and "integer" in kind)
+        ):
+            return
+        low, high = bounds
+        minimum, maximum = schema.get("minimum"), schema.get("maximum")
+        if not isinstance(minimum, int | float) or minimum < low:
+            schema["minimum"] = low
+        if not isinstance(maximum, int | float) or maximum > high:
+            schema["maximum"] = high
 
     def _nullable(self, schema: dict[str, Any]) -> dict[str, Any]:
         del schema["nullable"]
