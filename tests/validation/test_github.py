@@ -7,6 +7,7 @@ committed lock file; later runs reuse it). Start-up time (load, check, compile) 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import shutil
 import subprocess
@@ -48,18 +49,21 @@ def install_description() -> Path:
 
 
 @pytest.fixture(scope="module")
-def github() -> tuple[Path, CompiledApi]:
+def github(pytestconfig: pytest.Config) -> tuple[Path, CompiledApi]:
     path = install_description()
     started = time.perf_counter()
     api = load_api(path)
     loaded = time.perf_counter()
     compiled = compile_api(api, strict=True)
     done = time.perf_counter()
-    print(
-        f"\nGitHub REST description ({path.stat().st_size / 1e6:.1f} MB, {compiled.operations}"
+    report = (
+        f"GitHub REST description ({path.stat().st_size / 1e6:.1f} MB, {compiled.operations}"
         f" operations): loaded and checked in {(loaded - started) * 1000:.0f} ms, compiled in"
         f" {(done - loaded) * 1000:.0f} ms, start-up {(done - started) * 1000:.0f} ms"
     )
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print(f"\n{report}")  # shown even when output is captured
     return path, compiled
 
 
