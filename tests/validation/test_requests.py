@@ -415,3 +415,16 @@ paths:
         "/body/big": "must be at most 9223372036854775807",
         "/body/small": "must be at least 5",
     }
+
+
+def test_later_guards_find_the_operation_and_the_parsed_body(guard: ValidationGuard) -> None:
+    from bastion.validation.guard import BODY_VALUE, OPERATION
+
+    sent = json_request("POST", "/v1/pets", PET)
+    assert allowed(guard.check(sent))
+    assert sent.state[BODY_VALUE] == PET
+    assert (sent.state[OPERATION].method, sent.state[OPERATION].template) == ("POST", "/pets")
+    form = request("POST", "/v1/pets", [("content-type", "application/x-www-form-urlencoded")],
+                   b"name=Rex&age=3")  # fmt: skip
+    assert allowed(guard.check(form))
+    assert form.state[BODY_VALUE] == {"name": "Rex", "age": 3}

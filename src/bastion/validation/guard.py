@@ -28,12 +28,17 @@ import orjson
 from bastion.config.models import BastionConfig
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny, ProblemField
 from bastion.pipeline.guard import Phase
-from bastion.pipeline.request import Request
+from bastion.pipeline.request import Request, StateKey
 from bastion.pipeline.routing import ROUTE
 from bastion.validation.bodies import form_fields, json_limit, multipart_fields
 from bastion.validation.compiler import CompiledApi
 from bastion.validation.errors import pointer, violations
 from bastion.validation.operation import REPEATED, Media, Operation
+
+# For the guards after this one (the injection guard): the documented operation the request
+# targets, and its body as parsed (JSON, or form fields as an object), so nobody parses twice.
+OPERATION: StateKey[Operation] = StateKey("validation.operation")
+BODY_VALUE: StateKey[Any] = StateKey("validation.body")
 
 NOT_FOUND = Deny(404, "validation.not_found", "Not Found", "The API does not document this path.")
 NO_MEDIA_TYPE = "The request has a body but no Content-Type."
@@ -91,6 +96,7 @@ class ValidationGuard:
                 operation = entry.operations.get("GET")
             if operation is None:
                 return self._refuse(self._method_not_allowed(entry.allow))
+        request.state[OPERATION] = operation
         errors = operation.check_parameters(request, raw_path, self.strict)
         if errors:
             return self._refuse(self._invalid("validation.parameter_invalid", errors))
@@ -162,9 +168,11 @@ class ValidationGuard:
                     f"The body exceeds {self.max_body} bytes.",
                 )
             )
-        return self._check_media(media, body, content_type or "")
+        return self._check_media(request, media, body, content_type or "")
 
-    def _check_media(self, media: Media, body: bytes, content_type: str) -> Decision:
+    def _check_media(
+        self, request: Request, media: Media, body: bytes, content_type: str
+    ) -> Decision:
         kind = media.kind
         value: Any
         repeated: list[str] = []
@@ -195,6 +203,7 @@ class ValidationGuard:
             value, repeated = media.form_object(parts)
         else:
             return ALLOW
+        request.state[BODY_VALUE] = value
         if repeated:
             errors = [ProblemField(pointer("/body", [name]), REPEATED) for name in repeated]
             return self._refuse(self._invalid("validation.body_invalid", errors))
