@@ -234,6 +234,11 @@ class Compiler:
                     document=document,
                     path_names=variables(str(template)),
                 )
+                operation.path_params = tuple(
+                    (i, operation.path.params[name])
+                    for i, name in enumerate(operation.path_names)
+                    if name in operation.path.params
+                )
                 operation.json_parameters = any(
                     p.shape == "json" for where in locations.values() for p in where.params.values()
                 )

@@ -53,6 +53,15 @@ _BODY_ERRORS = {
 }
 
 
+def _content_type(request: Request) -> str | None:
+    """The first ``Content-Type``, read from the raw fields: no header index is built for
+    one field (guards that need the index build it themselves)."""
+    for name, value in request.headers.raw:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return None
+
+
 class ValidationGuard:
     """The ``validation`` guard (see the module docstring)."""
 
@@ -79,6 +88,7 @@ class ValidationGuard:
         )
         self.max_depth = limits.json_max_depth
         self.max_members = limits.json_max_members
+        self.short_body = 2 * limits.json_max_members  # too short to hold more members
         self.max_parts = limits.multipart_max_parts
         self._method_denials: dict[str, Deny] = {}
 
@@ -145,7 +155,7 @@ class ValidationGuard:
                     [ProblemField("/body", "this operation takes no request body")],
                 )
             )
-        content_type = request.headers.get("content-type")
+        content_type = _content_type(request)
         media = spec.select(content_type)
         if media is None:
             detail = (
@@ -177,7 +187,13 @@ class ValidationGuard:
         value: Any
         repeated: list[str] = []
         if kind == "json":
-            exceeded = json_limit(body, self.max_depth, self.max_members)
+            exceeded = (
+                None
+                # the common case inline: json_limit's own first test, without the call
+                if len(body) < self.short_body
+                and body.count(b"{") + body.count(b"[") <= self.max_depth
+                else json_limit(body, self.max_depth, self.max_members)
+            )
             if exceeded is not None:
                 message = (
                     f"nests deeper than {self.max_depth} levels"

@@ -122,6 +122,8 @@ class Operation:
     path_names: tuple[str, ...] = ()  # the template's variables, in order
     parameters: jsonschema_rs.Validator | None = None  # {path: {...}, query: {...}, ...}
     json_parameters: bool = False  # some parameter is serialised as JSON (``content``)
+    # (index of the template variable, its parameter), for the documented path parameters
+    path_params: tuple[tuple[int, Param], ...] = ()
 
     def check_parameters(
         self, request: Request, raw_path: list[str], strict: bool
@@ -134,13 +136,8 @@ class Operation:
             return NO_VIOLATIONS
         out: list[ProblemField] = []
         values: dict[str, dict[str, Any]] = {}
-        if self.path.params:
-            params = self.path.params
-            values["path"] = {
-                name: params[name].decode_path(raw)
-                for name, raw in zip(self.path_names, raw_path, strict=False)
-                if name in params
-            }
+        if self.path_params:
+            values["path"] = {p.name: p.decode_path(raw_path[i]) for i, p in self.path_params}
         query = self.query
         if request.query:
             values["query"] = self._query(request.query, strict, out)
