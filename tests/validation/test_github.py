@@ -49,7 +49,7 @@ def install_description() -> Path:
 
 
 @pytest.fixture(scope="module")
-def github(pytestconfig: pytest.Config) -> tuple[Path, CompiledApi]:
+def github(pytestconfig: pytest.Config) -> tuple[Path, CompiledApi, dict[str, Any]]:
     path = install_description()
     started = time.perf_counter()
     api = load_api(path)
@@ -64,7 +64,7 @@ def github(pytestconfig: pytest.Config) -> tuple[Path, CompiledApi]:
     capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         print(f"\n{report}")  # shown even when output is captured
-    return path, compiled
+    return path, compiled, api.document
 
 
 def _sample(schema: Any) -> str:
@@ -77,9 +77,10 @@ def _sample(schema: Any) -> str:
     return "sample-value-7"
 
 
-def test_every_operation_routes_to_its_own_template(github: tuple[Path, CompiledApi]) -> None:
-    _, compiled = github
-    document = compiled.document
+def test_every_operation_routes_to_its_own_template(
+    github: tuple[Path, CompiledApi, dict[str, Any]],
+) -> None:
+    _, compiled, document = github
     checked = 0
     for template, item in document["paths"].items():
         found = compiled.tree.match(_concrete(template, item, document))
@@ -110,8 +111,8 @@ def _concrete(template: str, item: dict[str, Any], document: dict[str, Any]) -> 
     return path
 
 
-def test_real_requests_are_validated(github: tuple[Path, CompiledApi]) -> None:
-    path, compiled = github
+def test_real_requests_are_validated(github: tuple[Path, CompiledApi, dict[str, Any]]) -> None:
+    path, compiled, _ = github
     guard = ValidationGuard(config_for(path, strict=True), compiled)
     issue = {"title": "Found a bug", "body": "Steps...", "labels": ["bug"]}
     assert allowed(guard.check(json_request("POST", "/repos/octo/hello/issues", issue)))

@@ -4,7 +4,8 @@ Order matters: every schema a request can meet is first made JSON Schema 2020-12
 (:mod:`bastion.validation.schema`), then the transformed document becomes the one resource of a
 jsonschema-rs registry (``urn:bastion:openapi``), then each operation's validators are compiled as
 refs into it. Validators therefore share the document instead of copying it, and a recursive
-schema stays a ref.
+schema stays a ref. The Python document is not kept (GitHub's would hold ~100 MB per worker):
+only the registry's copy inside jsonschema-rs, and the places of read-only markers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bastion.validation.operation import Location, Media, Operation, RequestBody
 from bastion.validation.params import Param
 from bastion.validation.refs import escape, follow, resolve_pointer
 from bastion.validation.router import PathTree, variables
-from bastion.validation.schema import SchemaTransformer
+from bastion.validation.schema import SchemaTransformer, read_only_places
 
 logger = logging.getLogger("bastion.validation")
 
@@ -50,7 +51,7 @@ class CompiledApi:
     tree: PathTree[PathOperations]
     operations: int
     seconds: float
-    document: Any  # transformed for requests; read to explain a violation
+    read_only: frozenset[tuple[str, ...]]  # places of read-only markers (see errors.py)
 
 
 def _uri(pointer: str) -> str:
@@ -231,7 +232,7 @@ class Compiler:
                     header=locations["header"],
                     cookie=locations["cookie"],
                     body=body,
-                    document=document,
+                    read_only=frozenset(),
                     path_names=variables(str(template)),
                 )
                 operation.path_params = tuple(
@@ -266,9 +267,12 @@ class Compiler:
         self.registry = jsonschema_rs.Registry(
             [(BASE_URI, document)], draft=jsonschema_rs.Draft202012
         )
+        marked = self.transformer.read_only_marked
+        read_only = read_only_places(document) if marked else frozenset()
         for operation, refs, body_refs in pending:
+            operation.read_only = read_only
             self._compile_validators(operation, refs, body_refs)
-        return CompiledApi(tree, count, time.perf_counter() - start, document)
+        return CompiledApi(tree, count, time.perf_counter() - start, read_only)
 
     def _compile_validators(
         self, operation: Operation, refs: dict[str, dict[str, str]], body_refs: dict[str, str]

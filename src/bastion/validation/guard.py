@@ -226,7 +226,7 @@ class ValidationGuard:
         validator = media.validator
         if validator is None or validator.is_valid(value):
             return ALLOW
-        errors = violations(validator, value, "/body", self.api.document)
+        errors = violations(validator, value, "/body", self.api.read_only)
         return self._refuse(self._invalid("validation.body_invalid", errors))
 
     def _malformed(self, kind: str) -> Deny:

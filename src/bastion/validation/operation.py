@@ -118,7 +118,7 @@ class Operation:
     header: Location
     cookie: Location
     body: RequestBody | None
-    document: Any  # the transformed document, to explain read-only violations
+    read_only: frozenset[tuple[str, ...]]  # read-only markers' places, to explain violations
     path_names: tuple[str, ...] = ()  # the template's variables, in order
     parameters: jsonschema_rs.Validator | None = None  # {path: {...}, query: {...}, ...}
     json_parameters: bool = False  # some parameter is serialised as JSON (``content``)
@@ -168,7 +168,7 @@ class Operation:
                 for location, found in values.items()
             }
         if validator is not None and not validator.is_valid(values):
-            out.extend(violations(validator, values, "", self.document))
+            out.extend(violations(validator, values, "", self.read_only))
         return out
 
     def _query(self, text: str, strict: bool, out: list[ProblemField]) -> dict[str, Any]:

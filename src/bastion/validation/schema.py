@@ -58,6 +58,7 @@ class SchemaTransformer:
         self.legacy = version == "3.0"
         self.strict = strict
         self._done: set[int] = set()
+        self.read_only_marked = 0
 
     def transform(self, schema: Any, *, use_site: bool = True) -> Any:
         """``schema`` transformed; returns the node to put in its place (it may be new)."""
@@ -97,6 +98,7 @@ class SchemaTransformer:
         if schema.get("readOnly") is True:
             schema.clear()
             schema.update({"not": {}, READ_ONLY: True})
+            self.read_only_marked += 1
             return schema
         if self.legacy and schema.get("nullable") is True:
             schema = self._nullable(schema)
@@ -186,3 +188,27 @@ class SchemaTransformer:
         composed = any(k in target for k in ("properties", "allOf", "anyOf", "oneOf", "$ref"))
         if composed:
             schema["unevaluatedProperties"] = False
+
+
+def read_only_places(document: Any) -> frozenset[tuple[str, ...]]:
+    """Where the transformed ``document`` holds read-only markers, as pointer tokens: the
+    places a ``not`` violation means "a request cannot set this" (see :mod:`errors`)."""
+    found: set[tuple[str, ...]] = set()
+    stack: list[tuple[Any, tuple[str, ...]]] = [(document, ())]
+    while stack:
+        node, place = stack.pop()
+        if isinstance(node, dict):
+            if node.get(READ_ONLY) is True:
+                found.add(place)
+            stack.extend(
+                (value, (*place, str(key)))
+                for key, value in node.items()
+                if isinstance(value, dict | list)
+            )
+        elif isinstance(node, list):
+            stack.extend(
+                (value, (*place, str(i)))
+                for i, value in enumerate(node)
+                if isinstance(value, dict | list)
+            )
+    return frozenset(found)
