@@ -1,9 +1,9 @@
 """Property-based fuzzing of the real gateway from the document, with Schemathesis.
 
 Schemathesis generates requests from ``fuzz-3.0.yaml`` and ``petstore-3.1.yaml`` (whose
-schemas live in other files): valid ones (positive) and ones that
-violate the schema on purpose (negative: wrong types, missing required values, out-of-range
-numbers, undocumented properties, ...). Each goes through the real engine with the validation
+schemas live in other files): valid ones (positive) and ones that violate the schema on
+purpose (negative: wrong types, missing required values, out-of-range numbers, undocumented
+properties, ...). Each goes through the real engine with the validation
 guard to the recording upstream. What must hold for every request:
 
 - no 5xx, ever;
