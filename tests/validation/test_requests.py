@@ -428,3 +428,68 @@ def test_later_guards_find_the_operation_and_the_parsed_body(guard: ValidationGu
                    b"name=Rex&age=3")  # fmt: skip
     assert allowed(guard.check(form))
     assert form.state[BODY_VALUE] == {"name": "Rex", "age": 3}
+
+
+def test_bastions_own_endpoints_and_uncovered_routes_are_not_validated() -> None:
+    from bastion.config.models import BastionConfig
+    from bastion.observability.events import MemorySink
+    from bastion.pipeline.response import FunctionEndpoint, Response
+    from bastion.pipeline.routing import ROUTE, Route
+    from bastion.validation.assembly import validation_guards
+
+    config = BastionConfig.model_validate(
+        {
+            "openapi": str(PETS_30),
+            "routes": [
+                {"name": "pets", "upstream": "http://127.0.0.1:1", "path_prefix": "/v1"},
+                {"name": "other", "upstream": "http://127.0.0.1:2", "path_prefix": "/other"},
+            ],
+            "validation": {"enabled": True, "routes": ["pets"]},
+        }
+    )
+    [guard] = validation_guards(config, MemorySink())
+
+    async def token(request: object) -> Response:
+        return Response(200, (), b"")
+
+    own = Route(name="token", path_prefix="/oauth/token", endpoint=FunctionEndpoint(token))
+    cases = [
+        (Route.from_config(config.routes[1]), "/other/anything", True),
+        (own, "/oauth/token", True),
+        (Route.from_config(config.routes[0]), "/v1/anything", False),
+    ]
+    for route, path, passes in cases:
+        sent = request("POST", path, [("content-type", "text/plain")], b"x")
+        sent.state[ROUTE] = route
+        assert allowed(guard.check(sent)) is passes, path
+
+
+def test_multipart_edge_cases(guard: ValidationGuard) -> None:
+    quoted = [("content-type", 'multipart/form-data; boundary="a b"')]
+    body = (
+        b'--a b\r\nContent-Disposition: form-data; name="name"\r\n\r\nRex\r\n'
+        b'--a b\r\nContent-Disposition: form-data; name="photo"; filename="p.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n\x00\x01\r\n--a b--\r\n"
+    )
+    assert allowed(guard.check(request("POST", "/v1/pets", quoted, body)))
+    unterminated = body.replace(b"--a b--", b"--a b")
+    assert pointers(guard.check(request("POST", "/v1/pets", quoted, unterminated))) == {
+        "/body": "is not valid multipart/form-data"
+    }
+    no_boundary = [("content-type", "multipart/form-data")]
+    assert pointers(guard.check(request("POST", "/v1/pets", no_boundary, body))) == {
+        "/body": "is not valid multipart/form-data"
+    }
+    not_utf8 = body.replace(b"Rex", b"R\xffx")
+    assert pointers(guard.check(request("POST", "/v1/pets", quoted, not_utf8))) == {
+        "/body": "is not valid multipart/form-data"
+    }
+
+
+def test_malformed_form_bodies_are_refused(guard: ValidationGuard) -> None:
+    form = [("content-type", "application/x-www-form-urlencoded; charset=utf-8")]
+    for body in (b"name=%FF%FE", "name=caf\u00e9".encode()):
+        assert pointers(guard.check(request("POST", "/v1/pets", form, body))) == {
+            "/body": "is not valid application/x-www-form-urlencoded data"
+        }
+    assert allowed(guard.check(request("POST", "/v1/pets", form, b"name=caf%C3%A9+noir")))
