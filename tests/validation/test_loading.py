@@ -119,3 +119,30 @@ def test_broken_yaml_names_line_and_column(tmp_path: Path) -> None:
 def test_the_specs_directory_documents_are_all_valid() -> None:
     for path in SPECS.glob("petstore-*.yaml"):
         load_api(path)
+
+
+def test_a_split_document_compiles_and_validates(tmp_path: Path) -> None:
+    """Path items, request bodies and schemas in other files, each with refs relative to
+    itself: the usual layout of a large API description."""
+    from tests.validation.helpers import allowed, guard_for, json_request, pointers
+
+    (tmp_path / "paths").mkdir()
+    (tmp_path / "schemas").mkdir()
+    write(tmp_path, "type: object\nrequired: [name]\nproperties:\n  name: {type: string}\n"
+          "  tag: {$ref: 'tag.yaml'}\n", "schemas/pet.yaml")  # fmt: skip
+    write(tmp_path, "type: string\nmaxLength: 3\n", "schemas/tag.yaml")
+    write(tmp_path, "post:\n  requestBody: {$ref: '../spec.yaml#/components/requestBodies/Pet'}\n"
+          "  responses: {'201': {description: ok}}\n", "paths/pets.yaml")  # fmt: skip
+    spec = write(
+        tmp_path,
+        MINIMAL.format(version="3.0.3").replace(
+            "paths: {}", "paths:\n  /pets: {$ref: 'paths/pets.yaml'}"
+        )
+        + "components:\n  requestBodies:\n    Pet:\n      required: true\n      content:\n"
+        "        application/json: {schema: {$ref: 'schemas/pet.yaml'}}\n",
+    )
+    guard = guard_for(spec)
+    assert pointers(guard.check(json_request("POST", "/pets", {"name": "a", "tag": "long"}))) == {
+        "/body/tag": "must be at most 3 characters long"
+    }
+    assert allowed(guard.check(json_request("POST", "/pets", {"name": "a", "tag": "ok"})))
