@@ -13,6 +13,7 @@
 
     .venv/bin/python bench/validation.py            # parts 1 and 2 (~20 s)
     .venv/bin/python bench/validation.py --wrk      # and part 3 (~40 s more)
+    .venv/bin/python bench/validation.py --wrk --defaults   # part 3 with auth etc. in both
 """
 
 from __future__ import annotations
@@ -299,7 +300,9 @@ wrk.body = [==[{body}]==]
 """
 
 
-def end_to_end(spec_path: Path, duration: float, rounds: int) -> float:
+def end_to_end(spec_path: Path, duration: float, rounds: int, defaults: bool = False) -> float:
+    """``defaults``: both gateways keep the guards a default config enables (API keys, the
+    login limit), as a deployment would, instead of the router alone."""
     import bastion
     import run_proxy as rp
 
@@ -334,7 +337,7 @@ def end_to_end(spec_path: Path, duration: float, rounds: int) -> float:
                         "events": {"sink": "none"},
                         "admin": {"enabled": False},
                         "state_dir": str(work / f"{name}-state"),
-                        **ONLY_ROUTER,
+                        **({} if defaults else ONLY_ROUTER),
                         **extra,
                     }
                 )
@@ -386,8 +389,9 @@ def end_to_end(spec_path: Path, duration: float, rounds: int) -> float:
                 f" {rps['validating']:.0f} req/s: {ratios[-1]:.2f}x"
             )
         ratio = statistics.median(ratios)
+        baseline = "default guards in both" if defaults else "the router alone in both"
         print(
-            f"3. end to end (wrk, nginx upstream): throughput {ratio:.2f}x"
+            f"3. end to end (wrk, nginx upstream; {baseline}): throughput {ratio:.2f}x"
             f" (target >= 0.8x: {'met' if ratio >= 0.8 else 'NOT met'})"
         )
         return ratio
@@ -401,7 +405,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20_000, help="requests per timed run")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--wrk", action="store_true", help="also run part 3 (nginx, wrk)")
-    parser.add_argument("--duration", type=float, default=5, help="seconds per wrk run")
+    parser.add_argument("--duration", type=float, default=4, help="seconds per wrk run")
+    parser.add_argument("--wrk-rounds", type=int, default=3, help="interleaved wrk rounds")
+    parser.add_argument(
+        "--defaults", action="store_true", help="part 3 with the default guards on in both"
+    )
     args = parser.parse_args()
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -417,7 +425,7 @@ def main() -> None:
         gateway(spec_path, args.n, args.rounds)
         if args.wrk:
             print()
-            end_to_end(spec_path, args.duration, max(2, args.rounds // 2))
+            end_to_end(spec_path, args.duration, args.wrk_rounds, args.defaults)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
