@@ -146,3 +146,20 @@ def test_a_split_document_compiles_and_validates(tmp_path: Path) -> None:
         "/body/tag": "must be at most 3 characters long"
     }
     assert allowed(guard.check(json_request("POST", "/pets", {"name": "a", "tag": "ok"})))
+
+
+def test_a_schema_that_does_not_compile_names_its_place(tmp_path: Path) -> None:
+    from bastion.validation.compiler import compile_api
+
+    text = MINIMAL.format(version="3.1.0").replace("paths: {}", "") + (
+        "paths:\n  /x:\n    post:\n      requestBody:\n        content:\n"
+        "          application/json:\n            schema: {type: string, pattern: 'a(b'}\n"
+        "      responses: {'200': {description: ok}}\n"
+    )
+    api = load_api(write(tmp_path, text))
+    with pytest.raises(
+        ConfigError,
+        match=r"at /paths/~1x/post/requestBody/content/application~1json/schema/pattern: POST /x:"
+        r" a schema does not compile \(.*regex.*\); expected valid JSON Schema",
+    ):
+        compile_api(api, strict=False)

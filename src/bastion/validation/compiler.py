@@ -300,8 +300,18 @@ class Compiler:
                     )
                     media.validator = self._validator({"$ref": _uri(ptr)})
         except (ValueError, jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError) as exc:
+            place = ""
+            if isinstance(exc, jsonschema_rs.ValidationError) and exc.instance_path:
+                place = (
+                    "at "
+                    + self.api.where(
+                        "".join(f"/{escape(str(token))}" for token in exc.instance_path)
+                    )
+                    + ": "
+                )
+            reason = (str(exc).strip().splitlines() or ["?"])[0][:200]
             raise ConfigError(
-                f"{self.label}: {where}: a schema does not compile ({str(exc)[:200]});"
+                f"{self.label}: {place}{where}: a schema does not compile ({reason});"
                 " expected valid JSON Schema"
             ) from None
 
