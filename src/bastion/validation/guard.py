@@ -37,8 +37,8 @@ from bastion.validation.operation import REPEATED, Media, Operation
 
 # For the guards after this one (the injection guard): the documented operation the request
 # targets, and its body as parsed (JSON, or form fields as an object), so nobody parses twice.
-OPERATION: StateKey[Operation] = StateKey("validation.operation")
-BODY_VALUE: StateKey[Any] = StateKey("validation.body")
+OPERATION: StateKey[Operation] = StateKey("validation:operation")
+BODY_VALUE: StateKey[Any] = StateKey("validation:body")
 
 NOT_FOUND = Deny(404, "validation.not_found", "Not Found", "The API does not document this path.")
 NO_MEDIA_TYPE = "The request has a body but no Content-Type."
