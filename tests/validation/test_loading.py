@@ -163,3 +163,24 @@ def test_a_schema_that_does_not_compile_names_its_place(tmp_path: Path) -> None:
         r" a schema does not compile \(.*regex.*\); expected valid JSON Schema",
     ):
         compile_api(api, strict=False)
+
+
+def test_yaml_aliases_in_an_embedded_file_resolve(tmp_path: Path) -> None:
+    """Aliases are expanded when the file is read, so each use is rewritten on its own."""
+    from tests.validation.helpers import guard_for, json_request, pointers
+
+    models = (
+        "Tag: &tag {type: string, maxLength: 2}\nA: {properties: {t: {$ref: '#/Tag'}}}\n"
+        "B: {properties: {t: {$ref: '#/Tag'}, u: *tag}}\nShared: &shared {$ref: '#/Tag'}\n"
+        "C: {properties: {x: *shared, y: *shared}}\n"
+    )
+    write(tmp_path, models, "models.yaml")
+    text = MINIMAL.format(version="3.1.0").replace("paths: {}", "") + (
+        "paths:\n  /c:\n    post:\n      requestBody:\n        content:\n"
+        "          application/json: {schema: {$ref: 'models.yaml#/C'}}\n"
+        "      responses: {'200': {description: ok}}\n"
+    )
+    guard = guard_for(write(tmp_path, text))
+    assert pointers(guard.check(json_request("POST", "/c", {"x": "abc", "y": "ok"}))) == {
+        "/body/x": "must be at most 2 characters long"
+    }
