@@ -148,3 +148,28 @@ async def test_middleware_gets_the_validation_guard() -> None:
     ]
     assert missing.status_code == 404
     assert calls == ["/v1/pets"]
+
+
+async def test_refusals_and_monitored_violations_are_security_events(upstream: Upstream) -> None:
+    """Each refusal is one event with the problem's code; in monitor mode the request goes on
+    and the event names the pointers. Neither ever carries the submitted value."""
+    secret = "s3cr3t-value-<script>"
+    body = orjson.dumps({"name": "n", "id": 5, "age": secret})
+    headers = {"content-type": "application/json"}
+    for mode, status in (("block", 400), ("monitor", 200)):
+        events = MemorySink()
+        config = gateway_config(PETS_30, upstream.url, validation={"enabled": True, "mode": mode})
+        server = await start_validating_gateway(config, events)
+        try:
+            async with client(server) as http:
+                response = await http.post("/v1/pets", content=body, headers=headers)
+        finally:
+            await server.shutdown(1.0)
+        assert response.status_code == status
+        assert secret not in response.text
+        [event] = [e for e in events.events if e.action == "validation.body_invalid"]
+        ecs = orjson.dumps(event.to_ecs()).decode()
+        assert secret not in ecs
+        if mode == "monitor":
+            assert event.fields["pointers"] == ["/body/id", "/body/age"]
+    assert len(upstream.seen) == 1  # only the monitored request

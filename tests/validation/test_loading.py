@@ -119,3 +119,68 @@ def test_broken_yaml_names_line_and_column(tmp_path: Path) -> None:
 def test_the_specs_directory_documents_are_all_valid() -> None:
     for path in SPECS.glob("petstore-*.yaml"):
         load_api(path)
+
+
+def test_a_split_document_compiles_and_validates(tmp_path: Path) -> None:
+    """Path items, request bodies and schemas in other files, each with refs relative to
+    itself: the usual layout of a large API description."""
+    from tests.validation.helpers import allowed, guard_for, json_request, pointers
+
+    (tmp_path / "paths").mkdir()
+    (tmp_path / "schemas").mkdir()
+    write(tmp_path, "type: object\nrequired: [name]\nproperties:\n  name: {type: string}\n"
+          "  tag: {$ref: 'tag.yaml'}\n", "schemas/pet.yaml")  # fmt: skip
+    write(tmp_path, "type: string\nmaxLength: 3\n", "schemas/tag.yaml")
+    write(tmp_path, "post:\n  requestBody: {$ref: '../spec.yaml#/components/requestBodies/Pet'}\n"
+          "  responses: {'201': {description: ok}}\n", "paths/pets.yaml")  # fmt: skip
+    spec = write(
+        tmp_path,
+        MINIMAL.format(version="3.0.3").replace(
+            "paths: {}", "paths:\n  /pets: {$ref: 'paths/pets.yaml'}"
+        )
+        + "components:\n  requestBodies:\n    Pet:\n      required: true\n      content:\n"
+        "        application/json: {schema: {$ref: 'schemas/pet.yaml'}}\n",
+    )
+    guard = guard_for(spec)
+    assert pointers(guard.check(json_request("POST", "/pets", {"name": "a", "tag": "long"}))) == {
+        "/body/tag": "must be at most 3 characters long"
+    }
+    assert allowed(guard.check(json_request("POST", "/pets", {"name": "a", "tag": "ok"})))
+
+
+def test_a_schema_that_does_not_compile_names_its_place(tmp_path: Path) -> None:
+    from bastion.validation.compiler import compile_api
+
+    text = MINIMAL.format(version="3.1.0").replace("paths: {}", "") + (
+        "paths:\n  /x:\n    post:\n      requestBody:\n        content:\n"
+        "          application/json:\n            schema: {type: string, pattern: 'a(b'}\n"
+        "      responses: {'200': {description: ok}}\n"
+    )
+    api = load_api(write(tmp_path, text))
+    with pytest.raises(
+        ConfigError,
+        match=r"at /paths/~1x/post/requestBody/content/application~1json/schema/pattern: POST /x:"
+        r" a schema does not compile \(.*regex.*\); expected valid JSON Schema",
+    ):
+        compile_api(api, strict=False)
+
+
+def test_yaml_aliases_in_an_embedded_file_resolve(tmp_path: Path) -> None:
+    """Aliases are expanded when the file is read, so each use is rewritten on its own."""
+    from tests.validation.helpers import guard_for, json_request, pointers
+
+    models = (
+        "Tag: &tag {type: string, maxLength: 2}\nA: {properties: {t: {$ref: '#/Tag'}}}\n"
+        "B: {properties: {t: {$ref: '#/Tag'}, u: *tag}}\nShared: &shared {$ref: '#/Tag'}\n"
+        "C: {properties: {x: *shared, y: *shared}}\n"
+    )
+    write(tmp_path, models, "models.yaml")
+    text = MINIMAL.format(version="3.1.0").replace("paths: {}", "") + (
+        "paths:\n  /c:\n    post:\n      requestBody:\n        content:\n"
+        "          application/json: {schema: {$ref: 'models.yaml#/C'}}\n"
+        "      responses: {'200': {description: ok}}\n"
+    )
+    guard = guard_for(write(tmp_path, text))
+    assert pointers(guard.check(json_request("POST", "/c", {"x": "abc", "y": "ok"}))) == {
+        "/body/x": "must be at most 2 characters long"
+    }

@@ -280,3 +280,216 @@ def test_monitor_mode_records_instead_of_refusing() -> None:
     assert decision.event == "validation.body_invalid"  # type: ignore[union-attr]
     assert decision.fields["pointers"] == ["/body/id"]  # type: ignore[union-attr]
     assert allowed(guard.check(request("GET", "/nowhere")))
+
+
+def test_templates_differing_only_by_variable_names_share_a_path(tmp_path: object) -> None:
+    """GitHub documents DELETE /attestations/{attestation_id} and GET
+    /attestations/{subject_digest}: each method keeps its own operation and parameter name."""
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        """
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a/{id}:
+    delete:
+      parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
+      responses: {"204": {description: ok}}
+  /a/{digest}:
+    get:
+      parameters: [{name: digest, in: path, required: true, schema: {type: string, pattern: "^s"}}]
+      responses: {"200": {description: ok}}
+"""
+    )
+    guard = guard_for(spec)
+    assert allowed(guard.check(request("DELETE", "/a/5")))
+    assert pointers(guard.check(request("DELETE", "/a/x"))) == {"/path/id": "expected integer"}
+    assert allowed(guard.check(request("GET", "/a/sha1")))
+    assert list(pointers(guard.check(request("GET", "/a/md5")))) == ["/path/digest"]
+    assert dict(guard.check(request("PUT", "/a/5")).headers)["allow"] == "DELETE, GET, HEAD"  # type: ignore[union-attr]
+
+
+def test_messages_for_composed_and_other_keywords(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        """
+openapi: 3.1.0
+info: {title: t, version: "1"}
+paths:
+  /x:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                one: {oneOf: [{type: number}, {type: integer}]}
+                any: {anyOf: [{type: string}, {type: boolean}]}
+                never: false
+                code: {const: 7}
+                set: {type: array, uniqueItems: true}
+      responses: {"200": {description: ok}}
+"""
+    )
+    guard = guard_for(spec)
+    body = {"one": 3, "any": 1, "never": 1, "code": 8, "set": [1, 1]}
+    assert pointers(guard.check(json_request("POST", "/x", body))) == {
+        "/body/one": "matches more than one of the documented alternatives",
+        "/body/any": "does not match any of the documented alternatives",
+        "/body/never": "is not allowed here",
+        "/body/code": "expected the documented constant value",
+        "/body/set": "items must be unique",
+    }
+    assert pointers(guard.check(json_request("POST", "/x", {"one": "a"}))) == {
+        "/body/one": "does not match any of the documented alternatives"
+    }
+
+
+def test_the_body_limit_is_413() -> None:
+    guard = guard_for(PETS_30, limits={"max_body_bytes": "64B"})
+    problem = refusal(guard.check(json_request("POST", "/v1/pets", {"name": "x" * 80})))
+    assert (problem["status"], problem["code"]) == (413, "validation.body_too_large")
+
+
+def test_a_single_valued_parameter_sent_twice_is_refused(guard: ValidationGuard) -> None:
+    """HTTP parameter pollution: bastion would check one copy and the upstream might read the
+    other, so a value the document describes once must come once."""
+    repeated = "is repeated; the document describes one value"
+    assert pointers(guard.check(request("GET", "/v1/pets?limit=5&limit=500"))) == {
+        "/query/limit": repeated
+    }
+    assert pointers(guard.check(request("GET", "/v1/pets?filter[kind]=cat&filter[kind]=x"))) == {
+        "/query/filter[kind]": repeated
+    }
+    headers = [("x-trace", "deadbeef"), ("x-trace", "deadbeef")]
+    assert pointers(guard.check(request("GET", "/v1/pets", headers))) == {
+        "/header/X-Trace": repeated
+    }
+    cookies = [("cookie", "session=abcd; session=<other>")]
+    assert pointers(guard.check(request("GET", "/v1/pets", cookies))) == {
+        "/cookie/session": repeated
+    }
+    form = [("content-type", "application/x-www-form-urlencoded")]
+    decision = guard.check(request("POST", "/v1/pets", form, b"name=Rex&name=admin"))
+    assert pointers(decision) == {"/body/name": repeated}
+    assert allowed(guard.check(request("GET", "/v1/pets?tags=a&tags=b&tags=a")))  # an array
+
+
+def test_integer_formats_bound_the_value(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        """
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /x/{n}:
+    post:
+      parameters: [{name: n, in: path, required: true, schema: {type: integer, format: int32}}]
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                big: {type: integer, format: int64}
+                small: {type: integer, format: int32, minimum: 5}
+      responses: {"200": {description: ok}}
+"""
+    )
+    guard = guard_for(spec)
+    assert allowed(guard.check(json_request("POST", "/x/2147483647", {"big": 2**63 - 1})))
+    assert pointers(guard.check(json_request("POST", "/x/2147483648", {}))) == {
+        "/path/n": "must be at most 2147483647"
+    }
+    assert pointers(guard.check(json_request("POST", "/x/1", {"big": 2**63, "small": 4}))) == {
+        "/body/big": "must be at most 9223372036854775807",
+        "/body/small": "must be at least 5",
+    }
+
+
+def test_later_guards_find_the_operation_and_the_parsed_body(guard: ValidationGuard) -> None:
+    from bastion.validation.guard import BODY_VALUE, OPERATION
+
+    sent = json_request("POST", "/v1/pets", PET)
+    assert allowed(guard.check(sent))
+    assert sent.state[BODY_VALUE] == PET
+    assert (sent.state[OPERATION].method, sent.state[OPERATION].template) == ("POST", "/pets")
+    form = request("POST", "/v1/pets", [("content-type", "application/x-www-form-urlencoded")],
+                   b"name=Rex&age=3")  # fmt: skip
+    assert allowed(guard.check(form))
+    assert form.state[BODY_VALUE] == {"name": "Rex", "age": 3}
+
+
+def test_bastions_own_endpoints_and_uncovered_routes_are_not_validated() -> None:
+    from bastion.config.models import BastionConfig
+    from bastion.observability.events import MemorySink
+    from bastion.pipeline.response import FunctionEndpoint, Response
+    from bastion.pipeline.routing import ROUTE, Route
+    from bastion.validation.assembly import validation_guards
+
+    config = BastionConfig.model_validate(
+        {
+            "openapi": str(PETS_30),
+            "routes": [
+                {"name": "pets", "upstream": "http://127.0.0.1:1", "path_prefix": "/v1"},
+                {"name": "other", "upstream": "http://127.0.0.1:2", "path_prefix": "/other"},
+            ],
+            "validation": {"enabled": True, "routes": ["pets"]},
+        }
+    )
+    [guard] = validation_guards(config, MemorySink())
+
+    async def token(request: object) -> Response:
+        return Response(200, (), b"")
+
+    own = Route(name="token", path_prefix="/oauth/token", endpoint=FunctionEndpoint(token))
+    cases = [
+        (Route.from_config(config.routes[1]), "/other/anything", True),
+        (own, "/oauth/token", True),
+        (Route.from_config(config.routes[0]), "/v1/anything", False),
+    ]
+    for route, path, passes in cases:
+        sent = request("POST", path, [("content-type", "text/plain")], b"x")
+        sent.state[ROUTE] = route
+        assert allowed(guard.check(sent)) is passes, path
+
+
+def test_multipart_edge_cases(guard: ValidationGuard) -> None:
+    quoted = [("content-type", 'multipart/form-data; boundary="a b"')]
+    body = (
+        b'--a b\r\nContent-Disposition: form-data; name="name"\r\n\r\nRex\r\n'
+        b'--a b\r\nContent-Disposition: form-data; name="photo"; filename="p.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n\x00\x01\r\n--a b--\r\n"
+    )
+    assert allowed(guard.check(request("POST", "/v1/pets", quoted, body)))
+    unterminated = body.replace(b"--a b--", b"--a b")
+    assert pointers(guard.check(request("POST", "/v1/pets", quoted, unterminated))) == {
+        "/body": "is not valid multipart/form-data"
+    }
+    no_boundary = [("content-type", "multipart/form-data")]
+    assert pointers(guard.check(request("POST", "/v1/pets", no_boundary, body))) == {
+        "/body": "is not valid multipart/form-data"
+    }
+    not_utf8 = body.replace(b"Rex", b"R\xffx")
+    assert pointers(guard.check(request("POST", "/v1/pets", quoted, not_utf8))) == {
+        "/body": "is not valid multipart/form-data"
+    }
+
+
+def test_malformed_form_bodies_are_refused(guard: ValidationGuard) -> None:
+    form = [("content-type", "application/x-www-form-urlencoded; charset=utf-8")]
+    for body in (b"name=%FF%FE", "name=caf\u00e9".encode()):
+        assert pointers(guard.check(request("POST", "/v1/pets", form, body))) == {
+            "/body": "is not valid application/x-www-form-urlencoded data"
+        }
+    assert allowed(guard.check(request("POST", "/v1/pets", form, b"name=caf%C3%A9+noir")))

@@ -8,7 +8,8 @@ import click
 
 from bastion.cli.common import fail_config, load_or_exit
 from bastion.errors import ConfigError
-from bastion.validation.document import load_document
+from bastion.validation.compiler import compile_api
+from bastion.validation.document import load_api, load_document
 
 
 @click.command("check-config")
@@ -19,6 +20,8 @@ def check_config(path: Path) -> None:
     if config.openapi is not None:
         try:
             load_document(config.openapi)
+            if config.validation.enabled:  # the whole check and compilation serve would do
+                compile_api(load_api(config.openapi), strict=config.validation.strict)
         except ConfigError as exc:
             fail_config(exc)
     routes = ", ".join(f"{r.name} -> {r.upstream}" for r in config.routes) or "none"

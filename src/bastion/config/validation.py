@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bastion.config.types import ByteSize
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -20,7 +22,7 @@ class _Model(BaseModel):
 class ValidationLimits(_Model):
     """Bounds on request bodies, checked before (or while) the body is parsed."""
 
-    max_body_bytes: int | None = Field(
+    max_body_bytes: ByteSize | None = Field(
         None, ge=0, description="a body past it: 413; none means limits.max_body_bytes"
     )
     json_max_depth: int = Field(32, ge=1, le=1000, description="nesting of arrays and objects")

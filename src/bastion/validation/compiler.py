@@ -4,7 +4,8 @@ Order matters: every schema a request can meet is first made JSON Schema 2020-12
 (:mod:`bastion.validation.schema`), then the transformed document becomes the one resource of a
 jsonschema-rs registry (``urn:bastion:openapi``), then each operation's validators are compiled as
 refs into it. Validators therefore share the document instead of copying it, and a recursive
-schema stays a ref.
+schema stays a ref. The Python document is not kept (GitHub's would hold ~100 MB per worker):
+only the registry's copy inside jsonschema-rs, and the places of read-only markers.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from bastion.validation.document import ApiDocument
 from bastion.validation.operation import Location, Media, Operation, RequestBody
 from bastion.validation.params import Param
 from bastion.validation.refs import escape, follow, resolve_pointer
-from bastion.validation.router import PathTree
-from bastion.validation.schema import SchemaTransformer
+from bastion.validation.router import PathTree, variables
+from bastion.validation.schema import SchemaTransformer, read_only_places
 
 logger = logging.getLogger("bastion.validation")
 
@@ -50,7 +51,7 @@ class CompiledApi:
     tree: PathTree[PathOperations]
     operations: int
     seconds: float
-    document: Any  # transformed for requests; read to explain a violation
+    read_only: frozenset[tuple[str, ...]]  # places of read-only markers (see errors.py)
 
 
 def _uri(pointer: str) -> str:
@@ -79,8 +80,9 @@ class Compiler:
     def _resolve(self, node: Any) -> Any:
         return self._follow(node, "")[0]
 
-    def _params(self, item: Mapping[str, Any], item_ptr: str, op: Mapping[str, Any], op_ptr: str
-                ) -> dict[tuple[str, str], tuple[dict[str, Any], str]]:  # fmt: skip
+    def _params(
+        self, item: Mapping[str, Any], item_ptr: str, op: Mapping[str, Any], op_ptr: str
+    ) -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
         found: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
         for source, base in ((item, item_ptr), (op, op_ptr)):  # operation-level ones override
             params = source.get("parameters")
@@ -130,12 +132,9 @@ class Compiler:
         values = list(compiled.values())
         return (
             Location(
-                prefix=f"/{location}",
                 params=compiled,
-                validator=None,
                 exploded=tuple(p for p in values if location == "query" and _exploded(p)),
                 deep=tuple(p for p in values if p.style == "deepObject"),
-                required=any(p.required for p in values),
             ),
             refs,
         )
@@ -233,43 +232,67 @@ class Compiler:
                     header=locations["header"],
                     cookie=locations["cookie"],
                     body=body,
-                    document=document,
+                    read_only=frozenset(),
+                    path_names=variables(str(template)),
+                )
+                operation.path_params = tuple(
+                    (i, operation.path.params[name])
+                    for i, name in enumerate(operation.path_names)
+                    if name in operation.path.params
+                )
+                operation.json_parameters = any(
+                    p.shape == "json" for where in locations.values() for p in where.params.values()
                 )
                 operations[method.upper()] = operation
                 pending.append((operation, refs, body_refs))
                 count += 1
             if not operations:
                 continue
-            methods = list(operations)
-            if "GET" in operations and "HEAD" not in operations:
+            entry = tree.add(str(template), PathOperations(str(template), {}, ""))
+            for method, operation in operations.items():
+                if method in entry.operations:
+                    logger.warning(
+                        "validation: %s %s repeats %s %s; the first one serves it",
+                        method,
+                        template,
+                        method,
+                        entry.template,
+                    )
+                else:
+                    entry.operations[method] = operation
+            methods = list(entry.operations)
+            if "GET" in entry.operations and "HEAD" not in entry.operations:
                 methods.append("HEAD")
-            entry = PathOperations(str(template), operations, ", ".join(methods))
-            if not tree.add(str(template), entry):
-                logger.warning(
-                    "validation: path %s repeats an earlier template; the first one serves it",
-                    template,
-                )
+            entry.allow = ", ".join(methods)
         self.registry = jsonschema_rs.Registry(
             [(BASE_URI, document)], draft=jsonschema_rs.Draft202012
         )
+        marked = self.transformer.read_only_marked
+        read_only = read_only_places(document) if marked else frozenset()
         for operation, refs, body_refs in pending:
+            operation.read_only = read_only
             self._compile_validators(operation, refs, body_refs)
-        return CompiledApi(tree, count, time.perf_counter() - start, document)
+        return CompiledApi(tree, count, time.perf_counter() - start, read_only)
 
     def _compile_validators(
         self, operation: Operation, refs: dict[str, dict[str, str]], body_refs: dict[str, str]
     ) -> None:
         where = f"{operation.method} {operation.template}"
         try:
+            locations: dict[str, Any] = {}
             for location in _LOCATIONS:
                 target: Location = getattr(operation, location)
                 if not target.params:
                     continue
                 properties = {name: {"$ref": _uri(ptr)} for name, ptr in refs[location].items()}
                 required = [name for name, p in target.params.items() if p.required]
-                target.validator = self._validator(
-                    {"type": "object", "properties": properties, "required": required}
-                )
+                locations[location] = {
+                    "type": "object",
+                    "properties": properties,
+                    "required": required,
+                }
+            if locations:
+                operation.parameters = self._validator({"type": "object", "properties": locations})
             if operation.body is not None:
                 for key, ptr in body_refs.items():
                     media = operation.body.media.get(key) or next(
@@ -277,8 +300,18 @@ class Compiler:
                     )
                     media.validator = self._validator({"$ref": _uri(ptr)})
         except (ValueError, jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError) as exc:
+            place = ""
+            if isinstance(exc, jsonschema_rs.ValidationError) and exc.instance_path:
+                place = (
+                    "at "
+                    + self.api.where(
+                        "".join(f"/{escape(str(token))}" for token in exc.instance_path)
+                    )
+                    + ": "
+                )
+            reason = (str(exc).strip().splitlines() or ["?"])[0][:200]
             raise ConfigError(
-                f"{self.label}: {where}: a schema does not compile ({str(exc)[:200]});"
+                f"{self.label}: {place}{where}: a schema does not compile ({reason});"
                 " expected valid JSON Schema"
             ) from None
 

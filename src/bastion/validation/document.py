@@ -180,5 +180,5 @@ def load_api(path: Path) -> ApiDocument:
         raise ConfigError(
             f"{label}: at {where}: {message}{more}; expected a valid OpenAPI {api.version} document"
         )
-    check_refs(bundled, label)
+    check_refs(bundled, label, bundler.refs)
     return api

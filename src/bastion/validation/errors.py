@@ -16,9 +16,9 @@ import jsonschema_rs
 
 from bastion.pipeline.decisions import ProblemField
 from bastion.validation.refs import escape
-from bastion.validation.schema import READ_ONLY
 
 MAX_ERRORS = 20
+READ_ONLY_MESSAGE = "is read-only; a request cannot set it"
 _MAX_TOKEN = 64
 
 
@@ -78,34 +78,34 @@ def _message(kind: str, data: dict[str, Any]) -> str:
             return f"must match the documented pattern {data.get('pattern')}"
         case "format":
             return f"must be a valid {data.get('format')}"
-        case "anyOf" | "oneOf_not_valid":
+        case "anyOf":
             return "does not match any of the documented alternatives"
-        case "oneOf_multiple_valid":
-            return "matches more than one of the documented alternatives"
+        case "oneOf":
+            branches = data.get("context") or []
+            if any(not errors for errors in branches):
+                return "matches more than one of the documented alternatives"
+            return "does not match any of the documented alternatives"
         case "falseSchema" | "not":
             return "is not allowed here"
+        case "propertyNames":
+            return "has a property name the schema does not allow"
+        case "dependentRequired":
+            return "lacks a property the documented dependencies require"
         case "contains":
             return "contains no item of the documented kind"
         case _:
             return "does not match the documented schema"
 
 
-def _is_read_only(document: Any, schema_path: list[str | int]) -> bool:
-    node = document
-    for part in schema_path[:-1]:
-        if isinstance(node, dict):
-            node = node.get(str(part))
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
-            return False
-    return isinstance(node, dict) and node.get(READ_ONLY) is True
-
-
 def violations(
-    validator: jsonschema_rs.Validator, instance: Any, prefix: str, document: Any
+    validator: jsonschema_rs.Validator,
+    instance: Any,
+    prefix: str,
+    read_only: frozenset[tuple[str, ...]],
 ) -> list[ProblemField]:
-    """Each way ``instance`` violates, as problem fields under ``prefix`` (``/body``)."""
+    """Each way ``instance`` violates, as problem fields under ``prefix`` (``/body``);
+    ``read_only`` are the places of read-only markers in the document (a ``not`` failing
+    there is a read-only property sent in a request)."""
     found: list[ProblemField] = []
     for error in validator.iter_errors(instance):
         kind = error.kind
@@ -118,11 +118,11 @@ def violations(
                     ProblemField(pointer(prefix, [*path, extra]), "is not a documented property")
                 )
         elif name == "required":
-            found.append(ProblemField(pointer(prefix, [*path, str(data.get("property"))]),
-                                      "is required"))  # fmt: skip
-        elif name == "not" and _is_read_only(document, list(error.schema_path)):
-            found.append(ProblemField(pointer(prefix, path), "is read-only; a request cannot set"
-                                      " it"))  # fmt: skip
+            found.append(
+                ProblemField(pointer(prefix, [*path, str(data.get("property"))]), "is required")
+            )
+        elif name == "not" and tuple(str(p) for p in error.schema_path[:-1]) in read_only:
+            found.append(ProblemField(pointer(prefix, path), READ_ONLY_MESSAGE))
         else:
             found.append(ProblemField(pointer(prefix, path), _message(name, data)))
         if len(found) >= MAX_ERRORS:

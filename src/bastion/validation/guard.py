@@ -28,17 +28,17 @@ import orjson
 from bastion.config.models import BastionConfig
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny, ProblemField
 from bastion.pipeline.guard import Phase
-from bastion.pipeline.request import Request
+from bastion.pipeline.request import Request, StateKey
 from bastion.pipeline.routing import ROUTE
-from bastion.validation.bodies import (
-    form_fields,
-    json_limit,
-    media_type,
-    multipart_fields,
-)
+from bastion.validation.bodies import form_fields, json_limit, multipart_fields
 from bastion.validation.compiler import CompiledApi
-from bastion.validation.errors import violations
-from bastion.validation.operation import Media, Operation
+from bastion.validation.errors import pointer, violations
+from bastion.validation.operation import REPEATED, Media, Operation
+
+# For the guards after this one (the injection guard): the documented operation the request
+# targets, and its body as parsed (JSON, or form fields as an object), so nobody parses twice.
+OPERATION: StateKey[Operation] = StateKey("validation:operation")
+BODY_VALUE: StateKey[Any] = StateKey("validation:body")
 
 NOT_FOUND = Deny(404, "validation.not_found", "Not Found", "The API does not document this path.")
 NO_MEDIA_TYPE = "The request has a body but no Content-Type."
@@ -51,6 +51,15 @@ _BODY_ERRORS = {
     "form": "is not valid application/x-www-form-urlencoded data",
     "multipart": "is not valid multipart/form-data",
 }
+
+
+def _content_type(request: Request) -> str | None:
+    """The first ``Content-Type``, read from the raw fields: no header index is built for
+    one field (guards that need the index build it themselves)."""
+    for name, value in request.headers.raw:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return None
 
 
 class ValidationGuard:
@@ -79,6 +88,7 @@ class ValidationGuard:
         )
         self.max_depth = limits.json_max_depth
         self.max_members = limits.json_max_members
+        self.short_body = 2 * limits.json_max_members  # too short to hold more members
         self.max_parts = limits.multipart_max_parts
         self._method_denials: dict[str, Deny] = {}
 
@@ -96,6 +106,7 @@ class ValidationGuard:
                 operation = entry.operations.get("GET")
             if operation is None:
                 return self._refuse(self._method_not_allowed(entry.allow))
+        request.state[OPERATION] = operation
         errors = operation.check_parameters(request, raw_path, self.strict)
         if errors:
             return self._refuse(self._invalid("validation.parameter_invalid", errors))
@@ -144,11 +155,11 @@ class ValidationGuard:
                     [ProblemField("/body", "this operation takes no request body")],
                 )
             )
-        content_type = request.headers.get("content-type")
-        media = spec.select(media_type(content_type))
+        content_type = _content_type(request)
+        media = spec.select(content_type)
         if media is None:
             detail = (
-                NO_MEDIA_TYPE if not content_type else "The API does not document this media type"
+                NO_MEDIA_TYPE if not content_type else "The API does not document this media type."
             )
             return self._refuse(
                 Deny(
@@ -167,13 +178,22 @@ class ValidationGuard:
                     f"The body exceeds {self.max_body} bytes.",
                 )
             )
-        return self._check_media(media, body, content_type or "")
+        return self._check_media(request, media, body, content_type or "")
 
-    def _check_media(self, media: Media, body: bytes, content_type: str) -> Decision:
+    def _check_media(
+        self, request: Request, media: Media, body: bytes, content_type: str
+    ) -> Decision:
         kind = media.kind
         value: Any
+        repeated: list[str] = []
         if kind == "json":
-            exceeded = json_limit(body, self.max_depth, self.max_members)
+            exceeded = (
+                None
+                # the common case inline: json_limit's own first test, without the call
+                if len(body) < self.short_body
+                and body.count(b"{") + body.count(b"[") <= self.max_depth
+                else json_limit(body, self.max_depth, self.max_members)
+            )
             if exceeded is not None:
                 message = (
                     f"nests deeper than {self.max_depth} levels"
@@ -191,18 +211,22 @@ class ValidationGuard:
             pairs = form_fields(body, self.max_members)
             if pairs is None:
                 return self._refuse(self._malformed(kind))
-            value = media.form_object(list(pairs))
+            value, repeated = media.form_object(list(pairs))
         elif kind == "multipart":
             parts = multipart_fields(body, content_type, self.max_parts)
             if parts is None:
                 return self._refuse(self._malformed(kind))
-            value = media.form_object(parts)
+            value, repeated = media.form_object(parts)
         else:
             return ALLOW
+        request.state[BODY_VALUE] = value
+        if repeated:
+            errors = [ProblemField(pointer("/body", [name]), REPEATED) for name in repeated]
+            return self._refuse(self._invalid("validation.body_invalid", errors))
         validator = media.validator
         if validator is None or validator.is_valid(value):
             return ALLOW
-        errors = violations(validator, value, "/body", self.api.document)
+        errors = violations(validator, value, "/body", self.api.read_only)
         return self._refuse(self._invalid("validation.body_invalid", errors))
 
     def _malformed(self, kind: str) -> Deny:

@@ -75,6 +75,7 @@ class Param:
 
     name: str
     location: str
+    key: str = ""  # the name as looked up: lower-case for headers
     required: bool = False
     style: str = "form"
     explode: bool = True
@@ -87,9 +88,11 @@ class Param:
     def compile(cls, spec: dict[str, Any], location: str, resolve: Any) -> Param:
         style = str(spec.get("style") or _DEFAULT_STYLE.get(location, "form"))
         explode = spec.get("explode")
+        name = str(spec.get("name", ""))
         param = cls(
-            name=str(spec.get("name", "")),
+            name=name,
             location=location,
+            key=name.lower() if location == "header" else name,
             required=bool(spec.get("required")) or location == "path",
             style=style,
             explode=bool(explode) if explode is not None else style == "form",

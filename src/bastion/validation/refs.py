@@ -69,6 +69,8 @@ class Bundler:
         self.document = document
         self.files: dict[Path, int] = {}
         self.embedded: list[Any] = []
+        # every object holding a $ref, with where it is (for check_refs, without a second walk)
+        self.refs: list[tuple[str, dict[str, Any]]] = []
 
     def bundle(self) -> dict[str, Any]:
         self._rewrite(self.document, self.root, "", "")
@@ -96,6 +98,7 @@ class Bundler:
                 ref = current.get("$ref")
                 if isinstance(ref, str):
                     current["$ref"] = self._local(ref, file, base, f"{where}{pointer}")
+                    self.refs.append((f"{where}{pointer}", current))
                 for key, value in current.items():
                     if isinstance(value, dict | list):
                         stack.append((value, f"{pointer}/{escape(str(key))}"))
@@ -125,8 +128,16 @@ class Bundler:
         return f"#/{FILES_KEY}/{index}{fragment}"
 
 
-def check_refs(document: dict[str, Any], label: str) -> None:
-    """Every ``$ref`` resolves, and none is part of a chain of refs that returns to itself."""
+def check_refs(
+    document: dict[str, Any], label: str, found: list[tuple[str, dict[str, Any]]] | None = None
+) -> None:
+    """Every ``$ref`` resolves, and none is part of a chain of refs that returns to itself.
+    ``found`` lists the objects holding refs (as :class:`Bundler` collects them); without it
+    the document is walked to find them."""
+    if found is not None:
+        for where, node in found:
+            follow(document, node, label, where)
+        return
     stack: list[tuple[Any, str]] = [(document, "")]
     while stack:
         current, pointer = stack.pop()
@@ -149,8 +160,10 @@ def follow(document: dict[str, Any], node: Any, label: str, where: str) -> Any:
         ref = node["$ref"]
         if ref in seen:
             chain = " -> ".join([*seen, ref])
-            raise ConfigError(f"{label}: at {where or '/'}: $ref cycle {chain}; expected a ref"
-                              " chain that ends at an object")  # fmt: skip
+            raise ConfigError(
+                f"{label}: at {where or '/'}: $ref cycle {chain}; expected a ref"
+                " chain that ends at an object"
+            )
         seen.append(ref)
         if not ref.startswith("#"):
             raise ConfigError(f"{label}: at {where or '/'}: $ref {ref!r} is not local")

@@ -15,6 +15,13 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 _VARIABLE = re.compile(r"\{([^{}/]+)\}")
+CACHE_SIZE = 4096
+CACHED_PATH_LENGTH = 256
+
+
+def variables(template: str) -> tuple[str, ...]:
+    """The variable names of ``template``, in the order :meth:`PathTree.match` returns values."""
+    return tuple(_VARIABLE.findall(template))
 
 
 class _Node(Generic[T]):
@@ -22,9 +29,9 @@ class _Node(Generic[T]):
 
     def __init__(self) -> None:
         self.literal: dict[str, _Node[T]] = {}
-        self.mixed: list[tuple[re.Pattern[str], list[str], _Node[T]]] = []
+        self.mixed: list[tuple[re.Pattern[str], _Node[T]]] = []
         self.variable: _Node[T] | None = None
-        self.leaf: tuple[T, tuple[str, ...]] | None = None
+        self.leaf: T | None = None
 
 
 class PathTree(Generic[T]):
@@ -32,44 +39,55 @@ class PathTree(Generic[T]):
 
     def __init__(self, bases: tuple[str, ...] = ("",)) -> None:
         self.root: _Node[T] = _Node()
+        self._cache: dict[str, tuple[T, list[str]] | None] = {}
         # longest base first, so /api/v2 is tried before /api
         self.bases = tuple(sorted({b.rstrip("/") for b in bases}, key=len, reverse=True))
 
-    def add(self, template: str, value: T) -> bool:
-        """Adds ``template``; false when an equivalent template is already there."""
+    def add(self, template: str, value: T) -> T:
+        """Adds ``template``; returns the value now stored for it, which is an earlier one when
+        an equivalent template (``/a/{x}`` and ``/a/{y}``) is already there."""
         node = self.root
-        names: list[str] = []
         for segment in template.split("/")[1:]:
             variables = _VARIABLE.findall(segment)
             if not variables:
                 node = node.literal.setdefault(segment, _Node())
             elif segment == "{" + variables[0] + "}":
-                names.append(variables[0])
                 if node.variable is None:
                     node.variable = _Node()
                 node = node.variable
             else:
-                names.extend(variables)
                 regex = "".join(
                     "([^/]+?)" if i % 2 else re.escape(part)
                     for i, part in enumerate(_VARIABLE.split(segment))
                 )
                 pattern = re.compile(f"^{regex}$")
-                for existing, _, child in node.mixed:
+                for existing, child in node.mixed:
                     if existing.pattern == pattern.pattern:
                         node = child
                         break
                 else:
                     child = _Node()
-                    node.mixed.append((pattern, variables, child))
+                    node.mixed.append((pattern, child))
                     node = child
-        if node.leaf is not None:
-            return False
-        node.leaf = (value, tuple(names))
-        return True
+        if node.leaf is None:
+            node.leaf = value
+        return node.leaf
 
-    def match(self, path: str) -> tuple[T, dict[str, str]] | None:
-        """The value of the template ``path`` matches and its raw variables, or ``None``."""
+    def match(self, path: str) -> tuple[T, list[str]] | None:
+        """The value of the template ``path`` matches and its raw variables in template order
+        (see :func:`variables`), or ``None``. Answers are remembered per path (a bounded
+        table, emptied when full), since most traffic repeats a few paths."""
+        cache = self._cache
+        if path in cache:
+            return cache[path]
+        found = self._match(path)
+        if len(path) <= CACHED_PATH_LENGTH:
+            if len(cache) >= CACHE_SIZE:
+                cache.clear()
+            cache[path] = found
+        return found
+
+    def _match(self, path: str) -> tuple[T, list[str]] | None:
         for base in self.bases:
             if base:
                 if not path.startswith(base):
@@ -83,13 +101,10 @@ class PathTree(Generic[T]):
             values: list[str] = []
             leaf = self._walk(self.root, segments, 0, values)
             if leaf is not None:
-                value, names = leaf
-                return value, dict(zip(names, values, strict=False))
+                return leaf, values
         return None
 
-    def _walk(
-        self, node: _Node[T], segments: list[str], index: int, values: list[str]
-    ) -> tuple[T, tuple[str, ...]] | None:
+    def _walk(self, node: _Node[T], segments: list[str], index: int, values: list[str]) -> T | None:
         if index == len(segments):
             return node.leaf
         segment = segments[index]
@@ -100,7 +115,7 @@ class PathTree(Generic[T]):
                 return found
         if not segment:
             return None
-        for pattern, _, mixed in node.mixed:
+        for pattern, mixed in node.mixed:
             groups = pattern.match(segment)
             if groups is not None:
                 mark = len(values)

@@ -3,6 +3,7 @@
 - OpenAPI 3.0 dialect: ``nullable`` becomes a ``null`` type (or an ``anyOf`` with one), boolean
   ``exclusiveMinimum``/``exclusiveMaximum`` become the numeric form, and a ``$ref``'s siblings are
   dropped (3.0 says they are ignored). 3.1 schemas already are 2020-12.
+- ``format: int32`` / ``int64`` (both versions) become ``minimum``/``maximum`` bounds.
 - ``readOnly`` (both versions): the server sets it, so a request that sends it is trying to assign
   what it must not (mass assignment, OWASP API3). A read-only schema becomes one nothing matches
   (marked ``x-bastion-read-only`` so the error says why), and its name leaves ``required``.
@@ -45,6 +46,7 @@ _SCHEMA_KEYWORDS: dict[str, str] = {
     "anyOf": "list",
     "oneOf": "list",
 }
+_INTEGER_FORMATS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _COMBINERS = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$defs"})
 
 
@@ -56,6 +58,7 @@ class SchemaTransformer:
         self.legacy = version == "3.0"
         self.strict = strict
         self._done: set[int] = set()
+        self.read_only_marked = 0
 
     def transform(self, schema: Any, *, use_site: bool = True) -> Any:
         """``schema`` transformed; returns the node to put in its place (it may be new)."""
@@ -77,6 +80,7 @@ class SchemaTransformer:
                 self.transform(target, use_site=False)
         if self.legacy:
             self._legacy(schema)
+        self._integer_format(schema)
         for keyword, shape in _SCHEMA_KEYWORDS.items():
             value = schema.get(keyword)
             if value is None:
@@ -94,6 +98,7 @@ class SchemaTransformer:
         if schema.get("readOnly") is True:
             schema.clear()
             schema.update({"not": {}, READ_ONLY: True})
+            self.read_only_marked += 1
             return schema
         if self.legacy and schema.get("nullable") is True:
             schema = self._nullable(schema)
@@ -123,6 +128,22 @@ class SchemaTransformer:
                 del schema[exclusive]
                 if flag and bound in schema:
                     schema[exclusive] = schema.pop(bound)
+
+    def _integer_format(self, schema: dict[str, Any]) -> None:
+        """``format: int32``/``int64`` bound the integer (an upstream storing it in a fixed-size
+        integer must not overflow); JSON Schema alone treats the format as a note."""
+        bounds = _INTEGER_FORMATS.get(str(schema.get("format")))
+        kind = schema.get("type")
+        if bounds is None or not (
+            kind == "integer" or (isinstance(kind, list) and "integer" in kind)
+        ):
+            return
+        low, high = bounds
+        minimum, maximum = schema.get("minimum"), schema.get("maximum")
+        if not isinstance(minimum, int | float) or minimum < low:
+            schema["minimum"] = low
+        if not isinstance(maximum, int | float) or maximum > high:
+            schema["maximum"] = high
 
     def _nullable(self, schema: dict[str, Any]) -> dict[str, Any]:
         del schema["nullable"]
@@ -167,3 +188,27 @@ class SchemaTransformer:
         composed = any(k in target for k in ("properties", "allOf", "anyOf", "oneOf", "$ref"))
         if composed:
             schema["unevaluatedProperties"] = False
+
+
+def read_only_places(document: Any) -> frozenset[tuple[str, ...]]:
+    """Where the transformed ``document`` holds read-only markers, as pointer tokens: the
+    places a ``not`` violation means "a request cannot set this" (see :mod:`errors`)."""
+    found: set[tuple[str, ...]] = set()
+    stack: list[tuple[Any, tuple[str, ...]]] = [(document, ())]
+    while stack:
+        node, place = stack.pop()
+        if isinstance(node, dict):
+            if node.get(READ_ONLY) is True:
+                found.add(place)
+            stack.extend(
+                (value, (*place, str(key)))
+                for key, value in node.items()
+                if isinstance(value, dict | list)
+            )
+        elif isinstance(node, list):
+            stack.extend(
+                (value, (*place, str(i)))
+                for i, value in enumerate(node)
+                if isinstance(value, dict | list)
+            )
+    return frozenset(found)
