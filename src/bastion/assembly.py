@@ -18,6 +18,7 @@ from bastion.pipeline.guard import Guard
 from bastion.pipeline.routing import Route, Router
 from bastion.ratelimit.assembly import ratelimit_guards
 from bastion.tls.assembly import tls_guards
+from bastion.validation.injection import injection_guards
 
 
 def build_events(config: BastionConfig) -> EventSink:
@@ -43,6 +44,7 @@ def build_guards(config: BastionConfig, events: EventSink) -> list[Guard]:
         *auth_guards(config, events),
         *ratelimit_guards(config, events),
         *tls_guards(config, events),
+        *injection_guards(config, events),
     ]
 
 

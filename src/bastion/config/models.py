@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bastion.config.auth import AuthConfig, RouteAuthConfig
 from bastion.config.backends import PostgresConfig, RedisConfig
+from bastion.config.injection import InjectionConfig
 from bastion.config.ratelimit import (
     RateLimitConfig,
     check_rate,
@@ -190,6 +191,7 @@ class BastionConfig(Model):
     redis: RedisConfig = RedisConfig()
     postgres: PostgresConfig = PostgresConfig()
     tls: TLSConfig = TLSConfig()
+    injection: InjectionConfig = InjectionConfig()
 
     @model_validator(mode="after")
     def _routes_unique(self) -> Self:

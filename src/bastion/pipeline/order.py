@@ -31,6 +31,8 @@ GUARD_ORDER: dict[str, tuple[Phase, int]] = {
     # rate limiting: request rate per policy, then in-flight requests per consumer
     "rate_limit": (Phase.RATE_LIMIT, 10),
     "concurrency": (Phase.RATE_LIMIT, 20),
+    # validate: injection detection (SQL, XSS, command) after the OpenAPI validator
+    "injection": (Phase.VALIDATE, 20),
     # forward: what the upstream receives (after validation saw the values in clear)
     "field_encryption": (Phase.FORWARD, 10),
 }
