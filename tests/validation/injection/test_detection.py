@@ -88,3 +88,19 @@ def test_an_attack_inside_a_json_body_is_found(attack: Any) -> None:
     finding = guard.first(_request({"order": {"notes": ["ok", payload]}}), guard.exempt)
     assert finding is not None
     assert (finding.where, finding.location) == ("body", "/order/notes/1")
+
+
+def test_single_words_are_never_flagged_so_the_fast_path_loses_nothing() -> None:
+    """The detector skips one-word values; libinjection flags none of its own keywords."""
+    import re
+    from pathlib import Path
+
+    import _bastion_libinjection as native  # type: ignore[import-not-found]
+
+    import bastion.validation.injection as package
+
+    table = Path(package.__file__).parent / "native/libinjection/libinjection_sqli_data.h"
+    words = set(re.findall(r'\{"([^"]+)", *\'', table.read_text()))
+    plain = [w for w in words if re.fullmatch(r"[\w.@]*", w)]
+    assert len(plain) > 3_000
+    assert [w for w in plain + [w.lower() for w in plain] if native.scan(w)] == []

@@ -10,6 +10,7 @@ injection is :mod:`bastion.validation.injection.command`.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Final
@@ -27,6 +28,10 @@ def _load() -> ModuleType | None:
 
 
 _native = _load()
+
+_PLAIN = re.compile(r"[\w.@]*")
+"""A single word (letters, digits, ``_``, ``.``, ``@``): libinjection flags none (every word of
+its keyword table was checked, see tests) and neither does the command tokenizer."""
 
 SQLI: Final = 1
 XSS: Final = 2
@@ -60,6 +65,8 @@ class Detector:
 
     def find(self, value: str, skip: frozenset[Kind] = frozenset()) -> Kind | None:
         """The kind found in ``value`` (sql first, then xss, then command), ``skip`` excepted."""
+        if value.isalnum() or _PLAIN.fullmatch(value) is not None:
+            return None  # one word: no SQL operator, no markup, no shell syntax to inspect
         if self._mask:
             found = self._scan(value) & self._mask
             if found:
