@@ -197,6 +197,7 @@ def demo(
             "rate_limit": {
                 "policies": [{"name": "demo", "rate": "5/minute", "routes": ["limited"]}]
             },
+            "injection": {"mode": "block"},
         },
     )
     if api_address == config.listen or api_address == config.admin.listen:
