@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         import guards
 
         guards.SCENARIOS["injection"] = ({"injection": {"mode": "block"}}, 0.0)
-        return guards.main(["--scenario", "injection", *rest])
+        return guards.main(["--scenario", "injection", *(["--quick"] if args.quick else []), *rest])
     n, runs = (2_000, 3) if args.quick else (20_000, 7)
     print(f"libinjection {native_version()}; timings are best-of-{runs}, noisy on a shared machine")
     print("detector")
