@@ -279,3 +279,27 @@ def test_off_by_default_and_no_guard_then() -> None:
     config = BastionConfig()
     assert config.injection.mode == "off"
     assert "injection" not in build_gateway_chain(config, MemorySink()).names()
+
+
+async def test_xml_bodies_are_inspected_value_by_value(
+    gateway: Callable[..., Awaitable[tuple[Send, MemorySink]]], upstream: Upstream
+) -> None:
+    """An XML document is markup by nature: its values are inspected, not its tags."""
+    send, _ = await gateway(mode="block")
+    order = b'<?xml version="1.0"?><order id="7"><note>Leave at door; thanks</note></order>'
+    assert status_of(await send(post("/orders", order, "application/xml"))) == 200
+    attack = b'<?xml version="1.0"?><order id="7"><note>' + COMMAND.encode() + b"</note></order>"
+    refused = await send(post("/orders", attack, "application/xml"))
+    assert status_of(refused) == 400
+    assert problem(refused)["location"] == "/order/note"
+    in_attribute = await send(post("/orders", f'<order id="{SQL}"/>'.encode(), "text/xml"))
+    assert status_of(in_attribute) == 400
+    assert problem(in_attribute)["location"] == "/order/@id"
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><d>&b;</d>'
+    )
+    # entity declarations are never expanded: the document is inspected as text (and refused,
+    # since a DOCTYPE reads as markup)
+    assert status_of(await send(post("/orders", bomb, "application/xml"))) == 400
+    assert len(upstream.seen) == 1

@@ -22,6 +22,7 @@ from bastion.config.injection import Kind, Location
 from bastion.pipeline.request import Request
 from bastion.validation.injection.engine import Detector
 from bastion.validation.injection.exemptions import Exemptions, escape_token
+from bastion.validation.injection.xml_body import UnsafeXML, xml_values
 
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _BOUNDARY = re.compile(r'boundary=(?:"([^"]{1,200})"|([^\s;]{1,200}))', re.IGNORECASE)
@@ -140,7 +141,22 @@ class Inspector:
             return self.pairs(body.decode("latin-1"), "body")
         if media == "multipart/form-data":
             return self.multipart(body, content_type or "")
+        if media in ("application/xml", "text/xml") or media.endswith("+xml"):
+            return self.xml(body)
         return self.text(body)
+
+    def xml(self, body: bytes) -> Finding | None:
+        """Text nodes and attribute values of an XML body; location ``/a/b`` or ``/a/b/@c``."""
+        try:
+            values = list(xml_values(body))
+        except UnsafeXML:
+            return self.text(body)
+        skip = self.exempt.in_body(())
+        for location, value in values:
+            kind = self.find(value, skip)
+            if kind is not None:
+                return Finding(kind, "body", location)
+        return None
 
     def text(self, body: bytes) -> Finding | None:
         try:
