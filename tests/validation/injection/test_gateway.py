@@ -3,6 +3,8 @@ in front of a recording upstream, and through ``BastionMiddleware``."""
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -31,9 +33,9 @@ COMMAND = "127.0.0.1; cat /etc/passwd"
 Send = Callable[[bytes], Awaitable[bytes]]
 
 
-def post(path: str, body: bytes, content_type: str = "application/json") -> bytes:
+def post(path: str, body: bytes, content_type: str = "application/json", extra: str = "") -> bytes:
     return (
-        f"POST {path} HTTP/1.1\r\nhost: gw\r\ncontent-type: {content_type}\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: gw\r\ncontent-type: {content_type}\r\n{extra}"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     ).encode() + body
 
@@ -49,9 +51,12 @@ async def gateway(
 ) -> AsyncIterator[Callable[..., Awaitable[tuple[Send, MemorySink]]]]:
     servers: list[GatewayServer] = []
 
-    async def start(**injection: Any) -> tuple[Send, MemorySink]:
+    async def start(
+        limits: dict[str, Any] | None = None, **injection: Any
+    ) -> tuple[Send, MemorySink]:
         config = make_config(
             upstream.url,
+            limits=limits or {},
             routes=[
                 {"name": "api", "upstream": upstream.url},
                 {"name": "cms", "upstream": upstream.url, "path_prefix": "/cms"},
@@ -303,3 +308,53 @@ async def test_xml_bodies_are_inspected_value_by_value(
     # since a DOCTYPE reads as markup)
     assert status_of(await send(post("/orders", bomb, "application/xml"))) == 400
     assert len(upstream.seen) == 1
+
+
+async def test_a_repeated_json_member_cannot_hide_an_injection(
+    gateway: Callable[..., Awaitable[tuple[Send, MemorySink]]], upstream: Upstream
+) -> None:
+    """Parsers differ on which of two same-named members wins; both are inspected."""
+    send, _ = await gateway(mode="block")
+    first = ('{"q": "' + SQL + '", "q": "shoes"}').encode()
+    last = ('{"q": "shoes", "q": "' + SQL + '"}').encode()
+    for body in (first, last):
+        response = await send(post("/items", body))
+        assert status_of(response) == 400
+        assert problem(response)["location"] == "/q"
+    assert upstream.seen == []
+
+
+async def test_compressed_bodies_are_inspected_decompressed_and_forwarded_as_sent(
+    gateway: Callable[..., Awaitable[tuple[Send, MemorySink]]], upstream: Upstream
+) -> None:
+    send, _ = await gateway(mode="block", limits={"max_body_bytes": 65536})
+    gzip_header = "content-encoding: gzip\r\n"
+    clean = gzip.compress(orjson.dumps({"name": "O'Brien"}))
+    assert status_of(await send(post("/items", clean, extra=gzip_header))) == 200
+    assert upstream.seen[0].body == clean  # forwarded compressed, as the client sent it
+    attack = gzip.compress(orjson.dumps({"name": SQL}))
+    refused = await send(post("/items", attack, extra=gzip_header))
+    assert status_of(refused) == 400
+    assert problem(refused)["location"] == "/name"
+    deflated = zlib.compress(orjson.dumps({"name": XSS}))
+    assert (
+        status_of(await send(post("/items", deflated, extra="content-encoding: deflate\r\n")))
+        == 400
+    )
+    brotli = await send(post("/items", b"\x0b\x02\x80{}\x03", extra="content-encoding: br\r\n"))
+    assert status_of(brotli) == 415
+    assert problem(brotli)["code"] == "injection.unsupported_encoding"
+    bomb = gzip.compress(b'{"a": "' + b"x" * 1_000_000 + b'"}')  # about 1 KB, 1 MB inflated
+    too_large = await send(post("/items", bomb, extra=gzip_header))
+    assert status_of(too_large) == 413
+    assert problem(too_large)["code"] == "injection.too_large"
+    assert len(upstream.seen) == 1
+
+
+async def test_monitor_mode_records_what_it_could_not_inspect(
+    gateway: Callable[..., Awaitable[tuple[Send, MemorySink]]], upstream: Upstream
+) -> None:
+    send, sink = await gateway(mode="monitor")
+    response = await send(post("/items", b"\x0b\x02\x80{}\x03", extra="content-encoding: br\r\n"))
+    assert status_of(response) == 200
+    assert sink.actions()[-1] == "injection.unsupported_encoding"

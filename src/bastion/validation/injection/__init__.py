@@ -13,7 +13,8 @@ def injection_guards(config: BastionConfig, events: EventSink) -> list[Guard]:
     """``injection`` when ``injection.mode`` (or some rule's mode) is not ``off``."""
     if not config.injection.active:
         return []
-    return [InjectionGuard(config.injection, {route.name for route in config.routes})]
+    routes = {route.name for route in config.routes}
+    return [InjectionGuard(config.injection, routes, max_body_bytes=config.limits.max_body_bytes)]
 
 
 __all__ = ["InjectionGuard", "injection_guards"]

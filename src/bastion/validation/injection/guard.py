@@ -22,6 +22,7 @@ from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny, ProblemFiel
 from bastion.pipeline.guard import Phase
 from bastion.pipeline.request import Request
 from bastion.pipeline.routing import ROUTE
+from bastion.validation.injection.encoding import Uninspectable, decoded
 from bastion.validation.injection.engine import Detector
 from bastion.validation.injection.exemptions import Exemptions
 from bastion.validation.injection.inspect import Finding, Inspector, TooManyValues
@@ -32,6 +33,19 @@ TOO_MANY = Deny(
     "injection.too_many_values",
     "Bad Request",
     "The request holds more values than the injection check inspects; it was refused.",
+)
+UNSUPPORTED_ENCODING = Deny(
+    415,
+    "injection.unsupported_encoding",
+    "Unsupported Media Type",
+    "The request body's Content-Encoding cannot be inspected; send it as gzip, deflate or"
+    " identity.",
+)
+TOO_LARGE = Deny(
+    413,
+    "injection.too_large",
+    "Content Too Large",
+    "The request body is too large once decompressed to be inspected.",
 )
 _KIND_NAMES = {
     "sql": "SQL injection",
@@ -93,9 +107,17 @@ class InjectionGuard:
     phase: ClassVar[Phase] = Phase.VALIDATE
     requires_body: ClassVar[bool] = True
 
-    def __init__(self, config: InjectionConfig, routes: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        config: InjectionConfig,
+        routes: set[str] | None = None,
+        *,
+        max_body_bytes: int = 10 * 1024 * 1024,
+    ) -> None:
         self.fail_open = False
         self.detector = Detector(config.detect)
+        self.kinds = frozenset(config.detect)
+        self.max_body_bytes = max_body_bytes
         self.inspect = frozenset(config.inspect)
         self.headers = config.headers if "header" in self.inspect else ()
         self.max_values = config.max_values
@@ -135,12 +157,23 @@ class InjectionGuard:
         try:
             finding = self.first(request, exempt)
         except TooManyValues:
-            return TOO_MANY if mode == "block" else ALLOW
+            return self._uninspectable(TOO_MANY, mode)
+        except Uninspectable as exc:
+            return self._uninspectable(
+                TOO_LARGE if exc.reason == "size" else UNSUPPORTED_ENCODING, mode
+            )
         if finding is None:
             return ALLOW
         if mode == "block":
             return denial(finding)
         return Allow(event=CODE, fields=_fields(finding, "monitor"))
+
+    @staticmethod
+    def _uninspectable(denial: Deny, mode: Mode) -> Decision:
+        """Refused in block mode; let through with an event (named by the code) in monitor."""
+        if mode == "block":
+            return denial
+        return Allow(event=denial.code, fields={"injection.mode": mode})
 
     def first(self, request: Request, exempt: Exemptions) -> Finding | None:
         """The first finding in ``request`` (path, query, headers, body), or ``None``."""
@@ -153,6 +186,10 @@ class InjectionGuard:
             found = inspector.pairs(request.query, "query")
         if found is None and self.headers:
             found = inspector.headers(request, self.headers)
-        if found is None and request.body and "body" in inspect:
-            found = inspector.body(request.body, request.headers.get("content-type"))
+        body = request.body
+        if found is None and body and "body" in inspect and not self.kinds <= exempt.at("body"):
+            encoding = request.headers.get("content-encoding")
+            if encoding is not None:
+                body = decoded(body, encoding, self.max_body_bytes)
+            found = inspector.body(body, request.headers.get("content-type"))
         return found

@@ -10,13 +10,12 @@ name, a query parameter name) points at the enclosing object, so the name is not
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import unquote, unquote_plus
-
-import orjson
 
 from bastion.config.injection import Kind, Location
 from bastion.pipeline.request import Request
@@ -45,6 +44,16 @@ class Finding:
         if self.where == "body":
             return "/body" + self.location
         return f"/{self.where}/{escape_token(self.location)}" if self.location else f"/{self.where}"
+
+
+class Members(list[tuple[str, object]]):
+    """A JSON object as its members in order, duplicate names kept (``object_pairs_hook``).
+
+    Parsers disagree on a repeated name (the first wins in some, the last in others), so every
+    occurrence is inspected: ``{"q": "<attack>", "q": "ok"}`` cannot hide the first ``q``.
+    """
+
+    __slots__ = ()
 
 
 class TooManyValues(Exception):
@@ -133,9 +142,9 @@ class Inspector:
         media = _media_type(content_type)
         if media == "application/json" or (media.startswith("application/") and "+json" in media):
             try:
-                document = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                return self.text(body)  # the upstream may parse what orjson refuses
+                document = json.loads(body, object_pairs_hook=Members)
+            except (ValueError, RecursionError):
+                return self.text(body)  # the upstream may parse what this parser refuses
             return self.json(document)
         if media == "application/x-www-form-urlencoded":
             return self.pairs(body.decode("latin-1"), "body")
@@ -187,22 +196,24 @@ class Inspector:
         stack = [document]
         while stack:
             value = stack.pop()
-            if type(value) is dict:
-                items: Iterable[object] = value.values()
-                for key in value:
+            if type(value) is Members:
+                for key, item in value:
                     if find(key, skip) is not None:
                         return True
-            elif type(value) is list:
-                items = value
+                    kind = type(item)
+                    if kind is str:
+                        if find(cast(str, item), skip) is not None:
+                            return True
+                    elif kind is Members or kind is list:
+                        stack.append(item)
             else:
-                continue
-            for item in items:
-                kind = type(item)
-                if kind is str:
-                    if find(cast(str, item), skip) is not None:
-                        return True
-                elif kind is dict or kind is list:
-                    stack.append(item)
+                for item in cast(list[object], value):
+                    kind = type(item)
+                    if kind is str:
+                        if find(cast(str, item), skip) is not None:
+                            return True
+                    elif kind is Members or kind is list:
+                        stack.append(item)
         return False
 
     def _json_located(self, document: object) -> Finding | None:
@@ -217,20 +228,20 @@ class Inspector:
                 kind = self.find(value, skip)
                 if kind is not None:
                     return Finding(kind, "body", _pointer(path))
-            elif isinstance(value, dict):
-                for key, item in value.items():
+            elif isinstance(value, Members):
+                for key, item in value:
                     member = (*path, key)
                     if exempt_body:
                         skip = self.exempt.in_body(member)
                     kind = self.find(key, skip)
                     if kind is not None:
                         return Finding(kind, "body", _pointer(path), in_name=True)
-                    if isinstance(item, str | dict | list):
+                    if isinstance(item, str | list):
                         stack.append((item, member))
             elif isinstance(value, list):
                 for index in range(len(value) - 1, -1, -1):
                     item = value[index]
-                    if isinstance(item, str | dict | list):
+                    if isinstance(item, str | list):
                         stack.append((item, (*path, str(index))))
         return None
 
