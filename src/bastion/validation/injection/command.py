@@ -203,7 +203,8 @@ WITH_ARGS = frozenset(
 )
 """Commands that are also English words: they count only with a shell-like argument."""
 
-_TRIGGER = re.compile(r"[;|&`$\n\r]")
+TRIGGER = re.compile(r"[;|&`$\n\r]")
+"""No command injection without one of these characters."""
 _SEPARATOR = re.compile(r"\|\||&&|[;|&\n\r]")
 _OPENERS = " \t{(`'\"!"
 _TOKEN_END = re.compile(r"[\s;|&<>(){}`,]")
@@ -223,10 +224,10 @@ def _command_word(text: str, start: int) -> tuple[str, int]:
     """The command word at ``start`` with quoting removed, and where it ends."""
     match = _TOKEN_END.search(text, start)
     end = match.start() if match is not None else len(text)
-    # A quote or backslash inside the word is a shell-quoting trick, unless the word then runs
-    # into a space-separated argument: keep scanning through quoted pieces.
-    word = _QUOTING.sub("", text[start:end]).lower()
-    return word, end
+    word = text[start:end]
+    if not word.isalnum():  # quotes, backslashes, $@ inside a word are shell-quoting tricks
+        word = _QUOTING.sub("", word)
+    return word.lower(), end
 
 
 def _is_command(text: str, start: int, glued: bool = False) -> bool:
@@ -296,8 +297,8 @@ def _separated(text: str) -> bool:
 
 def looks_like_command_injection(value: str) -> bool:
     """True when ``value`` carries a shell command (see the module docstring)."""
-    if _TRIGGER.search(value) is None:
+    if TRIGGER.search(value) is None:
         return False
-    if _SHELL_ONLY.search(value) is not None:
+    if ("$" in value or "/dev/" in value) and _SHELL_ONLY.search(value) is not None:
         return True
     return _substitutions(value) or _separated(value)

@@ -17,6 +17,7 @@ from typing import Final
 
 from bastion.config.injection import Kind
 from bastion.errors import ConfigError
+from bastion.validation.injection.command import TRIGGER as _TRIGGER
 from bastion.validation.injection.command import looks_like_command_injection
 
 
@@ -74,7 +75,12 @@ class Detector:
                     return "sql"
                 if found & XSS and "xss" not in skip:
                     return "xss"
-        if self._command and "command" not in skip and looks_like_command_injection(value):
+        if (
+            self._command
+            and _TRIGGER.search(value) is not None  # the tokenizer's own first test, inlined
+            and "command" not in skip
+            and looks_like_command_injection(value)
+        ):
             return "command"
         return None
 

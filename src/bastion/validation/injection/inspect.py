@@ -56,6 +56,9 @@ class Members(list[tuple[str, object]]):
     __slots__ = ()
 
 
+_JSON = json.JSONDecoder(object_pairs_hook=Members)
+
+
 class TooManyValues(Exception):
     """The request holds more strings than ``injection.max_values``."""
 
@@ -142,7 +145,7 @@ class Inspector:
         media = _media_type(content_type)
         if media == "application/json" or (media.startswith("application/") and "+json" in media):
             try:
-                document = json.loads(body, object_pairs_hook=Members)
+                document = _JSON.decode(body.decode("utf-8"))
             except (ValueError, RecursionError):
                 return self.text(body)  # the upstream may parse what this parser refuses
             return self.json(document)
@@ -196,13 +199,20 @@ class Inspector:
         stack = [document]
         while stack:
             value = stack.pop()
+            # One-word strings (most names and many values) are skipped here without a call;
+            # the budget still counts them.
             if type(value) is Members:
                 for key, item in value:
-                    if find(key, skip) is not None:
+                    if key.isalnum():
+                        self.budget -= 1
+                    elif find(key, skip) is not None:
                         return True
                     kind = type(item)
                     if kind is str:
-                        if find(cast(str, item), skip) is not None:
+                        text = cast(str, item)
+                        if text.isalnum():
+                            self.budget -= 1
+                        elif find(text, skip) is not None:
                             return True
                     elif kind is Members or kind is list:
                         stack.append(item)
@@ -210,10 +220,15 @@ class Inspector:
                 for item in cast(list[object], value):
                     kind = type(item)
                     if kind is str:
-                        if find(cast(str, item), skip) is not None:
+                        text = cast(str, item)
+                        if text.isalnum():
+                            self.budget -= 1
+                        elif find(text, skip) is not None:
                             return True
                     elif kind is Members or kind is list:
                         stack.append(item)
+            if self.budget < 0:
+                raise TooManyValues
         return False
 
     def _json_located(self, document: object) -> Finding | None:
