@@ -358,3 +358,21 @@ async def test_monitor_mode_records_what_it_could_not_inspect(
     response = await send(post("/items", b"\x0b\x02\x80{}\x03", extra="content-encoding: br\r\n"))
     assert status_of(response) == 200
     assert sink.actions()[-1] == "injection.unsupported_encoding"
+
+
+async def test_json_the_parser_refuses_is_still_inspected(
+    gateway: Callable[..., Awaitable[tuple[Send, MemorySink]]], upstream: Upstream
+) -> None:
+    """Deeper than the parser goes, or not quite JSON: the string literals are inspected."""
+    send, _ = await gateway(mode="block", limits={"max_body_bytes": 1 << 20})
+    # JSON escapes hide the markup from a reading of the raw text: the literals are decoded
+    escaped = "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"
+    deep = ("[" * 5000 + '"' + escaped + '"' + "]" * 5000).encode()
+    lenient = ('{"note": "' + escaped + '", trailing: 1,}').encode()
+    for body in (deep, lenient):
+        response = await send(post("/items", body))
+        assert status_of(response) == 400
+        assert problem(response)["kind"] == "xss"
+    fine = ("[" * 5000 + '"shoes"' + "]" * 5000).encode()
+    assert status_of(await send(post("/items", fine))) == 200
+    assert len(upstream.seen) == 1

@@ -21,9 +21,11 @@ from bastion.config.injection import Kind, Location
 from bastion.pipeline.request import Request
 from bastion.validation.injection.engine import Detector
 from bastion.validation.injection.exemptions import Exemptions, escape_token
+from bastion.validation.injection.members import Members, parse_json
 from bastion.validation.injection.xml_body import UnsafeXML, xml_values
 
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BOUNDARY = re.compile(r'boundary=(?:"([^"]{1,200})"|([^\s;]{1,200}))', re.IGNORECASE)
 _PART_NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
 
@@ -44,19 +46,6 @@ class Finding:
         if self.where == "body":
             return "/body" + self.location
         return f"/{self.where}/{escape_token(self.location)}" if self.location else f"/{self.where}"
-
-
-class Members(list[tuple[str, object]]):
-    """A JSON object as its members in order, duplicate names kept (``object_pairs_hook``).
-
-    Parsers disagree on a repeated name (the first wins in some, the last in others), so every
-    occurrence is inspected: ``{"q": "<attack>", "q": "ok"}`` cannot hide the first ``q``.
-    """
-
-    __slots__ = ()
-
-
-_JSON = json.JSONDecoder(object_pairs_hook=Members)
 
 
 class TooManyValues(Exception):
@@ -145,9 +134,11 @@ class Inspector:
         media = _media_type(content_type)
         if media == "application/json" or (media.startswith("application/") and "+json" in media):
             try:
-                document = _JSON.decode(body.decode("utf-8"))
+                document = parse_json(body)
             except (ValueError, RecursionError):
-                return self.text(body)  # the upstream may parse what this parser refuses
+                # The upstream may parse what this parser refuses (deeper nesting, a lenient
+                # grammar): every string literal in it, and the whole text, are inspected.
+                return self.json_literals(body) or self.text(body)
             return self.json(document)
         if media == "application/x-www-form-urlencoded":
             return self.pairs(body.decode("latin-1"), "body")
@@ -168,6 +159,20 @@ class Inspector:
             kind = self.find(value, skip)
             if kind is not None:
                 return Finding(kind, "body", location)
+        return None
+
+    def json_literals(self, body: bytes) -> Finding | None:
+        """The string literals of a body that does not parse as JSON (location ``""``)."""
+        text = body.decode("utf-8", "replace")
+        skip = self.exempt.in_body(())
+        for match in _STRING_LITERAL.finditer(text):
+            try:
+                value = json.loads(match.group())
+            except ValueError:
+                value = match.group()[1:-1]
+            kind = self.find(value, skip)
+            if kind is not None:
+                return Finding(kind, "body", "")
         return None
 
     def text(self, body: bytes) -> Finding | None:
