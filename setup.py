@@ -53,6 +53,11 @@ COMPILED = [
     "src/bastion/ratelimit/login.py",
     "src/bastion/ratelimit/policy.py",
     "src/bastion/ratelimit/storage/memory.py",
+    "src/bastion/validation/injection/command.py",
+    "src/bastion/validation/injection/engine.py",
+    "src/bastion/validation/injection/exemptions.py",
+    "src/bastion/validation/injection/guard.py",
+    "src/bastion/validation/injection/inspect.py",
 ]
 
 

@@ -65,24 +65,31 @@ def _media_type(content_type: str | None) -> str:
 
 
 class Inspector:
-    """One request's walk; ``budget`` counts down the values still allowed."""
+    """One request's walk; ``budget`` counts down the values still allowed.
 
-    __slots__ = ("budget", "detector", "exempt")
+    Clean values are remembered for the rest of the request: bodies repeat themselves (a status
+    in every item of a list), and a repeated value then costs a set lookup, not a scan.
+    """
+
+    __slots__ = ("budget", "clean", "detector", "exempt")
 
     def __init__(self, detector: Detector, exempt: Exemptions, budget: int) -> None:
         self.detector = detector
         self.exempt = exempt
         self.budget = budget
+        self.clean: set[str] = set()
 
     def find(self, value: str, skip: frozenset[Kind]) -> Kind | None:
         self.budget -= 1
         if self.budget < 0:
             raise TooManyValues
-        if value.isalnum():
-            return None  # the detector's own fast path, without the call
+        if value.isalnum() or value in self.clean:
+            return None  # the detector's own fast path without the call, or seen clean
         kind = self.detector.find(value, skip)
         if kind is None and "%" in value and _ESCAPE.search(value) is not None:
             kind = self.detector.find(unquote(value), skip)
+        if kind is None and not skip:
+            self.clean.add(value)  # clean with nothing skipped: clean wherever it appears
         return kind
 
     def path(self, path: str) -> Finding | None:
