@@ -4,11 +4,11 @@ Three measurements, each against its baseline in the same process:
 
 1. **Detector**: µs per value for libinjection (SQL + XSS, one C call) and for the command
    tokenizer, on benign values and on attacks.
-2. **Guard**: µs per ``check`` for typical requests (a GET with a query; a POST with a 1 KB
+2. **Guard**: µs per ``check`` for typical requests (a GET with a query; a POST with a 750 B
    JSON body), the guard alone.
 3. **Engine**: the gateway's whole per-request Python path (``micro_engine.wire``: parser, chain,
    upstream exchange on fake transports) with the injection guard against the same engine
-   without it, for the same GET and 1 KB POST. The ratio is the guard's share of a request.
+   without it, and with a guard that only buffers the body, for the same GET and POST.
 
 Then the detection and false-positive rates of ``tests/validation/injection/corpora.py``.
 
