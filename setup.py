@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED = [
@@ -53,6 +53,11 @@ COMPILED = [
     "src/bastion/ratelimit/login.py",
     "src/bastion/ratelimit/policy.py",
     "src/bastion/ratelimit/storage/memory.py",
+    "src/bastion/validation/injection/command.py",
+    "src/bastion/validation/injection/engine.py",
+    "src/bastion/validation/injection/exemptions.py",
+    "src/bastion/validation/injection/guard.py",
+    "src/bastion/validation/injection/inspect.py",
 ]
 
 
@@ -94,4 +99,37 @@ def _extensions() -> list[Any]:
         return []
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
+LIBINJECTION_DIR = "src/bastion/validation/injection/native"
+
+
+def _native_extensions() -> list[Any]:
+    """libinjection (BSD C sources, vendored) behind a small binding, for the injection guard.
+
+    Unlike the mypyc modules it has no pure-Python twin, so it is built for editable installs
+    and with ``BASTION_PURE_PYTHON=1`` too; it is a top-level module (``_bastion_libinjection``)
+    so that running the source tree (``PYTHONPATH=src``) still finds the installed build. Without
+    a C compiler the injection guard refuses to start (it never passes traffic unchecked).
+    """
+    building = any(
+        arg in ("bdist_wheel", "build_ext", "develop") or arg.startswith("editable")
+        for arg in sys.argv[1:]
+    )
+    if not building:
+        return []
+    sources = ["bastion_libinjection.c"] + [
+        f"libinjection/libinjection_{name}.c" for name in ("sqli", "xss", "html5")
+    ]
+    return [
+        Extension(
+            "_bastion_libinjection",
+            sources=[f"{LIBINJECTION_DIR}/{source}" for source in sources],
+            include_dirs=[f"{LIBINJECTION_DIR}/libinjection"],
+            depends=[str(path) for path in Path(LIBINJECTION_DIR).glob("libinjection/*.h")],
+        )
+    ]
+
+
+setup(
+    ext_modules=[*_extensions(), *_native_extensions()],
+    cmdclass={"build_ext": OptionalBuildExt},
+)

@@ -19,6 +19,7 @@ from bastion.pipeline.routing import Route, Router
 from bastion.ratelimit.assembly import ratelimit_guards
 from bastion.tls.assembly import tls_guards
 from bastion.validation.assembly import validation_guards
+from bastion.validation.injection import injection_guards
 
 
 def build_events(config: BastionConfig) -> EventWriter:
@@ -41,6 +42,7 @@ def build_guards(config: BastionConfig, events: EventSink) -> list[Guard]:
         *tls_guards(config, events),
         *validation_guards(config, events),
         *monitoring_guards(config, events),
+        *injection_guards(config, events),
     ]
 
 

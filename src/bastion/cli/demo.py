@@ -246,6 +246,7 @@ def demo(
                 "enabled": True,
                 "alerts": {"sinks": [{"type": "webhook", "url": f"http://{api_address}/alerts"}]},
             },
+            "injection": {"mode": "block"},
         },
     )
     if api_address in (config.listen, config.admin.listen, config.tls.plain_http.listen):

@@ -16,6 +16,7 @@ from bastion.config.admin import AdminConfig
 from bastion.config.auth import AuthConfig, RouteAuthConfig
 from bastion.config.backends import PostgresConfig, RedisConfig
 from bastion.config.events import EventsConfig
+from bastion.config.injection import InjectionConfig
 from bastion.config.monitoring import MonitoringConfig
 from bastion.config.ratelimit import (
     RateLimitConfig,
@@ -175,6 +176,7 @@ class BastionConfig(Model):
     tls: TLSConfig = TLSConfig()
     validation: ValidationConfig = ValidationConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    injection: InjectionConfig = InjectionConfig()
 
     @model_validator(mode="after")
     def _routes_unique(self) -> Self:

@@ -409,4 +409,17 @@ def _practice_steps(base: str) -> list[Step]:
             lambda o: o.status == 400,
             "400: Content-Length with Transfer-Encoding is ambiguous",
         ),
+        Step(
+            "A SQL injection in a query parameter is blocked, and not echoed",
+            f"curl -i '{base}/items?q=1%27%20OR%20%271%27=%271'",
+            _request("GET", "/items?q=1%27%20OR%20%271%27=%271"),
+            lambda o: (
+                o.status == 400
+                and _json_field(o, "code") == "injection.detected"
+                and _json_field(o, "kind") == "sql"
+                and _json_field(o, "location") == "q"
+                and b"OR" not in o.body
+            ),
+            "400 injection.detected (kind sql, in query, location q), the value not repeated",
+        ),
     ]

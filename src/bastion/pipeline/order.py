@@ -33,6 +33,8 @@ GUARD_ORDER: dict[str, tuple[Phase, int]] = {
     "concurrency": (Phase.RATE_LIMIT, 20),
     # validate: the OpenAPI document as an allowlist (paths, methods, parameters, bodies)
     "validation": (Phase.VALIDATE, 10),
+    # validate: injection detection (SQL, XSS, command) after the OpenAPI validator
+    "injection": (Phase.VALIDATE, 20),
     # forward: what the upstream receives (after validation saw the values in clear)
     "field_encryption": (Phase.FORWARD, 10),
     # log: the detectors' completion hook (its check allows at once)
