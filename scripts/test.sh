@@ -37,4 +37,4 @@ echo "== pytest: the pure-Python source of the compiled modules (editable instal
 # Only the suites of the packages setup.py compiles run twice: everything else is the same Python
 # code in both passes, and running it again would only double the time the suite takes.
 PYTHONPATH=src exec .venv/bin/pytest tests/engine tests/pipeline tests/ratelimit tests/auth \
-  tests/observability tests/asgi tests/advisories "$@"
+  tests/observability tests/asgi tests/advisories tests/validation/injection "$@"
