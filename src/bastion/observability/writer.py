@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import IO, Protocol
 
 import orjson
@@ -51,9 +51,11 @@ class EventWriter:
         redactor: Redactor | None = None,
         capacity: int = 65_536,
         flush_interval: float = 0.2,
+        store_outcomes: Collection[str] = ("success", "failure", "unknown"),
     ) -> None:
         self.sinks = tuple(sinks)
         self.recorder = recorder
+        self.store_outcomes = frozenset(store_outcomes)
         self.redactor = redactor or Redactor()
         self.counts: dict[tuple[str, str], int] = {}
         self.subscribers: list[EventSink] = []
@@ -105,6 +107,7 @@ class EventWriter:
         stored: list[StoredEvent] = []
         buffer = self._buffer
         redactor, stamps = self.redactor, self._stamps
+        keep = self.store_outcomes
         while buffer:
             item = buffer.popleft()
             try:
@@ -112,9 +115,10 @@ class EventWriter:
                     lines.append(access_line(item, redactor, stamps))
                 else:
                     assert isinstance(item, SecurityEvent)
-                    line, row = security_line(item, redactor)
+                    line, row = security_line(item, redactor, stamps)
                     lines.append(line)
-                    stored.append(row)
+                    if row.outcome in keep:
+                        stored.append(row)
             except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
                 self.dropped += 1
                 logger.error("an event could not be formatted: %s", describe(exc))
