@@ -3,10 +3,15 @@ with logging off, side by side in one run.
 
 Same machine layout as ``run_proxy.py`` and ``guards.py`` (nginx upstream and wrk on core 0, the
 two gateways pinned to core 1, loaded one at a time, interleaved rounds, ratios within a round).
-Both gateways run the same API-key guard (routes ``optional``; wrk sends a valid key, so every
-request is authenticated). The candidate writes, per request, an access event and the
-``auth.success`` security event to a rotated file, and the security event to the event store
-(SQLite); the baseline has ``events.sink: none``, no access events and no store.
+Scenarios:
+
+- ``auth`` (default): both gateways run the same API-key guard (routes ``optional``; wrk sends a
+  valid key, so every request is authenticated). The candidate writes two events per request
+  to a rotated file: the access event and the ``auth.success`` security event (the event store
+  is on, and keeps refusals: none here).
+- ``access``: the router alone; the candidate writes the access event of every request.
+
+The baseline has ``events.sink: none``, no access events and no store.
 Target: >= 0.9x (issue 7). It also reports the events/s the candidate wrote during the rounds,
 its drops (``bastion_events_dropped_total``), and the events/s one writer thread sustains
 alone (format + redact + write, measured in this process).
@@ -53,9 +58,10 @@ def logging_config(events_file: Path) -> dict[str, Any]:
     }
 
 
-BASE: dict[str, Any] = {
-    "auth": {"enabled": True},
-    "events": {"sink": "none", "access": False, "store": {"enabled": False}},
+OFF: dict[str, Any] = {"events": {"sink": "none", "access": False, "store": {"enabled": False}}}
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "auth": {"auth": {"enabled": True}, **OFF},
+    "access": {"auth": {"enabled": False}, **OFF},
 }
 
 
@@ -108,6 +114,7 @@ def scrape(admin_port: int) -> dict[str, float]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="the cost of logging (see bench/README.md)")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="auth")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=3)
@@ -139,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
     fleet = rp.Fleet(work)
     try:
         state = work / "state"
-        key = create_key(args.bastion, state)
+        base = SCENARIOS[args.scenario]
+        auth = args.scenario == "auth"
+        headers = [f"x-api-key: {create_key(args.bastion, state)}"] if auth else []
         up_port, base_port, cand_port = rp.free_port(), rp.free_port(), rp.free_port()
         admin_port = rp.free_port()
         up = work / "upstream"
@@ -153,8 +162,8 @@ def run(args: argparse.Namespace) -> int:
         candidate = {**logging_config(events_file), "admin": {"enabled": True}}
         slots: dict[str, tuple[rp.Proc, int]] = {}
         for name, port, extra in (
-            ("bastion", base_port, BASE),
-            ("bastion+logging", cand_port, merge(BASE, candidate)),
+            ("bastion", base_port, base),
+            ("bastion+logging", cand_port, merge(base, candidate)),
         ):
             path = work / f"{name}.json"
             config = json.loads(guards.gateway_config(state, extra))
@@ -172,12 +181,12 @@ def run(args: argparse.Namespace) -> int:
             slots[name] = (fleet.start(name.replace("+", "_"), argv, rp.PROXY_CORE), port)
         for proc, port in slots.values():
             rp.wait_ready(proc, port, args.ready_timeout)
-        headers = [f"x-api-key: {key}"]
         names = list(slots)
         print(
-            f"logging: {names[1]} (access + security events to a file and the event store)"
+            f"scenario {args.scenario}: {names[1]} (events to a file, event store on)"
             f" against {names[0]} (logging off), core {rp.PROXY_CORE};"
-            f" wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, API key on"
+            f" wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s"
+            + (", API key on every request" if auth else "")
         )
         for name in names:
             proc, port = slots[name]

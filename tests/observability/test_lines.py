@@ -4,12 +4,13 @@ caller's thread, counting what it cannot take."""
 from __future__ import annotations
 
 import io
+import os
 import threading
 
 from bastion.observability.ecs import AccessRecord, Stamps, access_line, security_line
 from bastion.observability.events import SecurityEvent
 from bastion.observability.redact import REDACTED, Redactor
-from bastion.observability.sinks.stream import StreamSink
+from bastion.observability.sinks.stream import StreamSink, chunks
 from bastion.observability.writer import EventWriter
 from tests.observability.helpers import check_line
 
@@ -156,3 +157,18 @@ def test_a_full_buffer_drops_access_records_too() -> None:
     assert writer.sink_drops()["buffer"] == writer.dropped
     stuck.release.set()
     writer.close()
+
+
+def test_stdout_pieces_are_whole_lines_no_larger_than_an_atomic_pipe_write() -> None:
+    lines = [b"x" * 100 + b"\n"] * 100 + [b"y" * 5000 + b"\n", b"z\n"]
+    pieces = chunks(lines, 4096)
+    assert b"".join(pieces) == b"".join(lines)
+    assert all(p.endswith(b"\n") for p in pieces)
+    assert all(len(p) <= 4096 for p in pieces if not p.startswith(b"y"))
+    read, write = os.pipe()
+    sink = StreamSink(os.fdopen(write, "wb"))
+    sink.write(lines)
+    sink.close()
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"".join(lines)
