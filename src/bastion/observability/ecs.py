@@ -104,7 +104,9 @@ def access_line(record: AccessRecord, redactor: Redactor, stamps: Stamps) -> byt
         dumps(text),
         b',"domain":' + dumps(host) if host else b"",
         method,
-        dumps(rid[rid.find(b": ") + 2 : -2].decode("latin-1")) if rid else b'""',
+        dumps(redactor.request_id(rid[rid.find(b": ") + 2 : -2].decode("latin-1")))
+        if rid
+        else b'""',
         body_in,
         status,
         bytes_out,
@@ -130,7 +132,7 @@ def security_document(
         bastion["fields"] = redactor.fields(bastion["fields"])
     if "user" in doc:
         doc["user"]["id"] = redactor.text(doc["user"]["id"])
-    doc["http"]["request"]["id"] = redactor.text(doc["http"]["request"]["id"])
+    doc["http"]["request"]["id"] = redactor.request_id(event.request_id)
     return doc
 
 
@@ -138,7 +140,7 @@ def security_line(
     event: SecurityEvent, redactor: Redactor, stamps: Stamps | None = None
 ) -> tuple[bytes, StoredEvent]:
     doc = security_document(event, redactor, stamps)
-    line = orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+    line = orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE, default=str)
     stored = StoredEvent(
         event.timestamp,
         doc["event"]["dataset"],

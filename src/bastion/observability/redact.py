@@ -103,6 +103,13 @@ class Redactor:
                 self._texts[value] = done
         return done
 
+    def request_id(self, value: str) -> str:
+        """A request id: bastion's own are short and safe; a longer one (from a trusted proxy)
+        is scrubbed like text, without filling the cache (every id is new)."""
+        if len(value) < SHORTEST_SECRET:
+            return value
+        return self._values.sub(REDACTED, value)
+
     def path(self, path: str) -> str:
         """A URL path with credential-shaped or random-looking segments replaced."""
         if len(path) < SHORTEST_SECRET and not self.custom_paths:
