@@ -24,7 +24,7 @@ def test_one_sink_or_a_list() -> None:
                 "path": "/tmp/e.jsonl",
                 "http": {"url": "http://127.0.0.1:9200"},
             }
-        }  # fmt: skip
+        }
     )
     assert config.events.sinks == ("stdout", "file", "http")
     again = build_config(config.model_dump(mode="json", by_alias=True))
