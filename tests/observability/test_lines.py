@@ -172,3 +172,12 @@ def test_stdout_pieces_are_whole_lines_no_larger_than_an_atomic_pipe_write() -> 
     os.close(write)
     with os.fdopen(read, "rb") as pipe:
         assert pipe.read() == b"".join(lines)
+
+
+def test_plain_paths_and_ids_take_the_short_way_and_others_are_escaped() -> None:
+    tabbed = record(path=b"/a\tb", rid=b"x-request-id: lb_1.2 =x\r\n")
+    doc = check_line(access_line(tabbed, Redactor(), Stamps()))
+    assert doc["url"]["path"] == "/a\tb"
+    assert doc["http"]["request"]["id"] == "lb_1.2 =x"
+    latin = check_line(access_line(record(path=b"/caf\xe9"), Redactor(), Stamps()))
+    assert latin["url"]["path"] == "/caf\u00e9"

@@ -58,7 +58,17 @@ class Stamps:
         if second != self._second:
             self._second = second
             self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
-        return b"%s.%03dZ" % (self._text, int((timestamp - second) * 1000))
+        return self._text + _MILLIS[int((timestamp - second) * 1000)]
+
+
+_MILLIS = tuple(b".%03dZ" % n for n in range(1000))
+# A value free of these can go into a JSON string as it is (and holds no credential shape:
+# every pattern of the redactor needs one of "_", ".", " ", "=").
+_PLAIN_DELETE = b'"\\\t_. ='
+
+
+def _plain(value: bytes) -> bool:
+    return value.isascii() and len(value.translate(None, _PLAIN_DELETE)) == len(value)
 
 
 _ACCESS = (
@@ -91,9 +101,15 @@ def access_line(record: AccessRecord, redactor: Redactor, stamps: Stamps) -> byt
         peer,
     ) = record
     dumps = orjson.dumps
-    text = path.decode("latin-1")
-    if len(text) >= SHORTEST_SECRET or redactor.custom_paths:
-        text = redactor.path(text)
+    if len(path) < SHORTEST_SECRET and not redactor.custom_paths and _plain(path):
+        quoted_path = b'"' + path + b'"'
+    else:
+        quoted_path = dumps(redactor.path(path.decode("latin-1")))
+    rid = rid[rid.find(b": ") + 2 : -2]
+    if _plain(rid):  # bastion's own ids always are
+        quoted_rid = b'"' + rid + b'"'
+    else:
+        quoted_rid = dumps(redactor.request_id(rid.decode("latin-1")))
     ip_bytes = ip.encode()
     return _ACCESS % (
         stamps(ts),
@@ -101,12 +117,10 @@ def access_line(record: AccessRecord, redactor: Redactor, stamps: Stamps) -> byt
         int(seconds * 1e9),
         ip_bytes,
         ip_bytes,
-        dumps(text),
+        quoted_path,
         b',"domain":' + dumps(host) if host else b"",
         method,
-        dumps(redactor.request_id(rid[rid.find(b": ") + 2 : -2].decode("latin-1")))
-        if rid
-        else b'""',
+        quoted_rid,
         body_in,
         status,
         bytes_out,
