@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Collection, Sequence
 from typing import IO, Protocol
 
@@ -66,6 +67,7 @@ class EventWriter:
         self._interval = flush_interval
         self._stamps = Stamps()
         self._wake = threading.Event()
+        self._drained = threading.Event()
         self._stopped = False
         self.active = bool(self.sinks) or recorder is not None
         self._thread: threading.Thread | None = None
@@ -141,16 +143,24 @@ class EventWriter:
             self._wake.wait(self._interval)
             self._wake.clear()
             self._drain()
+            self._drained.set()
         self._drain()
+        self._drained.set()
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wake the thread and wait until the buffer is empty (tests, shutdown)."""
-        self._wake.set()
-        deadline = threading.Event()
-        for _ in range(int(timeout / 0.01)):
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wake the thread and wait until what is buffered now is written (tests, benchmarks);
+        false if that took longer than ``timeout``."""
+        if self._thread is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            self._drained.clear()
+            self._wake.set()
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._drained.wait(left):
+                return False
             if not self._buffer:
-                break
-            deadline.wait(0.01)
+                return True
 
     def sink_drops(self) -> dict[str, int]:
         """Dropped events per stage: ``buffer`` (this writer) and each sink by name."""
