@@ -7,6 +7,8 @@ import io
 import os
 import threading
 
+import pytest
+
 from bastion.observability.ecs import AccessRecord, Stamps, access_line, security_line
 from bastion.observability.events import SecurityEvent
 from bastion.observability.redact import REDACTED, Redactor
@@ -132,7 +134,7 @@ def test_without_sinks_the_writer_only_counts() -> None:
     writer.close()
 
 
-def test_a_full_buffer_drops_access_records_too() -> None:
+def test_a_full_buffer_drops_access_records_too(caplog: pytest.LogCaptureFixture) -> None:
     class Stuck:
         name = "stuck"
 
@@ -156,7 +158,10 @@ def test_a_full_buffer_drops_access_records_too() -> None:
     assert writer.dropped >= 400
     assert writer.sink_drops()["buffer"] == writer.dropped
     stuck.release.set()
+    assert writer.flush()
     writer.close()
+    reports = [r.getMessage() for r in caplog.records if r.name == "bastion.events"]
+    assert any(f"{writer.dropped} events dropped" in m and "buffer:" in m for m in reports)
 
 
 def test_stdout_pieces_are_whole_lines_no_larger_than_an_atomic_pipe_write() -> None:

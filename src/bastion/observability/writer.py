@@ -27,6 +27,8 @@ from bastion.observability.sinks.stream import StreamSink
 
 logger = logging.getLogger("bastion.events")
 
+DROP_REPORT_INTERVAL = 10.0
+
 
 class EventRecorder(Protocol):
     """Keeps security events (the event store's sink); ``put`` must not block."""
@@ -62,6 +64,8 @@ class EventWriter:
         self.subscribers: list[EventSink] = []
         self.dropped = 0
         self.written = 0
+        self._reported = 0  # drops already logged
+        self._reported_at = 0.0
         self._buffer: collections.deque[SecurityEvent | AccessRecord] = collections.deque()
         self._capacity = capacity
         self._interval = flush_interval
@@ -138,12 +142,26 @@ class EventWriter:
         if stored and self.recorder is not None:
             self.recorder.put(stored)
 
+    def _report_drops(self) -> None:
+        """Log lost events, at most every ``DROP_REPORT_INTERVAL`` seconds (the metric
+        ``bastion_events_dropped_total`` has the exact count)."""
+        total = sum(self.sink_drops().values())
+        now = time.monotonic()
+        if total > self._reported and now - self._reported_at >= DROP_REPORT_INTERVAL:
+            logger.warning(
+                "%d events dropped since the last report (%s); the event sinks do not keep up",
+                total - self._reported,
+                ", ".join(f"{stage}: {n}" for stage, n in sorted(self.sink_drops().items()) if n),
+            )
+            self._reported, self._reported_at = total, now
+
     def _run(self) -> None:
         while not self._stopped:
             self._wake.wait(self._interval)
             self._wake.clear()
             self._drain()
             self._drained.set()
+            self._report_drops()
         self._drain()
         self._drained.set()
 
