@@ -7,9 +7,16 @@ import io
 import os
 import threading
 
+import orjson
 import pytest
 
-from bastion.observability.ecs import AccessRecord, Stamps, access_line, security_line
+from bastion.observability.ecs import (
+    AccessRecord,
+    Stamps,
+    access_line,
+    security_document,
+    security_line,
+)
 from bastion.observability.events import SecurityEvent
 from bastion.observability.redact import REDACTED, Redactor
 from bastion.observability.sinks.stream import StreamSink, chunks
@@ -186,3 +193,26 @@ def test_plain_paths_and_ids_take_the_short_way_and_others_are_escaped() -> None
     assert doc["http"]["request"]["id"] == "lb_1.2 =x"
     latin = check_line(access_line(record(path=b"/caf\xe9"), Redactor(), Stamps()))
     assert latin["url"]["path"] == "/caf\u00e9"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        SecurityEvent("auth.success", "success", 1_764_000_000.123, "api_key", "r1", "10.0.0.1",
+                      "GET", "/a", None, "", "acme", {"key_id": "k", "n": 3, "at": {1, 2}}),
+        SecurityEvent("ratelimit.exceeded", "failure", 1.5, "ratelimit", "", "", "POST",
+                      '/q"uote', 429, 'why "not"', None, {}),
+        SecurityEvent("alert.enumeration", "unknown", 2.0, "detector", fields={"evidence": [1]}),
+        SecurityEvent("tls.expiry_warning", "unknown", 3.0),
+    ],
+)  # fmt: skip
+def test_the_security_line_is_the_redacted_document(event: SecurityEvent) -> None:
+    line, stored = security_line(event, Redactor(), Stamps())
+    doc = check_line(line)
+    expected = security_document(event, Redactor())
+    if "fields" in expected["bastion"]:
+        expected["bastion"]["fields"] = orjson.loads(
+            orjson.dumps(expected["bastion"]["fields"], default=str)
+        )
+    assert doc == expected
+    assert stored.document == line.rstrip(b"\n")
