@@ -39,6 +39,8 @@ COMPILED = [
     "src/bastion/engine/upstream.py",
     "src/bastion/observability/traffic.py",
     "src/bastion/observability/events.py",
+    "src/bastion/observability/ecs.py",
+    "src/bastion/observability/redact.py",
     "src/bastion/pipeline/chain.py",
     "src/bastion/pipeline/decisions.py",
     "src/bastion/pipeline/forwarding.py",

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -387,9 +388,15 @@ def parse_wrk(out: str) -> WrkResult:
 
 
 def run_wrk(
-    proxy: Proc, port: int, args: argparse.Namespace, duration: float, ours: set[int]
+    proxy: Proc,
+    port: int,
+    args: argparse.Namespace,
+    duration: float,
+    ours: set[int],
+    headers: Sequence[str] = (),
 ) -> WrkResult:
-    """One wrk run against a proxy; ``ours`` are the process groups this benchmark started."""
+    """One wrk run against a proxy; ``ours`` are the process groups this benchmark started;
+    ``headers`` (``"name: value"``) are sent with every request."""
     argv = [
         "taskset",
         "-c",
@@ -401,6 +408,7 @@ def run_wrk(
         "--timeout",
         "5s",
         "--latency",
+        *(part for header in headers for part in ("-H", header)),
         f"http://{HOST}:{port}/",
     ]
     user_before = user_seconds(proxy.popen.pid)

@@ -12,10 +12,12 @@ import orjson
 from click.testing import CliRunner
 
 from bastion.cli.main import cli
+from bastion.observability.ecs import security_line
 from bastion.observability.events import SecurityEvent
+from bastion.observability.redact import Redactor
 from bastion.observability.retention import StoreRecorder
 from bastion.observability.writer import EventWriter
-from bastion.store.events import EventQuery, SqliteEventStore
+from bastion.store.events import EventQuery, PostgresEventStore, SqliteEventStore
 from tests.observability.helpers import check_line
 
 
@@ -129,3 +131,31 @@ def test_the_recorder_purges_past_the_retention_age(tmp_path: Path) -> None:
     writer.close()
     assert [e.timestamp for e in SqliteEventStore(path).query(EventQuery())] == [now[0] - 60]
     assert recorder.purged == 1
+
+
+def test_list_and_export_from_postgresql(tmp_path: Path, postgres_dsn: str, pg_schema: str) -> None:
+    store = PostgresEventStore(postgres_dsn, pg_schema)
+    now = time.time()
+    line, row = security_line(
+        SecurityEvent("auth.invalid_token", "failure", now - 30, "jwt", "r9", "192.0.2.7", "GET",
+                      "/v1/me", 401, "signature does not verify", "bob"),
+        Redactor(),
+    )  # fmt: skip
+    store.insert([row])
+    store.close()
+    config = tmp_path / "bastion.yaml"
+    config.write_text(f"postgres: {{dsn: '{postgres_dsn}', schema: {pg_schema}}}\n")
+    docs = [
+        check_line(x)
+        for x in run("list", "--json", "--config", str(config), "--since", "1m").splitlines()
+    ]
+    assert [(d["event"]["action"], d["user"]["id"]) for d in docs] == [
+        ("auth.invalid_token", "bob")
+    ]
+    rows = list(
+        csv.DictReader(io.StringIO(run("export", "--format", "csv", "--config", str(config))))
+    )
+    assert [(r["action"], r["client_ip"], r["status"]) for r in rows] == [
+        ("auth.invalid_token", "192.0.2.7", "401")
+    ]
+    assert line.rstrip(b"\n") in run("export", "--config", str(config)).encode()

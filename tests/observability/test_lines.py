@@ -4,12 +4,22 @@ caller's thread, counting what it cannot take."""
 from __future__ import annotations
 
 import io
+import os
 import threading
 
-from bastion.observability.ecs import AccessRecord, Stamps, access_line, security_line
+import orjson
+import pytest
+
+from bastion.observability.ecs import (
+    AccessRecord,
+    Stamps,
+    access_line,
+    security_document,
+    security_line,
+)
 from bastion.observability.events import SecurityEvent
 from bastion.observability.redact import REDACTED, Redactor
-from bastion.observability.sinks.stream import StreamSink
+from bastion.observability.sinks.stream import StreamSink, chunks
 from bastion.observability.writer import EventWriter
 from tests.observability.helpers import check_line
 
@@ -131,7 +141,7 @@ def test_without_sinks_the_writer_only_counts() -> None:
     writer.close()
 
 
-def test_a_full_buffer_drops_access_records_too() -> None:
+def test_a_full_buffer_drops_access_records_too(caplog: pytest.LogCaptureFixture) -> None:
     class Stuck:
         name = "stuck"
 
@@ -155,4 +165,54 @@ def test_a_full_buffer_drops_access_records_too() -> None:
     assert writer.dropped >= 400
     assert writer.sink_drops()["buffer"] == writer.dropped
     stuck.release.set()
+    assert writer.flush()
     writer.close()
+    reports = [r.getMessage() for r in caplog.records if r.name == "bastion.events"]
+    assert any(f"{writer.dropped} events dropped" in m and "buffer:" in m for m in reports)
+
+
+def test_stdout_pieces_are_whole_lines_no_larger_than_an_atomic_pipe_write() -> None:
+    lines = [b"x" * 100 + b"\n"] * 100 + [b"y" * 5000 + b"\n", b"z\n"]
+    pieces = chunks(lines, 4096)
+    assert b"".join(pieces) == b"".join(lines)
+    assert all(p.endswith(b"\n") for p in pieces)
+    assert all(len(p) <= 4096 for p in pieces if not p.startswith(b"y"))
+    read, write = os.pipe()
+    sink = StreamSink(os.fdopen(write, "wb"))
+    sink.write(lines)
+    sink.close()
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"".join(lines)
+
+
+def test_plain_paths_and_ids_take_the_short_way_and_others_are_escaped() -> None:
+    tabbed = record(path=b"/a\tb", rid=b"x-request-id: lb_1.2 =x\r\n")
+    doc = check_line(access_line(tabbed, Redactor(), Stamps()))
+    assert doc["url"]["path"] == "/a\tb"
+    assert doc["http"]["request"]["id"] == "lb_1.2 =x"
+    latin = check_line(access_line(record(path=b"/caf\xe9"), Redactor(), Stamps()))
+    assert latin["url"]["path"] == "/caf\u00e9"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        SecurityEvent("auth.success", "success", 1_764_000_000.123, "api_key", "r1", "10.0.0.1",
+                      "GET", "/a", None, "", "acme", {"key_id": "k", "n": 3, "at": {1, 2}}),
+        SecurityEvent("ratelimit.exceeded", "failure", 1.5, "ratelimit", "", "", "POST",
+                      '/q"uote', 429, 'why "not"', None, {}),
+        SecurityEvent("alert.enumeration", "unknown", 2.0, "detector", fields={"evidence": [1]}),
+        SecurityEvent("tls.expiry_warning", "unknown", 3.0),
+    ],
+)  # fmt: skip
+def test_the_security_line_is_the_redacted_document(event: SecurityEvent) -> None:
+    line, stored = security_line(event, Redactor(), Stamps())
+    doc = check_line(line)
+    expected = security_document(event, Redactor())
+    if "fields" in expected["bastion"]:
+        expected["bastion"]["fields"] = orjson.loads(
+            orjson.dumps(expected["bastion"]["fields"], default=str)
+        )
+    assert doc == expected
+    assert stored.document == line.rstrip(b"\n")

@@ -59,3 +59,9 @@ def test_secret_named_fields_are_replaced_whatever_their_value() -> None:
         "kid": "k1",
         "note": f"sent {REDACTED}",
     }
+
+
+def test_request_ids_from_a_trusted_proxy_are_scrubbed_too() -> None:
+    redactor = Redactor()
+    assert redactor.request_id("b1c0ffee00000001") == "b1c0ffee00000001"
+    assert redactor.request_id(f"lb-{JWT}") == f"lb-{REDACTED}"

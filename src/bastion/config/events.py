@@ -79,6 +79,11 @@ class EventStoreConfig(_Model):
     ``postgres.dsn`` is set) for ``bastion events``; purged past ``max_age``."""
 
     enabled: bool = True
+    outcomes: tuple[Literal["success", "failure", "unknown"], ...] = Field(
+        ("failure", "unknown"),
+        description="which events are kept: refusals and warnings by default; add success to"
+        " keep every successful authentication too (one row per request)",
+    )
     max_age: Duration = Field(30 * 86_400.0, gt=0, description="purge events older than this")
     purge_interval: Duration = Field(3600.0, gt=0, description="how often the purge runs")
 

@@ -50,4 +50,5 @@ def build_writer(config: BastionConfig) -> EventWriter:
         recorder=build_recorder(config),
         redactor=redactor,
         capacity=events.buffer,
+        store_outcomes=events.store.outcomes,
     )

@@ -123,6 +123,10 @@ class SecurityEvent:
         seconds = int(self.timestamp)
         millis = int((self.timestamp - seconds) * 1000)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+        return self.ecs_document(stamp)
+
+    def ecs_document(self, stamp: str) -> dict[str, Any]:
+        """:meth:`to_ecs` with ``@timestamp`` already formatted (the writer caches it)."""
         alert = self.action.startswith("alert.")
         auth = self.action.startswith("auth.")
         doc: dict[str, Any] = {

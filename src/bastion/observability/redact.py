@@ -53,8 +53,12 @@ _VALUE_PATTERNS = (
 )
 # A path segment that looks like a random secret: long, letters and digits mixed. A UUID is an
 # identifier people search logs for, so it is kept.
-_RANDOM_SEGMENT = r"(?<=/)(?![0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}(?:/|$))(?=[^/]*[0-9])(?=[^/]*[A-Za-z])[A-Za-z0-9_.~%+=-]{24,}"  # noqa: E501
-_SHORTEST_SECRET = 20  # a path shorter than this cannot hold a pattern above
+_RANDOM_SEGMENT = (
+    r"(?<=/)(?![0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}(?:/|$))"
+    r"(?=[^/]*[0-9])(?=[^/]*[A-Za-z])[A-Za-z0-9_.~%+=-]{24,}"
+)
+SHORTEST_SECRET = 20  # a path shorter than this cannot hold a pattern above
+_CACHE = 4096  # names and short texts remembered (the writer thread is the only user)
 
 
 def _normal(name: str) -> str:
@@ -66,26 +70,49 @@ class Redactor:
 
     def __init__(self, fields: Iterable[str] = (), path_patterns: Iterable[str] = ()) -> None:
         self.names = SECRET_NAMES | {_normal(f) for f in fields}
+        self._names: dict[str, bool] = {}
+        self._texts: dict[str, str] = {}
         self._values = re.compile("|".join(_VALUE_PATTERNS))
         extra = tuple(path_patterns)
         self._path = re.compile("|".join((*_VALUE_PATTERNS, _RANDOM_SEGMENT, *extra)))
-        self._extra_path = bool(extra)
+        self.custom_paths = bool(extra)
 
     def secret_name(self, name: str) -> bool:
-        normal = _normal(name)
-        if normal in self.names or normal.endswith("_token") or normal.endswith("token"):
-            return True
-        return any(part in normal for part in _SECRET_PARTS)
+        known = self._names.get(name)
+        if known is None:
+            normal = _normal(name)
+            known = (
+                normal in self.names
+                or normal.endswith("token")
+                or any(part in normal for part in _SECRET_PARTS)
+            )
+            if len(self._names) < _CACHE:
+                self._names[name] = known
+        return known
 
     def text(self, value: str) -> str:
         """``value`` with every credential-shaped part replaced."""
-        if len(value) < 8:
+        if len(value) < 8 or value.isalnum():  # every pattern needs one of "_.= " too
+            return value
+        done = self._texts.get(value)
+        if done is None:
+            done = self._values.sub(REDACTED, value)
+            if len(value) <= 256:  # reasons, key ids, consumers: few, and they repeat
+                if len(self._texts) >= _CACHE:
+                    self._texts.clear()
+                self._texts[value] = done
+        return done
+
+    def request_id(self, value: str) -> str:
+        """A request id: bastion's own are short and safe; a longer one (from a trusted proxy)
+        is scrubbed like text, without filling the cache (every id is new)."""
+        if len(value) < SHORTEST_SECRET or value.isalnum():  # every pattern needs "_.= " too
             return value
         return self._values.sub(REDACTED, value)
 
     def path(self, path: str) -> str:
         """A URL path with credential-shaped or random-looking segments replaced."""
-        if len(path) < _SHORTEST_SECRET and not self._extra_path:
+        if len(path) < SHORTEST_SECRET and not self.custom_paths:
             return path
         return self._path.sub(REDACTED, path)
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Collection, Sequence
 from typing import IO, Protocol
 
 import orjson
@@ -25,6 +26,8 @@ from bastion.observability.sinks import LineSink
 from bastion.observability.sinks.stream import StreamSink
 
 logger = logging.getLogger("bastion.events")
+
+DROP_REPORT_INTERVAL = 10.0
 
 
 class EventRecorder(Protocol):
@@ -51,19 +54,24 @@ class EventWriter:
         redactor: Redactor | None = None,
         capacity: int = 65_536,
         flush_interval: float = 0.2,
+        store_outcomes: Collection[str] = ("success", "failure", "unknown"),
     ) -> None:
         self.sinks = tuple(sinks)
         self.recorder = recorder
+        self.store_outcomes = frozenset(store_outcomes)
         self.redactor = redactor or Redactor()
         self.counts: dict[tuple[str, str], int] = {}
         self.subscribers: list[EventSink] = []
         self.dropped = 0
         self.written = 0
+        self._reported = 0  # drops already logged
+        self._reported_at = 0.0
         self._buffer: collections.deque[SecurityEvent | AccessRecord] = collections.deque()
         self._capacity = capacity
         self._interval = flush_interval
         self._stamps = Stamps()
         self._wake = threading.Event()
+        self._drained = threading.Event()
         self._stopped = False
         self.active = bool(self.sinks) or recorder is not None
         self._thread: threading.Thread | None = None
@@ -105,6 +113,7 @@ class EventWriter:
         stored: list[StoredEvent] = []
         buffer = self._buffer
         redactor, stamps = self.redactor, self._stamps
+        keep = self.store_outcomes
         while buffer:
             item = buffer.popleft()
             try:
@@ -112,9 +121,10 @@ class EventWriter:
                     lines.append(access_line(item, redactor, stamps))
                 else:
                     assert isinstance(item, SecurityEvent)
-                    line, row = security_line(item, redactor)
+                    line, row = security_line(item, redactor, stamps)
                     lines.append(line)
-                    stored.append(row)
+                    if row.outcome in keep:
+                        stored.append(row)
             except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
                 self.dropped += 1
                 logger.error("an event could not be formatted: %s", describe(exc))
@@ -132,21 +142,43 @@ class EventWriter:
         if stored and self.recorder is not None:
             self.recorder.put(stored)
 
+    def _report_drops(self) -> None:
+        """Log lost events, at most every ``DROP_REPORT_INTERVAL`` seconds (the metric
+        ``bastion_events_dropped_total`` has the exact count)."""
+        total = sum(self.sink_drops().values())
+        now = time.monotonic()
+        if total > self._reported and now - self._reported_at >= DROP_REPORT_INTERVAL:
+            logger.warning(
+                "%d events dropped since the last report (%s); the event sinks do not keep up",
+                total - self._reported,
+                ", ".join(f"{stage}: {n}" for stage, n in sorted(self.sink_drops().items()) if n),
+            )
+            self._reported, self._reported_at = total, now
+
     def _run(self) -> None:
         while not self._stopped:
             self._wake.wait(self._interval)
             self._wake.clear()
             self._drain()
+            self._drained.set()
+            self._report_drops()
         self._drain()
+        self._drained.set()
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wake the thread and wait until the buffer is empty (tests, shutdown)."""
-        self._wake.set()
-        deadline = threading.Event()
-        for _ in range(int(timeout / 0.01)):
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wake the thread and wait until what is buffered now is written (tests, benchmarks);
+        false if that took longer than ``timeout``."""
+        if self._thread is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            self._drained.clear()
+            self._wake.set()
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._drained.wait(left):
+                return False
             if not self._buffer:
-                break
-            deadline.wait(0.01)
+                return True
 
     def sink_drops(self) -> dict[str, int]:
         """Dropped events per stage: ``buffer`` (this writer) and each sink by name."""

@@ -140,7 +140,7 @@ class SqliteEventStore:
         self._lock = threading.Lock()
         try:
             if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 create_private_file(path)
             elif not path.exists():
                 raise StateError(f"event store {path} does not exist; no events were stored yet")

@@ -1,10 +1,38 @@
 """The stdout / stderr sink: lines written as they come, for a container runtime or an agent
-that tails the process output."""
+that tails the process output.
+
+With several worker processes sharing one stdout pipe, a write larger than ``PIPE_BUF`` may be
+interleaved with another worker's, cutting a line in two. So when the stream has a file
+descriptor, lines go out with ``os.write`` in chunks of whole lines no larger than ``PIPE_BUF``,
+which POSIX writes to a pipe in one piece.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import select
 from typing import IO
+
+ATOMIC = getattr(select, "PIPE_BUF", 512)
+
+
+def chunks(lines: list[bytes], limit: int = ATOMIC) -> list[bytes]:
+    """``lines`` joined into as few pieces as possible, each of whole lines and at most
+    ``limit`` bytes (a longer line is a piece of its own)."""
+    pieces: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for line in lines:
+        if current and size + len(line) > limit:
+            pieces.append(b"".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    if current:
+        pieces.append(b"".join(current))
+    return pieces
 
 
 class StreamSink:
@@ -14,11 +42,21 @@ class StreamSink:
         self.name = name
         self._stream = stream
         self._dropped = 0
+        self._fd: int | None = None
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation, AttributeError):
+            self._fd = stream.fileno()
+            stream.flush()
 
     def write(self, lines: list[bytes]) -> None:
         try:
-            self._stream.write(b"".join(lines))
-            self._stream.flush()
+            if self._fd is None:
+                self._stream.write(b"".join(lines))
+                self._stream.flush()
+                return
+            for piece in chunks(lines):
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(self._fd, view) :]
         except (OSError, ValueError):
             self._dropped += len(lines)
 

@@ -1,0 +1,259 @@
+"""What full logging costs the gateway: bastion writing every event against the same bastion
+with logging off, side by side in one run.
+
+Same machine layout as ``run_proxy.py`` and ``guards.py`` (nginx upstream and wrk on core 0, the
+two gateways pinned to core 1, loaded one at a time, interleaved rounds, ratios within a round).
+Scenarios:
+
+- ``auth`` (default): both gateways run the same API-key guard (routes ``optional``; wrk sends a
+  valid key, so every request is authenticated). The candidate writes two events per request
+  to a rotated file: the access event and the ``auth.success`` security event (the event store
+  is on, and keeps refusals: none here).
+- ``access``: the router alone; the candidate writes the access event of every request.
+
+The baseline has ``events.sink: none``, no access events and no store.
+Target: >= 0.9x (issue 7). It also reports the events/s the candidate wrote during the rounds,
+its drops (``bastion_events_dropped_total``), and the events/s one writer thread sustains
+alone (format + redact + write, measured in this process).
+
+    bench/event_logging.sh               # 5 rounds of 10 s
+    bench/event_logging.sh --quick       # smoke run
+
+(Not ``bench/logging.py``: a script here named so would shadow the standard library's
+``logging`` module for every benchmark run from this directory.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import guards
+import run_proxy as rp
+
+TARGET = 0.9
+
+
+def logging_config(events_file: Path) -> dict[str, Any]:
+    return {
+        "events": {
+            "sink": "file",
+            "path": str(events_file),
+            "access": True,
+            "store": {"enabled": True},
+        }
+    }
+
+
+OFF: dict[str, Any] = {"events": {"sink": "none", "access": False, "store": {"enabled": False}}}
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "auth": {"auth": {"enabled": True}, **OFF},
+    "access": {"auth": {"enabled": False}, **OFF},
+}
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def writer_capacity(work: Path, count: int = 200_000, batch: int = 2000) -> float:
+    """Events per second one writer thread formats and writes to a file, fed in batches as a
+    busy gateway would (half access records, half security events; the feeding included)."""
+    sys.path.insert(0, str(rp.ROOT / "src"))
+    from bastion.config.events import RotationConfig
+    from bastion.observability.events import SecurityEvent
+    from bastion.observability.sinks.rotating import RotatingFileSink
+    from bastion.observability.writer import EventWriter
+
+    sink = RotatingFileSink(work / "capacity.jsonl", RotationConfig())
+    writer = EventWriter([sink], capacity=batch + 1, flush_interval=0.001)
+    now = time.time()
+    rid = b"x-request-id: 0123abcd\r\n"
+    record = (now, b"GET", b"/orders/42", 200, 0, 180, 0.0004, "127.0.0.1",
+              rid, "api", "bench", "127.0.0.1", 0.0002, "127.0.0.1")  # fmt: skip
+    event = SecurityEvent("auth.success", "success", now, "api_key", "r1", "127.0.0.1", "GET",
+                          "/orders/42", None, "", "bench", {"key_id": "AbCdEf012345"})  # fmt: skip
+    started = time.perf_counter()
+    for _ in range(count // batch):
+        for n in range(batch):
+            if n % 2:
+                writer.emit(event)
+            else:
+                writer.access(record)  # type: ignore[arg-type]
+        writer.flush()
+    writer.close()
+    elapsed = time.perf_counter() - started
+    if writer.dropped:
+        raise RuntimeError(f"the capacity run dropped {writer.dropped} events")
+    return count / elapsed
+
+
+def scrape(admin_port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://{rp.HOST}:{admin_port}/metrics", timeout=5).read()
+    values: dict[str, float] = {}
+    for line in text.decode().splitlines():
+        if line.startswith(("bastion_events_written_total", "bastion_events_dropped_total")):
+            name, _, value = line.rpartition(" ")
+            values[name] = values.get(name, 0.0) + float(value)
+    return values
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="the cost of logging (see bench/README.md)")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="auth")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s, 1 s warm-up")
+    parser.add_argument("--bastion", default=str(rp.ROOT / ".venv" / "bin" / "bastion"))
+    parser.add_argument("--ready-timeout", type=float, default=20)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.duration, args.warmup = 2, 2.0, 1.0
+    return args
+
+
+def create_key(bastion: str, state: Path) -> str:
+    done = subprocess.run(
+        [bastion, "keys", "create", "--consumer", "bench", "--state-dir", str(state), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return str(json.loads(done.stdout)["secret"])
+
+
+def run(args: argparse.Namespace) -> int:
+    if not Path(args.bastion).exists():
+        raise SystemExit(f"no bastion at {args.bastion}; run bench/event_logging.sh")
+    work = Path(tempfile.mkdtemp(prefix="bastion-logging-"))
+    fleet = rp.Fleet(work)
+    try:
+        state = work / "state"
+        base = SCENARIOS[args.scenario]
+        auth = args.scenario == "auth"
+        headers = [f"x-api-key: {create_key(args.bastion, state)}"] if auth else []
+        up_port, base_port, cand_port = rp.free_port(), rp.free_port(), rp.free_port()
+        admin_port = rp.free_port()
+        up = work / "upstream"
+        up.mkdir()
+        (up / "nginx.conf").write_text(rp.upstream_conf(up, up_port))
+        upstream = fleet.start(
+            "upstream", ["nginx", "-p", str(up), "-c", str(up / "nginx.conf")], rp.LOAD_CORE
+        )
+        rp.wait_ready(upstream, up_port, args.ready_timeout)
+        events_file = work / "logs" / "events.jsonl"
+        candidate = {**logging_config(events_file), "admin": {"enabled": True}}
+        slots: dict[str, tuple[rp.Proc, int]] = {}
+        for name, port, extra in (
+            ("bastion", base_port, base),
+            ("bastion+logging", cand_port, merge(base, candidate)),
+        ):
+            path = work / f"{name}.json"
+            config = json.loads(guards.gateway_config(state, extra))
+            config["routes"] = [
+                {
+                    "name": "api",
+                    "upstream": f"http://{rp.HOST}:{up_port}",
+                    "auth": {"require": "optional"},
+                }
+            ]
+            path.write_text(json.dumps(config))
+            argv = [args.bastion, "serve", "--listen", f"{rp.HOST}:{port}", "--config", str(path)]
+            if name != "bastion":
+                argv += ["--admin-listen", f"{rp.HOST}:{admin_port}"]
+            slots[name] = (fleet.start(name.replace("+", "_"), argv, rp.PROXY_CORE), port)
+        for proc, port in slots.values():
+            rp.wait_ready(proc, port, args.ready_timeout)
+        names = list(slots)
+        print(
+            f"scenario {args.scenario}: {names[1]} (events to a file, event store on)"
+            f" against {names[0]} (logging off), core {rp.PROXY_CORE};"
+            f" wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s"
+            + (", API key on every request" if auth else "")
+        )
+        for name in names:
+            proc, port = slots[name]
+            rp.run_wrk(proc, port, args, args.warmup, set(), headers)
+        ours = {proc.popen.pid for proc in fleet.procs}
+        ratios: list[float] = []
+        cpu_ratios: list[float] = []
+        written = scrape(admin_port).get("bastion_events_written_total", 0.0)
+        busy = 0.0
+        for index in range(1, args.rounds + 1):
+            order = names if index % 2 else names[::-1]
+            results = {}
+            for name in order:
+                results[name] = rp.run_wrk(*slots[name], args, args.duration, ours, headers)
+                if name == names[1]:
+                    busy += results[name].duration_s
+            base, cand = results[names[0]], results[names[1]]
+            if cand.non_2xx or base.non_2xx:
+                raise RuntimeError(f"non-2xx answers: {base.non_2xx} / {cand.non_2xx}")
+            ratio = cand.rps / base.rps if base.rps else 0.0
+            cpu = cand.cpu_us_per_request / base.cpu_us_per_request if base.requests else 0.0
+            ratios.append(ratio)
+            cpu_ratios.append(cpu)
+            print(
+                f"round {index}: {names[0]} {base.rps:.0f} req/s ({base.cpu_us_per_request:.1f}"
+                f" us/req), {names[1]} {cand.rps:.0f} req/s ({cand.cpu_us_per_request:.1f}"
+                f" us/req); throughput {ratio:.2f}x, cpu/req {cpu:.2f}x;"
+                f" other processes {max(base.foreign_share, cand.foreign_share):.0%} of a core",
+                flush=True,
+            )
+        time.sleep(1.0)  # the writer's last batch
+        after = scrape(admin_port)
+        events_per_s = (after.get("bastion_events_written_total", 0.0) - written) / busy
+        dropped = after.get("bastion_events_dropped_total", 0.0)
+        capacity = writer_capacity(work)
+        median = statistics.median(ratios)
+        print(
+            f"\nmedian over {args.rounds} rounds: throughput {median:.2f}x"
+            f" (target >= {TARGET}x: {'met' if median >= TARGET else 'NOT met'}),"
+            f" cpu/req {statistics.median(cpu_ratios):.2f}x"
+        )
+        print(
+            f"events written by the candidate under load: {events_per_s:,.0f}/s"
+            f" ({dropped:.0f} dropped); one writer thread alone sustains {capacity:,.0f} events/s"
+            " (format, redact, write)"
+        )
+        return 0
+    finally:
+        fleet.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (RuntimeError, subprocess.TimeoutExpired, subprocess.CalledProcessError) as exc:
+        print(f"\nbenchmark failed: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
