@@ -11,6 +11,7 @@ import asyncio
 import base64
 import functools
 import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -267,7 +268,21 @@ def excerpt(ctx: LiveContext, response: httpx.Response, *, headers: Sequence[str
     if body:
         cut = len(response.content) > len(body.encode(response.encoding or "utf-8", "replace"))
         lines += ["", body + ("…" if cut else "")]
-    return ctx.mask("\n".join(lines), ctx.secrets)
+    return printable(ctx.mask("\n".join(lines), ctx.secrets))
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters other than line breaks and tabs written as escapes:
+    what the target sent must not drive the terminal the report is read in (``ESC [``, the
+    8-bit CSI) nor hide a line of it (a bare carriage return)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp")
+        else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
 
 
 def seen(
@@ -353,7 +368,8 @@ def guarded(info: CheckInfo) -> Callable[[Check], Check]:
                 return [errored(info, str(throttled))]
             except (httpx.TransportError, OSError, TimeoutError) as error:
                 kind = type(error).__name__
-                return [errored(info, f"the target could not be reached ({kind}): {error}")]
+                why = ctx.mask(str(error), ctx.secrets)  # an error may quote the URL sent
+                return [errored(info, f"the target could not be reached ({kind}): {why}")]
 
         return run
 
