@@ -183,7 +183,9 @@ class AlertsConfig(_Model):
 
     sinks: tuple[AlertSinkConfig, ...] = ()
     cooldown: Duration = Field(600.0, ge=0, description="one alert per key per cooldown")
-    queue: int = Field(1_000, ge=1, description="alerts waiting for delivery; beyond: dropped")
+    queue: int = Field(
+        1_000, ge=1, description="alerts waiting for delivery, and retries waiting; beyond: dropped"
+    )
     retries: int = Field(5, ge=0, description="further attempts after a failed delivery")
     backoff: Duration = Field(1.0, gt=0, description="first retry delay; doubles each time")
     backoff_max: Duration = Field(300.0, gt=0)

@@ -143,6 +143,19 @@ class AlertDispatcher:
         else:
             self.delivered += 1
             return
+        if attempt <= self.retries and not self._stopping:
+            with self._lock:
+                # Retries wait in memory like queued alerts and are bounded like them: with a
+                # sink down and a flood of distinct alerts (keys a client can vary), they would
+                # otherwise pile up for as long as the back-off lasts.
+                full = len(self._retries) >= self.capacity
+            if full:
+                self.failed += 1
+                logger.error(
+                    "alert %s (%s) not delivered to %s: %s; retry queue full (%d), not retried",
+                    alert.action, alert.key, sink.name, reason, self.capacity,
+                )  # fmt: skip
+                return
         if attempt > self.retries or self._stopping:
             self.failed += 1
             logger.error(
