@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -117,8 +118,18 @@ class WebhookSinkConfig(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("expected an http:// or https:// URL")
+        # Parsed as the sink will parse it, so that a bad port or host is this field's error
+        # (its value masked: the URL may carry a secret) and not a crash at start.
+        expected = "expected an http:// or https:// URL with a host (and a port of 1-65535)"
+        if not re.match(r"^https?://[^\s/]+", value) or any(c.isspace() for c in value):
+            raise ValueError(expected)
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError:
+            raise ValueError(expected) from None
+        if not parts.hostname or port == 0:
+            raise ValueError(expected)
         return value
 
     @field_validator("headers")

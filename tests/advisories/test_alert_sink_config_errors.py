@@ -1,0 +1,38 @@
+"""Regression: an alert webhook URL that cannot be used (a port out of range, a broken IPv6
+literal, no host) is a config error naming the field, with the URL masked (a Slack webhook URL
+is itself the secret); it used to pass validation and crash the start with a bare ValueError,
+or build a sink posting to ``http://None``."""
+
+from __future__ import annotations
+
+import pytest
+
+from bastion.config import build_config
+from bastion.errors import ConfigError
+
+SECRET = "T000/B000/s3cr3t"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://hooks.example:99999/services/{SECRET}",
+        f"https://[::1/services/{SECRET}",
+        f"http://:80/services/{SECRET}",
+        f"https://hooks.example:0/services/{SECRET}",
+    ],
+)
+def test_unusable_webhook_url_is_a_config_error_naming_the_field(url: str) -> None:
+    data = {"monitoring": {"enabled": True, "alerts": {"sinks": [{"type": "webhook", "url": url}]}}}
+    with pytest.raises(ConfigError) as caught:
+        build_config(data)
+    [problem] = caught.value.problems
+    assert problem.startswith("monitoring.alerts.sinks[0].webhook.url: got '***'")
+    assert "expected an http:// or https:// URL with a host" in problem
+    assert "s3cr3t" not in problem
+
+
+def test_a_good_webhook_url_still_passes() -> None:
+    url = f"https://hooks.example:8443/services/{SECRET}"
+    config = build_config({"monitoring": {"alerts": {"sinks": [{"type": "webhook", "url": url}]}}})
+    assert config.monitoring.alerts.sinks[0].url == url  # type: ignore[union-attr]
