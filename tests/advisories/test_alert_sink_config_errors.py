@@ -36,3 +36,14 @@ def test_a_good_webhook_url_still_passes() -> None:
     url = f"https://hooks.example:8443/services/{SECRET}"
     config = build_config({"monitoring": {"alerts": {"sinks": [{"type": "webhook", "url": url}]}}})
     assert config.monitoring.alerts.sinks[0].url == url  # type: ignore[union-attr]
+
+
+def test_a_webhook_header_value_with_a_line_break_is_a_config_error() -> None:
+    sink = {"type": "webhook", "url": "https://hooks.example/x", "headers": {"x-token": "a\nb"}}
+    with pytest.raises(ConfigError) as caught:
+        build_config({"monitoring": {"alerts": {"sinks": [sink]}}})
+    [problem] = caught.value.problems
+    assert problem == (
+        "monitoring.alerts.sinks[0].webhook.headers: got a mapping; the value of 'x-token' holds"
+        " a line break or NUL; expected one line"
+    )

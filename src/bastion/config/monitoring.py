@@ -135,9 +135,13 @@ class WebhookSinkConfig(_Model):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
+        for name, field_value in value.items():
             if not _HEADER.match(name):
                 raise ValueError(f"{name!r} is not an HTTP header name")
+            if any(c in field_value for c in "\r\n\x00"):  # every delivery would fail
+                raise ValueError(
+                    f"the value of {name!r} holds a line break or NUL; expected one line"
+                )
         return value
 
 
