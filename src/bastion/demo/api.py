@@ -32,6 +32,12 @@ _LEAKY_TRACE = (
 )
 
 
+MAX_ITEMS = 1_000
+"""Items the demo keeps (its document's ``maxItems`` for ``GET /items``): any client of the demo
+can create items, so the store is bounded; past it the oldest created item is forgotten."""
+_SEEDED = frozenset({1, 2})
+
+
 def openapi_path() -> Path:
     """The demo API's OpenAPI document on disk: the gateway validates the ``demo`` route's
     requests against it (``validation.routes``), so an invalid body never reaches the API."""
@@ -96,6 +102,8 @@ class DemoAPI:
             return _json(400, {"error": "expected an object with a name"})
         item = {"id": next(self._ids), "name": doc["name"], "price": doc.get("price", 0)}
         self.items[item["id"]] = item
+        if len(self.items) > MAX_ITEMS:  # the oldest created item goes; the seeded ones stay
+            del self.items[next(k for k in self.items if k not in _SEEDED)]
         return _json(201, item)
 
     async def echo_headers(self, request: Request) -> Response:
