@@ -21,6 +21,7 @@ import pytest
 
 from bastion.audit.checks.live_auth import check_auth_enforced, check_credential_in_query
 from bastion.audit.checks.live_jwt import published_keys
+from bastion.audit.checks.live_ratelimit import check_headers
 from bastion.audit.context import MAX_BODY, LiveContext
 from bastion.audit.model import Outcome
 
@@ -201,3 +202,26 @@ async def test_discovery_cannot_point_the_scanner_at_its_own_network(
         assert await published_keys(ctx) == []
     assert inside.seen == []
     assert "/.well-known/jwks.json" in target.seen  # the target's own paths are still tried
+
+
+async def test_unicode_and_endless_digits_in_limit_headers_are_findings_not_crashes(
+    serve: Callable[..., Awaitable[Target]],
+) -> None:
+    """``str.isdigit`` accepts ``²``, which ``int`` refuses, and ``int`` refuses more than 4300
+    digits: either used to crash the rate-limit header check instead of failing it."""
+
+    async def limited(target: str, headers: dict[str, str], w: asyncio.StreamWriter) -> None:
+        w.write(
+            b"HTTP/1.1 429 Too Many Requests\r\nretry-after: \xb2\r\n"
+            b'ratelimit: "default";r=\xb2;t=' + b"9" * 5000 + b"\r\n"
+            b'ratelimit-policy: "default";q=\xb2\r\ncontent-length: 0\r\n\r\n'
+        )
+
+    target = await serve(limited)
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        ctx = context(target.url, client, aggressive=True)
+        [finding] = await check_headers(ctx)
+    assert finding.outcome is Outcome.FAIL, finding
+    assert "neither seconds nor an HTTP date" in finding.message
+    assert "lacks integer r= and t=" in finding.message
+    assert "has no q > 0" in finding.message

@@ -322,9 +322,20 @@ class Throttled(Exception):
     limiter proves nothing about authentication or validation, so the check cannot conclude."""
 
 
+def digits(text: str) -> int | None:
+    """``text`` as a count when it is one to 18 ASCII digits, else ``None``.
+
+    ``str.isdigit`` also accepts ``²`` or ``٣`` (which ``int`` refuses) and any length (``int``
+    refuses past 4300 digits): a target's header must never turn a check into a crash."""
+    text = text.strip()
+    if 0 < len(text) <= 18 and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() else None
+    seconds = digits(response.headers.get("retry-after", ""))
+    return None if seconds is None else float(seconds)
 
 
 async def unthrottled(
