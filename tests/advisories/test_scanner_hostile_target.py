@@ -20,8 +20,10 @@ import httpx
 import pytest
 
 from bastion.audit.checks.live_auth import check_auth_enforced, check_credential_in_query
+from bastion.audit.checks.live_headers import check_error_bodies
 from bastion.audit.checks.live_jwt import published_keys
 from bastion.audit.checks.live_ratelimit import check_headers
+from bastion.audit.checks.live_support import LEAK_SCAN
 from bastion.audit.context import MAX_BODY, LiveContext
 from bastion.audit.model import Outcome
 
@@ -225,3 +227,27 @@ async def test_unicode_and_endless_digits_in_limit_headers_are_findings_not_cras
     assert "neither seconds nor an HTTP date" in finding.message
     assert "lacks integer r= and t=" in finding.message
     assert "has no q > 0" in finding.message
+
+
+async def test_an_error_body_cannot_make_the_leak_search_quadratic(
+    serve: Callable[..., Awaitable[Target]],
+) -> None:
+    """An unbounded ``.+`` or ``(?:/segment)+`` before a literal took minutes on a megabyte of
+    ``/home/home...`` or ``at at at``: the error-body check must conclude at once, and still
+    find a leak that follows the padding within the part it searches."""
+    padding = (b"/home" * 20_000 + b"at " * 20_000)[: LEAK_SCAN - 200]
+    leak = b'\n  File "/srv/app/main.py", line 42\n'
+
+    async def noisy(target: str, headers: dict[str, str], w: asyncio.StreamWriter) -> None:
+        body = padding + leak + b"at x (" * 100_000
+        w.write(b"HTTP/1.1 500 Oops\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+
+    target = await serve(noisy)
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        ctx = context(target.url, client)
+        began = time.process_time()
+        [finding] = await check_error_bodies(ctx)
+        spent = time.process_time() - began
+    assert finding.outcome is Outcome.FAIL
+    assert all("/srv/app/main.py" in e.summary for e in finding.evidence)
+    assert spent < 5.0, f"{spent:.1f} s of CPU to search three error bodies"
