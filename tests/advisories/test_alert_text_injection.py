@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sys
 from pathlib import Path
+
+import pytest
 
 from bastion.config.monitoring import StuffingConfig
 from bastion.observability.alerts.command import CommandSink
@@ -22,6 +25,7 @@ from bastion.observability.detect.stuffing import StuffingDetector
 from bastion.observability.events import MemorySink
 from bastion.pipeline.request import ClientAddress, Headers, Request
 from tests.observability.alerts.receivers import HttpReceiver, Mailbox, receiver, smtp_server
+from tests.ports import free_port
 
 __all__ = ["receiver", "smtp_server"]
 
@@ -92,3 +96,20 @@ def test_command_receives_an_alert_with_control_characters(tmp_path: Path) -> No
     summary = out.read_text()
     assert summary.startswith("credential stuffing on account")
     assert "\n" not in summary
+
+
+def test_delivery_failures_log_the_alert_key_on_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The dispatcher logs each failed delivery with the alert's key, which names the account a
+    client chose: its line break must not start a forged log line."""
+    forged = "x\nCRITICAL bastion all keys revoked"
+    dead = WebhookSink(f"http://127.0.0.1:{free_port()}/hook", timeout=1.0)
+    dispatcher = AlertDispatcher([dead], retries=0, cooldown=0.0)
+    with caplog.at_level(logging.WARNING, logger="bastion.alerts"):
+        dispatcher.offer(stuffing_alert(forged))
+        assert dispatcher.flush(5.0)
+    dispatcher.close()
+    assert "not delivered" in caplog.text
+    assert all(not line.startswith("CRITICAL bastion") for line in caplog.text.splitlines())
+    assert "x\\nCRITICAL bastion all keys revoked" in caplog.text
