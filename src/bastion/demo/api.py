@@ -88,7 +88,8 @@ class DemoAPI:
             return _not_allowed("GET, POST")
         if request.method != "GET":
             return _not_allowed("GET")
-        item = self.items.get(int(rest)) if rest.isdigit() else None
+        # at most 9 digits: int() of a client's endless digit string would raise (a 500)
+        item = self.items.get(int(rest)) if rest.isdigit() and len(rest) <= 9 else None
         if item is None:
             return _json(404, {"error": "no such item"})
         return _json(200, item)
