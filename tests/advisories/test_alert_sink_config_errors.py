@@ -47,3 +47,30 @@ def test_a_webhook_header_value_with_a_line_break_is_a_config_error() -> None:
         "monitoring.alerts.sinks[0].webhook.headers: got a mapping; the value of 'x-token' holds"
         " a line break or NUL; expected one line"
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("to", ["oncall"]),
+        ("to", ["oncall@example.test\nBcc: someone@example.test"]),
+        ("to", ["oncall@example.test, sec@example.test"]),
+        ("sender", "bastion <bastion@example.test>"),
+    ],
+)
+def test_a_malformed_mail_address_is_a_config_error(field: str, value: object) -> None:
+    """Each of these was accepted, and failed (or misrouted) every delivery of every alert."""
+    sink = {"type": "email", "host": "smtp.example", "sender": "b@example.test", "to": ["a@x.io"]}
+    sink[field] = value
+    with pytest.raises(ConfigError) as caught:
+        build_config({"monitoring": {"alerts": {"sinks": [sink]}}})
+    [problem] = caught.value.problems
+    assert problem.startswith(f"monitoring.alerts.sinks[0].email.{field}")
+    assert "expected a bare address such as oncall@example.com" in problem
+
+
+def test_a_subject_prefix_with_a_line_break_is_a_config_error() -> None:
+    sink = {"type": "email", "host": "h", "sender": "b@example.test", "to": ["a@example.test"]}
+    with pytest.raises(ConfigError, match="expected one line of printable text"):
+        build_config({"monitoring": {"alerts": {"sinks": [{**sink, "subject_prefix": "a\nb"}]}}})
+    build_config({"monitoring": {"alerts": {"sinks": [sink]}}})  # the well-formed one loads

@@ -145,6 +145,20 @@ class WebhookSinkConfig(_Model):
         return value
 
 
+_ADDRESS = re.compile(r"^[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+$")  # root@localhost too
+
+
+def _address(value: str) -> str:
+    """One bare mail address: checked at load, since a malformed one fails every delivery
+    (a line break cannot even be put in a header) and is noticed only when an alert fires."""
+    if not _ADDRESS.match(value) or not value.isprintable():
+        raise ValueError(
+            f"{value[:80]!r} is not one mail address; expected a bare address such as "
+            "oncall@example.com (one per list item)"
+        )
+    return value
+
+
 class EmailSinkConfig(_Model):
     """Send each alert as a plain-text email over SMTP."""
 
@@ -161,6 +175,23 @@ class EmailSinkConfig(_Model):
     to: tuple[str, ...] = Field(min_length=1, description="recipients")
     subject_prefix: str = "[bastion]"
     timeout: Duration = Field(10.0, gt=0)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return _address(value)
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_address(address) for address in value)
+
+    @field_validator("subject_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("expected one line of printable text")
+        return value
 
     @field_validator("password_env")
     @classmethod
