@@ -72,6 +72,16 @@ def _resolve_config(config: BastionConfig | str | PathLike[str] | None) -> Basti
     )
 
 
+def _declared_over(length: str, limit: int) -> bool:
+    """Whether a declared Content-Length exceeds ``limit``. Leading zeros are dropped before
+    ``int()``, which refuses strings of more than 4300 digits: a zero-padded length is valid
+    HTTP (llhttp accepts it), and must not become a 500."""
+    if not (length.isascii() and length.isdigit()):
+        return False  # not a length: the body is read and counted as it comes
+    significant = length.lstrip("0")
+    return len(significant) > 18 or (bool(significant) and int(significant) > limit)
+
+
 def _replay(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that hands the app the already-read ``body`` first, then the real stream
     (which from then on yields only ``http.disconnect``)."""
@@ -258,7 +268,7 @@ class BastionMiddleware:
         anything is read."""
         limit = self.max_body_bytes
         declared = first_header(request.headers.raw, b"content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        if declared is not None and _declared_over(declared.strip(), limit):
             return BODY_TOO_LARGE
         chunks: list[bytes] = []
         size = 0

@@ -3,21 +3,33 @@
 Every request a check makes goes through :meth:`LiveContext.request`, which counts it against the
 ``--budget``, waits ``pacing`` seconds between requests, and records a reproducible ``curl``
 command with the operator's credentials masked, so a finding's evidence can be replayed.
+
+The target may be hostile: every answer is read through :meth:`LiveContext.fetch`, which keeps
+at most ``max_body`` bytes of a body (an endless or enormous body costs the scanner nothing more)
+and gives the whole exchange ``deadline`` seconds (a body trickled one byte per read timeout
+would otherwise hold the audit forever).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import shlex
 import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 
 MASK = "****"
+MAX_BODY = 1 << 20
+"""Bytes of a response body a check keeps: evidence shows 400 characters, and no check needs
+more than a JSON document's worth."""
 
 
 class BudgetExhausted(Exception):
@@ -49,6 +61,10 @@ class LiveContext:
     # What one check learned that a sibling check reuses (one burst serves several rate-limit
     # checks), keyed by the family's own names.
     memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    max_body: int = MAX_BODY
+    # Seconds one exchange (connect, head and the kept body) may take in all; None: three times
+    # the client's read timeout.
+    deadline: float | None = None
     _last: float = field(default=0.0, repr=False)
 
     @property
@@ -75,9 +91,46 @@ class LiveContext:
         all_headers = list(self.auth) if with_auth else []
         if headers is not None:
             all_headers.extend(headers.items() if isinstance(headers, Mapping) else headers)
-        return await self.client.request(
+        return await self.fetch(
             method, self.url(path), headers=all_headers, params=params, content=content
         )
+
+    async def fetch(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """One exchange with ``url`` (not counted: :meth:`request` and the bare probes count),
+        reading at most :attr:`max_body` bytes of the body within :attr:`deadline` seconds.
+        The response's ``content`` is what was kept; the rest of the body is never read."""
+        request = self.client.build_request(
+            method, url, headers=list(headers), params=params, content=content
+        )
+        limit = self.max_body
+        deadline = self.deadline
+        if deadline is None:
+            deadline = 3 * (self.client.timeout.read or 10.0)
+        kept = bytearray()
+        try:
+            async with asyncio.timeout(deadline):
+                response = await self.client.send(request, stream=True)
+                try:
+                    async for chunk in response.aiter_bytes():
+                        kept += chunk[: limit - len(kept)]
+                        if len(kept) >= limit:
+                            break
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise httpx.ReadTimeout(
+                f"the answer did not complete within {deadline:g} s", request=request
+            ) from None
+        response._content = bytes(kept)
+        return response
 
     async def spend(self, *, paced: bool = True) -> None:
         """Count one exchange with the target (a request, or a bare TLS handshake or plain-HTTP
@@ -121,10 +174,33 @@ class LiveContext:
 
     @staticmethod
     def mask(text: str, secrets: Sequence[str]) -> str:
+        """``text`` with every form of every secret replaced by :data:`MASK`: as given, its
+        credential part alone (``Bearer X`` / ``Basic X``: ``X``), a Basic credential's decoded
+        ``user:password`` and password, and each of these percent-encoded (a query string, an
+        echoed URL) or JSON-escaped (an echoed body), as a target may send them back."""
         for secret in secrets:
-            text = text.replace(secret, MASK)
-            # a header value "Bearer X" or "Basic X": the credential part alone may travel
-            _, _, tail = secret.partition(" ")
-            if tail:
-                text = text.replace(tail, MASK)
+            for form in _forms(secret):
+                text = text.replace(form, MASK)
         return text
+
+
+def _forms(secret: str) -> list[str]:
+    """The forms of ``secret`` to mask, longest first (a shorter one may sit inside)."""
+    bare = [secret]
+    scheme, _, tail = secret.partition(" ")
+    tail = tail.strip()
+    if tail:
+        bare.append(tail)
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(tail, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            _, colon, password = decoded.partition(":")
+            if colon:
+                bare += [decoded, password]
+    forms: set[str] = set()
+    for value in bare:
+        forms |= {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
+        forms.add(json.dumps(value, ensure_ascii=False)[1:-1].replace("/", "\\/"))
+    return sorted((f for f in forms if f), key=len, reverse=True)

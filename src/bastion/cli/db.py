@@ -79,7 +79,10 @@ def read_status(config: BastionConfig) -> SchemaStatus:
     if not path.exists():
         return SchemaStatus(f"key store {path}", (), shipped("sqlite"))
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        # as_uri() percent-encodes the path: a "?" or "#" in it must not end the path and
+        # drop mode=ro (SQLite would then open, and create, another file read-write).
+        uri = path.resolve().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=5.0)
         try:
             return migrate_sqlite.status(conn, path)
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -117,17 +118,45 @@ class WebhookSinkConfig(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("expected an http:// or https:// URL")
+        # Parsed as the sink will parse it, so that a bad port or host is this field's error
+        # (its value masked: the URL may carry a secret) and not a crash at start.
+        expected = "expected an http:// or https:// URL with a host (and a port of 1-65535)"
+        if not re.match(r"^https?://[^\s/]+", value) or any(c.isspace() for c in value):
+            raise ValueError(expected)
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError:
+            raise ValueError(expected) from None
+        if not parts.hostname or port == 0:
+            raise ValueError(expected)
         return value
 
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
+        for name, field_value in value.items():
             if not _HEADER.match(name):
                 raise ValueError(f"{name!r} is not an HTTP header name")
+            if any(c in field_value for c in "\r\n\x00"):  # every delivery would fail
+                raise ValueError(
+                    f"the value of {name!r} holds a line break or NUL; expected one line"
+                )
         return value
+
+
+_ADDRESS = re.compile(r"^[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+$")  # root@localhost too
+
+
+def _address(value: str) -> str:
+    """One bare mail address: checked at load, since a malformed one fails every delivery
+    (a line break cannot even be put in a header) and is noticed only when an alert fires."""
+    if not _ADDRESS.match(value) or not value.isprintable():
+        raise ValueError(
+            f"{value[:80]!r} is not one mail address; expected a bare address such as "
+            "oncall@example.com (one per list item)"
+        )
+    return value
 
 
 class EmailSinkConfig(_Model):
@@ -146,6 +175,23 @@ class EmailSinkConfig(_Model):
     to: tuple[str, ...] = Field(min_length=1, description="recipients")
     subject_prefix: str = "[bastion]"
     timeout: Duration = Field(10.0, gt=0)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return _address(value)
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_address(address) for address in value)
+
+    @field_validator("subject_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("expected one line of printable text")
+        return value
 
     @field_validator("password_env")
     @classmethod
@@ -183,7 +229,9 @@ class AlertsConfig(_Model):
 
     sinks: tuple[AlertSinkConfig, ...] = ()
     cooldown: Duration = Field(600.0, ge=0, description="one alert per key per cooldown")
-    queue: int = Field(1_000, ge=1, description="alerts waiting for delivery; beyond: dropped")
+    queue: int = Field(
+        1_000, ge=1, description="alerts waiting for delivery, and retries waiting; beyond: dropped"
+    )
     retries: int = Field(5, ge=0, description="further attempts after a failed delivery")
     backoff: Duration = Field(1.0, gt=0, description="first retry delay; doubles each time")
     backoff_max: Duration = Field(300.0, gt=0)

@@ -32,6 +32,12 @@ _LEAKY_TRACE = (
 )
 
 
+MAX_ITEMS = 1_000
+"""Items the demo keeps (its document's ``maxItems`` for ``GET /items``): any client of the demo
+can create items, so the store is bounded; past it the oldest created item is forgotten."""
+_SEEDED = frozenset({1, 2})
+
+
 def openapi_path() -> Path:
     """The demo API's OpenAPI document on disk: the gateway validates the ``demo`` route's
     requests against it (``validation.routes``), so an invalid body never reaches the API."""
@@ -82,7 +88,8 @@ class DemoAPI:
             return _not_allowed("GET, POST")
         if request.method != "GET":
             return _not_allowed("GET")
-        item = self.items.get(int(rest)) if rest.isdigit() else None
+        # at most 9 digits: int() of a client's endless digit string would raise (a 500)
+        item = self.items.get(int(rest)) if rest.isdigit() and len(rest) <= 9 else None
         if item is None:
             return _json(404, {"error": "no such item"})
         return _json(200, item)
@@ -96,6 +103,8 @@ class DemoAPI:
             return _json(400, {"error": "expected an object with a name"})
         item = {"id": next(self._ids), "name": doc["name"], "price": doc.get("price", 0)}
         self.items[item["id"]] = item
+        if len(self.items) > MAX_ITEMS:  # the oldest created item goes; the seeded ones stay
+            del self.items[next(k for k in self.items if k not in _SEEDED)]
         return _json(201, item)
 
     async def echo_headers(self, request: Request) -> Response:

@@ -105,7 +105,9 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.conn.close()
             return
         if self.head_sent and self.until_close and exc is None:
-            if self.chunked_out:
+            if self.rewrite is not None:  # a held body that ends at the close: it is whole now
+                self._release_held()
+            elif self.chunked_out:
                 exchange.conn.write(_LAST_CHUNK)
             self._complete(reusable=False)  # a clean close is the end of this response
             return

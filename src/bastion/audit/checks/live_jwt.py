@@ -11,10 +11,12 @@ expired token is sent (``--aggressive``) to see whether ``exp`` is enforced at a
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -288,6 +290,33 @@ async def check_header_injection(ctx: LiveContext) -> list[Finding]:
     return report(ctx, HEADER_INJECTION, token, op, await try_tokens(ctx, token, op, forged))
 
 
+def may_follow(ctx: LiveContext, url: str) -> bool:
+    """Whether the audit may fetch a URL the target named (its discovery ``jwks_uri``): one on
+    the target's own origin, or an ``https://`` URL whose host is a name other than
+    ``localhost``. Never an address literal or plain HTTP elsewhere: a hostile target would use
+    the scanner to reach what only the scanner's network can (a cloud metadata service, an
+    internal admin port)."""
+    target, there = urlsplit(ctx.base_url), urlsplit(url)
+    try:
+        same = (there.scheme, there.hostname, there.port) == (
+            target.scheme,
+            target.hostname,
+            target.port,
+        )
+    except ValueError:  # a port out of range
+        return False
+    if same:
+        return True
+    host = (there.hostname or "").rstrip(".").lower()
+    if there.scheme != "https" or not host or host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
+
+
 async def published_keys(ctx: LiveContext) -> list[dict[str, Any]]:
     """The API's JWKS: from OpenID discovery, else the usual well-known paths."""
     urls = ["/.well-known/jwks.json", "/jwks.json"]
@@ -301,8 +330,10 @@ async def published_keys(ctx: LiveContext) -> list[dict[str, Any]]:
             urls.insert(0, jwks_uri)
     for url in urls:
         if url.startswith("http"):
+            if not may_follow(ctx, url):
+                continue
             await ctx.spend()
-            response = await ctx.client.get(url)
+            response = await ctx.fetch("GET", url)
         else:
             response = await ctx.request("GET", url)
         if response.status_code != 200:

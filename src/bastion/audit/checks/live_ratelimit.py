@@ -20,6 +20,7 @@ import orjson
 
 from bastion.audit.checks.live_support import (
     Operation,
+    digits,
     guarded,
     json_body_schema,
     operations,
@@ -233,8 +234,11 @@ def retry_after_problem(value: str | None) -> str | None:
     if value is None or not value.strip():
         return "no Retry-After"
     value = value.strip()
-    if value.isdigit():
-        return None if int(value) <= MAX_RETRY_AFTER else f"Retry-After {value} is over a day"
+    seconds = digits(value)
+    if seconds is not None or (value.isascii() and value.isdigit()):  # or more than 18 digits
+        if seconds is not None and seconds <= MAX_RETRY_AFTER:
+            return None
+        return f"Retry-After {value[:40]} is over a day"
     try:
         parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -258,26 +262,27 @@ def ratelimit_problems(response: httpx.Response) -> list[str]:
     problems: list[str] = []
     headers = response.headers
     retry = headers.get("retry-after", "").strip()
-    retry_seconds = int(retry) if retry.isdigit() else None
+    retry_seconds = digits(retry)
     if "ratelimit" in headers:
         for item in structured_items(headers["ratelimit"]):
-            remaining, reset = item.get("r", ""), item.get("t", "0")
-            if not remaining.isdigit() or not reset.isdigit():
+            remaining, reset = digits(item.get("r", "")), digits(item.get("t", "0"))
+            if remaining is None or reset is None:
                 problems.append(f"RateLimit {headers['ratelimit']!r} lacks integer r= and t=")
             elif (
                 response.status_code == 429
-                and int(remaining) > 0
+                and remaining > 0
                 and len(structured_items(headers["ratelimit"])) == 1
             ):
                 problems.append(f"RateLimit says {remaining} requests remain on a 429")
-            elif retry_seconds is not None and int(reset) > retry_seconds:
+            elif retry_seconds is not None and reset > retry_seconds:
                 problems.append(f"RateLimit t={reset} points later than Retry-After {retry}")
     if "ratelimit-policy" in headers:
         for item in structured_items(headers["ratelimit-policy"]):
-            if not item.get("q", "").isdigit() or int(item["q"]) <= 0:
+            quota = digits(item.get("q", ""))
+            if quota is None or quota <= 0:
                 problems.append(f"RateLimit-Policy {headers['ratelimit-policy']!r} has no q > 0")
     for legacy in ("x-ratelimit-remaining", "ratelimit-remaining"):
-        if legacy in headers and not headers[legacy].strip().isdigit():
+        if legacy in headers and digits(headers[legacy]) is None:
             problems.append(f"{legacy} {headers[legacy]!r} is not a count")
     return problems
 

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import functools
 import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -267,7 +268,21 @@ def excerpt(ctx: LiveContext, response: httpx.Response, *, headers: Sequence[str
     if body:
         cut = len(response.content) > len(body.encode(response.encoding or "utf-8", "replace"))
         lines += ["", body + ("…" if cut else "")]
-    return ctx.mask("\n".join(lines), ctx.secrets)
+    return printable(ctx.mask("\n".join(lines), ctx.secrets))
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters other than line breaks and tabs written as escapes:
+    what the target sent must not drive the terminal the report is read in (``ESC [``, the
+    8-bit CSI) nor hide a line of it (a bare carriage return)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp")
+        else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
 
 
 def seen(
@@ -307,9 +322,20 @@ class Throttled(Exception):
     limiter proves nothing about authentication or validation, so the check cannot conclude."""
 
 
+def digits(text: str) -> int | None:
+    """``text`` as a count when it is one to 18 ASCII digits, else ``None``.
+
+    ``str.isdigit`` also accepts ``²`` or ``٣`` (which ``int`` refuses) and any length (``int``
+    refuses past 4300 digits): a target's header must never turn a check into a crash."""
+    text = text.strip()
+    if 0 < len(text) <= 18 and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() else None
+    seconds = digits(response.headers.get("retry-after", ""))
+    return None if seconds is None else float(seconds)
 
 
 async def unthrottled(
@@ -353,7 +379,8 @@ def guarded(info: CheckInfo) -> Callable[[Check], Check]:
                 return [errored(info, str(throttled))]
             except (httpx.TransportError, OSError, TimeoutError) as error:
                 kind = type(error).__name__
-                return [errored(info, f"the target could not be reached ({kind}): {error}")]
+                why = ctx.mask(str(error), ctx.secrets)  # an error may quote the URL sent
+                return [errored(info, f"the target could not be reached ({kind}): {why}")]
 
         return run
 
@@ -362,23 +389,30 @@ def guarded(info: CheckInfo) -> Callable[[Check], Check]:
 
 # -- what error bodies must not reveal ----------------------------------------------------------
 
+
+def _ending(*extensions: str) -> str:
+    """A file name's extension, checked behind a possessive match: the name is never
+    backtracked into character by character (which a hostile body makes quadratic)."""
+    return "(?:" + "|".join(rf"(?<=\.{e})" for e in extensions) + r")\b"
+
+
 _LEAKS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.MULTILINE))
     for kind, pattern in (
         ("stack trace", r"Traceback \(most recent call last\)"),
-        ("stack trace", r'File "[^"]+", line \d+'),
-        ("stack trace", r"\bat [\w$.<>]+\([\w$]+\.(?:java|kt|scala):\d+\)"),
-        ("stack trace", r"\bat .+ \(\S+\.[cm]?[jt]s:\d+:\d+\)"),
+        ("stack trace", r'File "[^"\n]{1,400}", line \d+'),
+        ("stack trace", r"\bat [\w$.<>]{1,300}\([\w$]{1,200}\.(?:java|kt|scala):\d+\)"),
+        ("stack trace", r"\bat [^\n]{1,300}? \(\S{1,400}?\.[cm]?[jt]s:\d+:\d+\)"),
         ("stack trace", r"Exception in thread \""),
         ("stack trace", r"goroutine \d+ \[running\]"),
-        ("stack trace", r"#\d+ \S+\.php\(\d+\)"),
-        ("stack trace", r"\bat [\w.]+\(.*\) in \S+\.cs:line \d+"),
+        ("stack trace", r"#\d+ \S{1,400}?\.php\(\d+\)"),
+        ("stack trace", r"\bat [\w.]{1,300}\([^\n]{0,300}?\) in \S{1,400}?\.cs:line \d+"),
         ("SQL error", r"You have an error in your SQL syntax"),
         ("SQL error", r"syntax error at or near"),
         ("SQL error", r"unterminated quoted string"),
         ("SQL error", r"\bpsycopg2?\.(?:errors|OperationalError|ProgrammingError)"),
         ("SQL error", r"\bsqlite3\.(?:OperationalError|ProgrammingError)"),
-        ("SQL error", r"SQLITE_ERROR|near \"[^\"]*\": syntax error"),
+        ("SQL error", r"SQLITE_ERROR|near \"[^\"\n]{0,300}\": syntax error"),
         ("SQL error", r"\bORA-\d{5}\b"),
         ("SQL error", r"Unclosed quotation mark after the character string"),
         ("SQL error", r"SQLSTATE\[\w+\]"),
@@ -386,17 +420,31 @@ _LEAKS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "file path",
             (
-                r"/(?:home|usr|var|srv|opt|app|root|etc|tmp)(?:/[\w.@-]+)+\.(?:py|rb|php|js|ts|java|go|cs)\b"
+                r"/(?:home|usr|var|srv|opt|app|root|etc|tmp)(?:/[\w.@-]{1,120}+){1,24}"
+                + _ending("py", "rb", "php", "js", "ts", "java", "go", "cs")
             ),
         ),
-        ("file path", r"\b[A-Z]:\\\\?(?:[\w .-]+\\\\?)+[\w.-]+\.(?:py|cs|php|java|js)\b"),
+        (
+            "file path",
+            r"\b[A-Z]:\\\\?(?:[\w .-]{1,120}+\\\\?){0,24}[\w.-]{1,120}+"
+            + _ending("py", "cs", "php", "java", "js"),
+        ),
         ("file path", r"(?:site-packages|node_modules|dist-packages)/"),
     )
 )
 
 
+LEAK_SCAN = 64 * 1024
+"""Characters of a body searched for leaks: a stack trace or SQL error starts an error page."""
+
+
 def leaks(text: str) -> list[tuple[str, str]]:
-    """What a response body reveals about the server's insides: (kind, the matched text)."""
+    """What a response body reveals about the server's insides: (kind, the matched text).
+
+    The target chooses the body: only its first :data:`LEAK_SCAN` characters are searched, and
+    every pattern's repetitions are bounded, so that no body makes the search quadratic (an
+    unbounded ``.+`` before a literal used to take minutes on a megabyte of ``at at at``)."""
+    text = text[:LEAK_SCAN]
     found: list[tuple[str, str]] = []
     for kind, pattern in _LEAKS:
         match = pattern.search(text)

@@ -428,7 +428,7 @@ async def check_plain_http(ctx: LiveContext) -> list[Finding]:
     await ctx.spend()
     curl = shlex.join(["curl", "-i", url])
     try:
-        response = await ctx.client.get(url, follow_redirects=False)
+        response = await ctx.fetch("GET", url)
     except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as error:
         if ctx.profile == "browser":
             evidence = Evidence(

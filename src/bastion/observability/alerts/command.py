@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import orjson
 
-from bastion.observability.alerts.model import Alert, DeliveryError
+from bastion.observability.alerts.model import Alert, DeliveryError, inert
 
 
 class CommandSink:
@@ -28,12 +28,12 @@ class CommandSink:
         self._timeout = timeout
 
     def deliver(self, alert: Alert) -> None:
-        env = {
+        env = {  # inert: a NUL of a client's would make every run of the program fail
             **os.environ,
             "BASTION_ALERT": alert.action,
-            "BASTION_ALERT_KEY": alert.key,
+            "BASTION_ALERT_KEY": inert(alert.key),
             "BASTION_ALERT_SEVERITY": alert.severity,
-            "BASTION_ALERT_SUMMARY": alert.summary,
+            "BASTION_ALERT_SUMMARY": inert(alert.summary),
         }
         program = os.path.basename(self.argv[0])
         try:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from bastion.errors import describe
 from bastion.observability.alerts.cooldown import Cooldown
-from bastion.observability.alerts.model import Alert, AlertSink, DeliveryError
+from bastion.observability.alerts.model import Alert, AlertSink, DeliveryError, inert
 
 logger = logging.getLogger("bastion.alerts")
 
@@ -88,7 +88,10 @@ class AlertDispatcher:
             if len(self._queue) >= self.capacity:
                 self.dropped += 1
                 logger.warning(
-                    "alert queue full (%d): %s (%s) dropped", self.capacity, alert.action, alert.key
+                    "alert queue full (%d): %s (%s) dropped",
+                    self.capacity,
+                    alert.action,
+                    inert(alert.key),  # a key may quote a client's line break: one log line
                 )
                 return
             self._queue.append(alert)
@@ -143,17 +146,30 @@ class AlertDispatcher:
         else:
             self.delivered += 1
             return
+        if attempt <= self.retries and not self._stopping:
+            with self._lock:
+                # Retries wait in memory like queued alerts and are bounded like them: with a
+                # sink down and a flood of distinct alerts (keys a client can vary), they would
+                # otherwise pile up for as long as the back-off lasts.
+                full = len(self._retries) >= self.capacity
+            if full:
+                self.failed += 1
+                logger.error(
+                    "alert %s (%s) not delivered to %s: %s; retry queue full (%d), not retried",
+                    alert.action, inert(alert.key), sink.name, reason, self.capacity,
+                )  # fmt: skip
+                return
         if attempt > self.retries or self._stopping:
             self.failed += 1
             logger.error(
                 "alert %s (%s) not delivered to %s after %d attempts: %s",
-                alert.action, alert.key, sink.name, attempt, reason,
+                alert.action, inert(alert.key), sink.name, attempt, reason,
             )  # fmt: skip
             return
         delay = min(self.backoff * 2 ** (attempt - 1), self.backoff_max)
         logger.warning(
             "alert %s (%s) to %s failed (attempt %d of %d): %s; retrying in %.3g s",
-            alert.action, alert.key, sink.name, attempt, self.retries + 1, reason, delay,
+            alert.action, inert(alert.key), sink.name, attempt, self.retries + 1, reason, delay,
         )  # fmt: skip
         with self._lock:
             due = time.monotonic() + delay

@@ -13,20 +13,22 @@ from typing import ClassVar
 
 import orjson
 
-from bastion.observability.alerts.model import Alert, DeliveryError
+from bastion.observability.alerts.model import Alert, DeliveryError, inert
 
 
 def message(alert: Alert, sender: str, to: Sequence[str], prefix: str) -> EmailMessage:
     mail = EmailMessage()
-    mail["Subject"] = f"{prefix} {alert.severity}: {alert.summary}".strip()
+    # Every line carries client-chosen text only through inert(): no line break of theirs can
+    # fail the message (a header may not hold one) or forge a line of the body.
+    mail["Subject"] = inert(f"{prefix} {alert.severity}: {alert.summary}".strip())
     mail["From"] = sender
     mail["To"] = ", ".join(to)
     mail["Date"] = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(alert.timestamp))
     lines = [
-        alert.summary,
+        inert(alert.summary),
         "",
         f"alert:    {alert.action}",
-        f"key:      {alert.key}",
+        f"key:      {inert(alert.key)}",
         f"severity: {alert.severity}",
         f"time:     {alert.document()['timestamp']}",
     ]
@@ -35,7 +37,7 @@ def message(alert: Alert, sender: str, to: Sequence[str], prefix: str) -> EmailM
     lines += ["", "evidence:"]
     for name, value in alert.evidence.items():
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
-        lines.append(f"  {name}: {text}")
+        lines.append(f"  {inert(name)}: {inert(text)}")
     mail.set_content("\n".join(lines) + "\n")
     return mail
 

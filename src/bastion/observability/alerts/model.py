@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -56,6 +57,25 @@ class Alert:
             self.evidence,
             repeats,
         )
+
+
+def inert(text: str) -> str:
+    """``text`` with every control, format and line/paragraph separator character written as an
+    escape (``\\r``, ``\\x00``, ``\\u202e``).
+
+    An alert's summary, key and evidence may quote what a client chose (a Basic user name on a
+    login route holds any character but ``:``): a line break in a mail header or a NUL in an
+    environment variable would make every delivery of that alert fail, and a bidi override
+    would disguise it. The escapes keep the text readable and honest.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+        else ch
+        for ch in text
+    )
 
 
 class DeliveryError(Exception):

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from bastion.observability.alerts.model import Alert, DeliveryError
+from bastion.observability.alerts.model import Alert, DeliveryError, inert
 
 _SEVERITY_MARK = {
     "critical": ":rotating_light:",
@@ -29,20 +29,29 @@ def destination(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}"
 
 
+def mrkdwn(text: str) -> str:
+    """``text`` as literal Slack mrkdwn: ``&``, ``<`` and ``>`` escaped as Slack asks, so a
+    client-chosen value (a user name, a path) cannot become a ``<!channel>`` mention or a
+    disguised ``<url|label>`` link in the operators' channel."""
+    return inert(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_message(alert: Alert) -> dict[str, Any]:
     """A Slack incoming-webhook payload: ``text`` (notifications, fallback) plus blocks."""
     mark = _SEVERITY_MARK.get(alert.severity, "")
-    title = f"{mark} bastion {alert.severity}: {alert.summary}".strip()
+    title = f"{mark} bastion {alert.severity}: {mrkdwn(alert.summary)}".strip()
     repeats = f" (held back {alert.repeats} repeats)" if alert.repeats else ""
     fields = [
-        {"type": "mrkdwn", "text": f"*{name}*\n{_short(value)}"}
+        {"type": "mrkdwn", "text": f"*{mrkdwn(name)}*\n{mrkdwn(_short(value))}"}
         for name, value in list(alert.evidence.items())[:_MAX_SLACK_FIELDS]
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*{repeats}"}},
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"`{alert.action}` · key `{alert.key}`"}],
+            "elements": [
+                {"type": "mrkdwn", "text": f"`{alert.action}` · key `{mrkdwn(alert.key)}`"}
+            ],
         },
     ]
     if fields:

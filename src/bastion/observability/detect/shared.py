@@ -210,7 +210,17 @@ class RedisShared:
         """Add this instance's new window counts to the shared totals; fire what the totals
         reach."""
         monitor = self.monitor
-        if monitor is None or not self.client.up:
+        if monitor is None:
+            return
+        if not self.client.up:
+            # Forget which windows wait for a sync: that map is keyed by client addresses and
+            # would grow, outside the detectors' LRUs, for as long as Redis is away. Nothing is
+            # lost: a window keeps its own count and what of it was synced, so the next sync of
+            # a window touched again sends all it has not sent yet.
+            if monitor.spikes is not None:
+                monitor.spikes.dirty = {}
+            if monitor.enumeration is not None:
+                monitor.enumeration.dirty = {}
             return
         if monitor.spikes is not None:
             await self._sync_spikes(monitor)
