@@ -66,3 +66,34 @@ def test_monitor_measures_a_zero_padded_content_length() -> None:
     )
     MonitorGuard(monitor).on_complete(request, 401, 0, 0.0)
     assert ("ip", "198.51.100.7", "401") in monitor.spikes.windows  # type: ignore[union-attr]
+
+
+async def test_gateway_reads_a_zero_padded_content_length() -> None:
+    """The engine took ``int()`` of the raw field: past 4300 digits that raised, and the client
+    got 500 ``gateway.internal_error`` with a traceback logged per request."""
+    from bastion.config.models import BastionConfig
+    from tests.engine.helpers import FAST_TIMEOUTS, raw, start_gateway, status_of
+    from tests.engine.upstream_app import start_upstream
+
+    upstream = await start_upstream()
+    config = BastionConfig.model_validate(
+        {
+            "routes": [{"name": "r", "upstream": upstream.url}],
+            "timeouts": FAST_TIMEOUTS,
+            "admin": {"enabled": False},
+            "events": {"sink": "none"},
+        }
+    )
+    gateway = await start_gateway(config)
+    head = b"POST /x HTTP/1.1\r\nhost: gw\r\nconnection: close\r\ncontent-length: "
+    try:
+        small = await raw(gateway.port, head + PADDED + b"\r\n\r\nhello")
+        huge = await raw(gateway.port, head + b"9" * 4400 + b"\r\n\r\nhello")
+    finally:
+        await gateway.shutdown(1.0)
+        assert upstream.server is not None
+        upstream.server.close()
+    assert status_of(small) == 200
+    assert upstream.seen[0].body == b"hello"
+    assert status_of(huge) in (400, 413)
+    assert b"internal_error" not in huge

@@ -33,21 +33,45 @@ def load(
     the operator's ``--auth`` credentials: a document host is not the API)."""
     if urlsplit(source).scheme not in ("http", "https"):
         return load_document(Path(source))
+    origin = urlsplit(source)[:2]
+    body = bytearray()
     try:
-        response = httpx.get(source, follow_redirects=True, timeout=timeout, verify=verify)
+        # Redirects are followed only within the document's own scheme and host (a document
+        # URL must not become a way to make the auditor fetch from elsewhere), and the body is
+        # read up to the limit, never whole first.
+        with httpx.Client(follow_redirects=False, timeout=timeout, verify=verify) as client:
+            url = source
+            for _ in range(5):
+                with client.stream("GET", url) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = str(response.url.join(response.headers["location"]))
+                        if urlsplit(url)[:2] != origin:
+                            raise ConfigError(
+                                f"--openapi {source}: redirected to another origin; expected"
+                                " the document at its URL (give the final URL instead)"
+                            )
+                        continue
+                    if response.status_code != 200:
+                        raise ConfigError(
+                            f"--openapi {source}: answered {response.status_code}; expected 200"
+                            " and a document"
+                        )
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) > _MAX_FETCH_BYTES:
+                            raise ConfigError(
+                                f"--openapi {source}: larger than {_MAX_FETCH_BYTES} bytes"
+                            )
+                    break
+            else:
+                raise ConfigError(f"--openapi {source}: too many redirects")
     except httpx.HTTPError as exc:
         raise ConfigError(
             f"--openapi {source}: cannot be fetched ({exc.__class__.__name__})"
         ) from None
-    if response.status_code != 200:
-        raise ConfigError(
-            f"--openapi {source}: answered {response.status_code}; expected 200 and a document"
-        )
-    if len(response.content) > _MAX_FETCH_BYTES:
-        raise ConfigError(f"--openapi {source}: larger than {_MAX_FETCH_BYTES} bytes")
     with tempfile.TemporaryDirectory(prefix="bastion-audit-") as folder:
         path = Path(folder) / "openapi.yaml"
-        path.write_bytes(response.content)
+        path.write_bytes(bytes(body))
         try:
             return load_document(path)
         except ConfigError as exc:

@@ -18,7 +18,17 @@ from pydantic import ValidationError
 from bastion.config.models import BastionConfig
 from bastion.errors import ConfigError
 
-_SECRET_WORDS = ("secret", "password", "token", "key", "credential", "dsn", "url")
+_SECRET_WORDS = (
+    "secret",
+    "password",
+    "token",
+    "key",
+    "credential",
+    "dsn",
+    "url",
+    "authorization",
+    "cookie",
+)
 _MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 

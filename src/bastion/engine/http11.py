@@ -94,7 +94,12 @@ def inspect_fields(exchange: Exchange, version: str) -> bytes | None:
             check_transfer_encoding(value, version)
             exchange.chunked = True
         elif name == b"content-length":
-            exchange.content_length = int(value)
+            # llhttp checked the digits; leading zeros are valid (1*DIGIT) but would make a long
+            # value's int() fail (Python caps str-to-int at 4300 digits) and answer 500.
+            digits = value.strip().lstrip(b"0") or b"0"
+            if len(digits) > 18:
+                raise refuse(413, "request.body_too_large", "The request body exceeds the limit.")
+            exchange.content_length = int(digits)
         elif name == b"expect":
             if value.strip().lower() != b"100-continue":
                 raise refuse(417, "request.expectation_failed", "Only 100-continue is served.")

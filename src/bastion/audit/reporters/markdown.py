@@ -6,19 +6,46 @@ so a reviewer sees at a glance what this change introduced.
 
 from __future__ import annotations
 
+import html
+import re
+
 from bastion.audit.model import Finding, Outcome
 from bastion.audit.report import AuditReport
 
+# Markdown's inline punctuation: escaped so that text from the target (messages, locations,
+# reasons) renders as text in a pull-request comment and never as links, mentions or markup.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """``text`` as inert Markdown table-cell content: HTML escaped, Markdown punctuation
+    escaped, one line."""
+    flat = " ".join(text.split())
+    return _MARKDOWN.sub(r"\\\1", html.escape(flat, quote=False))
+
+
+def _code(text: str) -> str:
+    """``text`` as an inline code span that no backtick inside it can close: the fence is one
+    backtick longer than the longest run in the text (CommonMark)."""
+    flat = " ".join(text.split()).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def _fence(lines: list[str]) -> list[str]:
+    """A ``sh`` code block that no line of ``lines`` can close (a longer backtick fence)."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`{3,}", line)), default=2)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}sh", *lines, fence]
 
 
 def _row(report: AuditReport, finding: Finding) -> str:
     where = next((e.location for e in finding.evidence if e.location), "")
     return (
         f"| {finding.check.severity.label} | `{finding.check.id}` | "
-        f"{_cell(finding.message)} | {'`' + _cell(where) + '`' if where else ''} |"
+        f"{_cell(finding.message)} | {_code(where) if where else ''} |"
     )
 
 
@@ -64,9 +91,9 @@ def render(report: AuditReport) -> str:
         lines += _table(report, groups["new"])
         curls = [(f, e.curl) for f in groups["new"] for e in f.evidence if e.curl][:20]
         if curls:
-            lines += ["", "<details><summary>Reproduce</summary>", "", "```sh"]
-            lines += [f"# {f.check.id}\n{curl}" for f, curl in curls]
-            lines += ["```", "", "</details>"]
+            lines += ["", "<details><summary>Reproduce</summary>", ""]
+            lines += _fence([f"# {f.check.id}\n{curl}" for f, curl in curls])
+            lines += ["", "</details>"]
     else:
         lines.append("No new findings.")
     for state in ("baselined", "suppressed"):
@@ -78,7 +105,7 @@ def render(report: AuditReport) -> str:
         lines += ["", "### Expired suppressions", ""]
         for s in report.triage.expired:
             lines.append(
-                f"- `{s.check}` {s.location or s.fingerprint or ''}: expired"
+                f"- `{s.check}` {_code(s.location or s.fingerprint or '')}: expired"
                 f" {s.expires.isoformat()} ({_cell(s.reason)})"
             )
     errors = [f for f in report.findings if f.outcome is Outcome.ERROR]

@@ -194,7 +194,12 @@ class IssuerKeys:
                 if response.status_code != 200:
                     raise KeyFetchError(f"{what} answered HTTP {response.status_code}")
                 declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > self.max_document_bytes:
+                if (
+                    declared
+                    and declared.isascii()
+                    and declared.isdigit()
+                    and (len(declared) > 18 or int(declared) > self.max_document_bytes)
+                ):
                     raise KeyFetchError(f"{what} exceeds {self.max_document_bytes} bytes")
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
