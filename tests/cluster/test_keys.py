@@ -82,3 +82,52 @@ async def test_key_create_rotate_revoke_are_in_force_on_all_three_within_a_secon
     assert accepted < WITHIN
     assert switched < WITHIN
     assert refused < WITHIN
+
+
+async def test_a_key_created_and_revoked_through_one_gateways_admin_api_is_in_force_on_all(
+    tmp_path: Path,
+    upstream: Upstream,
+    cluster_factory: Callable[..., Cluster],
+    postgres_dsn: str,
+    pg_schema: str,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    """The operator talks to one instance only (its admin API): the key it creates there works
+    on all three within a second, and revoked through another instance it stops on all three
+    within a second."""
+    from bastion.admin.tokens import generate, token_hash
+
+    admin_token = generate()
+    config = cluster_config(
+        tmp_path,
+        upstream.url,
+        postgres={"dsn": postgres_dsn, "schema": pg_schema},
+        redis={"url": redis_url, "key_prefix": redis_prefix},
+    )
+    config["admin"] = {
+        "tokens": [{"name": "ops", "role": "operator", "token_hash": token_hash(admin_token)}]
+    }
+    cluster = Cluster(tmp_path / "boot", config)
+    keys(cluster.config_path, "create", "--consumer", "bootstrap")  # migrates, makes the pepper
+    cluster = cluster_factory(config)
+    await asyncio.sleep(0.3)  # every instance subscribed to the change channel
+    ops = {"authorization": f"Bearer {admin_token}"}
+    first, second = (f"http://127.0.0.1:{i.admin_port}" for i in cluster.instances[:2])
+    async with httpx.AsyncClient(timeout=2) as client:
+        started = time.monotonic()
+        created = await client.post(f"{first}/admin/keys", json={"consumer": "acme"}, headers=ops)
+        assert created.status_code == 201, created.text
+        key = created.json()
+        await until_all_answer(client, cluster.instances, key["secret"], 200)
+        accepted = time.monotonic() - started
+
+        started = time.monotonic()
+        revoked = await client.post(f"{second}/admin/keys/{key['id']}/revoke", headers=ops)
+        assert revoked.status_code == 200, revoked.text
+        await until_all_answer(client, cluster.instances, key["secret"], 401)
+        refused = time.monotonic() - started
+    print(f"\nadmin API create -> accepted by 3: {accepted * 1000:.0f} ms;"
+          f" revoke elsewhere -> refused by 3: {refused * 1000:.0f} ms")  # fmt: skip
+    assert accepted < WITHIN
+    assert refused < WITHIN
