@@ -1,7 +1,8 @@
 """``bastion events``: list, export and purge the security events the gateways stored.
 
-The store is the configured state store (``state_dir/events.db``, or PostgreSQL when
-``postgres.dsn`` is set). Filters: ``--since``/``--until`` (a duration back from now such as
+The store is the configured state store (``state_dir/keys.db``, or PostgreSQL when
+``postgres.dsn`` is set; a schema behind this release is refused, naming
+``bastion db upgrade``). Filters: ``--since``/``--until`` (a duration back from now such as
 ``1h``, or an ISO 8601 time), ``--consumer``, ``--ip``, ``--kind`` (an action or its prefix:
 ``auth`` matches ``auth.invalid_token``) and ``--outcome``. ``export`` writes JSON lines (the
 redacted ECS documents, as the log sinks wrote them) or CSV.
@@ -27,7 +28,13 @@ from bastion.cli.common import EXIT_FAILURE, fail_config, load_or_exit
 from bastion.config.types import parse_duration
 from bastion.errors import ConfigError, StateError
 from bastion.observability.ecs import StoredEvent
-from bastion.store.events import SQLITE_EVENTS_FILE, EventQuery, EventStore, open_event_store
+from bastion.store.events import (
+    LEGACY_SQLITE_FILE,
+    EventQuery,
+    EventStore,
+    open_event_store,
+    sqlite_location,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,11 +106,12 @@ def filter_options(command: F) -> F:
 def _open(config_path: Path | None, state_dir: Path | None) -> EventStore:
     config = load_or_exit(config_path, {"state_dir": state_dir})
     dsn = config.postgres.dsn
-    if dsn is None and not (config.state_dir / SQLITE_EVENTS_FILE).exists():
+    state = config.state_dir
+    if dsn is None and not (
+        sqlite_location(state).exists() or (state / LEGACY_SQLITE_FILE).exists()
+    ):
         click.echo(
-            f"bastion: no events stored yet ({config.state_dir / SQLITE_EVENTS_FILE} does not"
-            " exist)",
-            err=True,
+            f"bastion: no events stored yet ({sqlite_location(state)} does not exist)", err=True
         )
         sys.exit(EXIT_FAILURE)
     try:
