@@ -103,6 +103,26 @@ def filter_options(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def remote_options(command: F) -> F:
+    """``--remote URL --admin-token-file FILE``: query a gateway's admin API instead."""
+
+    @click.option(
+        "--remote",
+        metavar="URL",
+        help="Query the admin API of the gateway at URL (its admin listener) instead.",
+    )
+    @click.option(
+        "--admin-token-file",
+        type=click.Path(path_type=Path),
+        help="File holding an admin token (with --remote).",
+    )
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return command(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _open(config_path: Path | None, state_dir: Path | None) -> EventStore:
     config = load_or_exit(config_path, {"state_dir": state_dir})
     dsn = config.postgres.dsn
@@ -123,6 +143,8 @@ def _open(config_path: Path | None, state_dir: Path | None) -> EventStore:
 
 def _query(options: dict[str, Any]) -> list[StoredEvent]:
     now = time.time()
+    if options.get("remote"):
+        return _remote_query(options, now)
     query = EventQuery(
         since=parse_time("--since", options["since"], now),
         until=parse_time("--until", options["until"], now),
@@ -140,6 +162,67 @@ def _query(options: dict[str, Any]) -> list[StoredEvent]:
         sys.exit(EXIT_FAILURE)
     finally:
         store.close()
+
+
+def _remote_query(options: dict[str, Any], now: float) -> list[StoredEvent]:
+    """The events from ``GET /admin/events`` of the gateway at ``--remote``, oldest first as
+    locally. The API answers at most 1000 per call, newest first: older pages are asked for
+    with ``until`` set to the oldest time seen."""
+    from bastion.cli.remote import call
+
+    kind = options["kind"]
+    params: dict[str, str] = {}
+    for name, value in (
+        ("since", parse_time("--since", options["since"], now)),
+        ("until", parse_time("--until", options["until"], now)),
+    ):
+        if value is not None:
+            params[name] = repr(value)
+    for name, value in (
+        # A kind without a dot is a family (``auth``: ``auth.*``), as in the local store.
+        ("action", None if kind is None else kind if "." in kind else kind + "."),
+        ("outcome", options["outcome"]),
+        ("consumer", options["consumer"]),
+        ("ip", options["ip"]),
+    ):
+        if value:
+            params[name] = value
+    wanted: int | None = options["limit"]
+    found: list[StoredEvent] = []
+    while wanted is None or len(found) < wanted:
+        page = min(1000, wanted - len(found)) if wanted is not None else 1000
+        doc = call(
+            options["remote"],
+            options["admin_token_file"],
+            "GET",
+            "/admin/events",
+            params=params | {"limit": str(page)},
+        )
+        events = [stored_from_document(d) for d in doc.get("events", [])]
+        found.extend(events)
+        if len(events) < page:
+            break
+        params["until"] = repr(events[-1].timestamp)
+    found.reverse()
+    return found
+
+
+def stored_from_document(doc: dict[str, Any]) -> StoredEvent:
+    """An ECS document of the admin API as the row the local store would hold."""
+    event = doc.get("event", {})
+    stamp_text = str(doc.get("@timestamp", "1970-01-01T00:00:00Z")).replace("Z", "+00:00")
+    status = doc.get("http", {}).get("response", {}).get("status_code")
+    return StoredEvent(
+        datetime.fromisoformat(stamp_text).timestamp(),
+        str(event.get("dataset", "")),
+        str(event.get("action", "")),
+        str(event.get("outcome", "")),
+        doc.get("user", {}).get("id"),
+        str(doc.get("source", {}).get("ip", "")),
+        str(doc.get("http", {}).get("request", {}).get("id", "")),
+        None if status is None else int(status),
+        orjson.dumps(doc),
+    )
 
 
 def csv_row(event: StoredEvent) -> list[Any]:
@@ -165,6 +248,7 @@ def events() -> None:
 
 @events.command("list")
 @filter_options
+@remote_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines for scripts.")
 def list_events(as_json: bool, **options: Any) -> None:
     """Show stored security events, oldest first."""
@@ -187,6 +271,7 @@ def list_events(as_json: bool, **options: Any) -> None:
 
 @events.command()
 @filter_options
+@remote_options
 @click.option(
     "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
 )

@@ -28,7 +28,7 @@ from bastion.assembly import build_events, build_gateway_chain
 from bastion.config.models import BastionConfig
 from bastion.control import fanout
 from bastion.control.audit import SIGNAL_ACTOR, AuditLog, audit_path
-from bastion.control.recent import RecentEvents, Tee
+from bastion.control.recent import EventSource, RecentEvents, Tee
 from bastion.control.reload import Applier, ConfigSource, Reloader
 from bastion.control.swap import LiveChain
 from bastion.engine.server import GatewayServer
@@ -133,8 +133,10 @@ def control_plane(
     apply: Applier,
     recent: Callable[[], RecentEvents],
     snapshot: Callable[[], TrafficSnapshot],
+    stored: EventSource | None = None,
 ) -> AdminPlane:
-    """The audit log, the reloader and the admin plane of a process serving the admin port."""
+    """The audit log, the reloader and the admin plane of a process serving the admin port.
+    ``stored``: the event store the admin API's events query reads (else the ring)."""
     from bastion.admin.plane import AdminPlane
 
     audit = AuditLog(audit_path(config), events)
@@ -145,6 +147,19 @@ def control_plane(
         recent=recent,
         snapshot=snapshot,
         reloader=reloader,
+        event_source=None if stored is None else (lambda: stored),
+    )
+
+
+def stored_events(config: BastionConfig) -> EventSource | None:
+    """The event store as the admin API's events source, when ``events.store`` is on."""
+    if not config.events.store.enabled:
+        return None
+    from bastion.control.stored import StoredEvents
+    from bastion.store.events import open_event_store
+
+    return StoredEvents(
+        lambda: open_event_store(config.state_dir, config.postgres.dsn, config.postgres.db_schema)
     )
 
 
@@ -243,7 +258,15 @@ async def serve(
         on_sighup(worker_hup)
         publisher = asyncio.create_task(_publish(config, stats, stop, recent))
     else:
-        plane = control_plane(config, source, events, live.apply, lambda: recent, stats.snapshot)
+        plane = control_plane(
+            config,
+            source,
+            events,
+            live.apply,
+            lambda: recent,
+            stats.snapshot,
+            stored_events(config),
+        )
         reloader = plane.reloader
         assert reloader is not None
 

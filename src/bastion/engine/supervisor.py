@@ -27,6 +27,7 @@ from bastion.engine.runtime import (
     start_admin,
     stop_admin,
     stop_signals,
+    stored_events,
 )
 from bastion.errors import ConfigError
 from bastion.observability.events import EventSink, NullSink
@@ -175,7 +176,13 @@ class Supervisor:
         own = RecentEvents(self.config.admin.recent_events)
         events: EventSink = Tee([build_events(self.config), own])
         plane = control_plane(
-            self.config, self.source, events, self.apply, lambda: self.recent(own), self.snapshot
+            self.config,
+            self.source,
+            events,
+            self.apply,
+            lambda: self.recent(own),
+            self.snapshot,
+            stored_events(self.config),
         )
         reloader = plane.reloader
         assert reloader is not None

@@ -45,6 +45,12 @@ class EventQuery:
     kind: str | None = None
     outcome: str | None = None
     limit: int | None = None
+    action_prefix: str | None = None  # a plain prefix (the admin API's ``action``)
+    newest_first: bool = False
+
+    @property
+    def order(self) -> str:
+        return " ORDER BY ts DESC, id DESC" if self.newest_first else " ORDER BY ts, id"
 
     def where(self, mark: str) -> tuple[str, list[Any]]:
         """The WHERE clause with ``mark`` as the placeholder, and its values."""
@@ -63,6 +69,9 @@ class EventQuery:
         if self.kind is not None:
             clauses.append(f"(action = {mark} OR substr(action, 1, {mark}) = {mark})")
             values += [self.kind, len(self.kind) + 1, self.kind + "."]
+        if self.action_prefix:
+            clauses.append(f"substr(action, 1, {mark}) = {mark}")
+            values += [len(self.action_prefix), self.action_prefix]
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", values
 
 
@@ -180,7 +189,7 @@ class SqliteEventStore:
     def query(self, query: EventQuery) -> list[StoredEvent]:
         where, values = query.where("?")
         limit = f" LIMIT {int(query.limit)}" if query.limit is not None else ""
-        sql = f"SELECT {COLUMNS} FROM security_events{where} ORDER BY ts, id{limit}"
+        sql = f"SELECT {COLUMNS} FROM security_events{where}{query.order}{limit}"
         return self._do(lambda db: [_event(row) for row in db.execute(sql, values).fetchall()])
 
     def purge(self, before: float) -> int:
@@ -278,7 +287,7 @@ class PostgresEventStore:
     def query(self, query: EventQuery) -> list[StoredEvent]:
         where, values = query.where("%s")
         limit = f" LIMIT {int(query.limit)}" if query.limit is not None else ""
-        sql = f"SELECT {COLUMNS} FROM {self._table}{where} ORDER BY ts, id{limit}"
+        sql = f"SELECT {COLUMNS} FROM {self._table}{where}{query.order}{limit}"
         with self._lock:
             return self._run(lambda conn: [_event(r) for r in conn.execute(sql, values)])
 
