@@ -167,6 +167,14 @@ class ApiKeyGuard:
         """Stop the sync threads, write pending last-use times, close the store."""
         self.sync.close()
 
+    def unready(self) -> str | None:
+        """Not ready until the key store was read once: before that every request presenting a
+        key is refused 503 (see :mod:`bastion.engine.readiness`). Later outages keep serving the
+        keys as last read, and keep the instance ready."""
+        if self.index.loaded:
+            return None
+        return "API keys: the key store has not been read yet"
+
     def presented(self, request: Request) -> str | None:
         """The key the request presents, or ``None``: one pass over the raw header fields (no
         decoding of the others; the placement guard has already refused two credentials)."""

@@ -31,6 +31,7 @@ from bastion.control.audit import SIGNAL_ACTOR, AuditLog, audit_path
 from bastion.control.recent import EventSource, RecentEvents, Tee
 from bastion.control.reload import Applier, ConfigSource, Reloader
 from bastion.control.swap import LiveChain
+from bastion.engine import readiness
 from bastion.engine.server import GatewayServer
 from bastion.errors import ConfigError, describe
 from bastion.observability.events import EventSink
@@ -256,7 +257,7 @@ async def serve(
             spawn(apply_pending())
 
         on_sighup(worker_hup)
-        publisher = asyncio.create_task(_publish(config, stats, stop, recent))
+        publisher = asyncio.create_task(_publish(config, stats, stop, recent, live))
     else:
         plane = control_plane(
             config,
@@ -276,7 +277,13 @@ async def serve(
 
         on_sighup(hup)
         if config.admin.enabled:
-            admin = await start_admin(config, events, stats.snapshot, lambda: ready, plane)
+            admin = await start_admin(
+                config,
+                events,
+                stats.snapshot,
+                lambda: ready and not readiness.unready_reasons(live.chain),
+                plane,
+            )
         where = f"{public.context.scheme}://{config.listen.host}:{public.port}"
         admin_text = f", admin on http://{config.admin.listen}" if admin else ""
         announce(f"gateway listening on {where}{admin_text} (pid {os.getpid()})")
@@ -326,7 +333,11 @@ async def _apply_pending(config: BastionConfig, live: LiveChain, generation: lis
 
 
 async def _publish(
-    config: BastionConfig, stats: TrafficStats, stop: asyncio.Event, recent: RecentEvents
+    config: BastionConfig,
+    stats: TrafficStats,
+    stop: asyncio.Event,
+    recent: RecentEvents,
+    live: LiveChain,
 ) -> None:
     """Publish this worker's counters (and recent events, when new ones came) every second;
     stop serving if the supervisor is gone (a worker must never outlive it, holding the port
@@ -340,6 +351,7 @@ async def _publish(
             stop.set()
             return
         try:
+            readiness.publish(config, live.chain)  # before the first snapshot says "started"
             write_snapshot(path, stats.snapshot())
             if recent.emitted != published:
                 published = recent.emitted

@@ -18,6 +18,7 @@ from bastion.config.models import BastionConfig
 from bastion.control import fanout
 from bastion.control.recent import RecentEvents, Tee, merged
 from bastion.control.reload import ConfigSource
+from bastion.engine import readiness
 from bastion.engine.runtime import (
     announce,
     control_plane,
@@ -96,6 +97,7 @@ class Supervisor:
             path,
             fanout.events_path(self.config, pid),
             fanout.ack_path(self.config, pid),
+            readiness.marker_path(self.config, pid),
         ):
             with contextlib.suppress(OSError):
                 stale.unlink()
@@ -109,17 +111,21 @@ class Supervisor:
                 merged.merge(snapshot)
         return merged
 
-    def ready(self) -> bool:
+    def started(self) -> bool:
         """All workers run and have published a snapshot (which they do once they listen)."""
         if self.stopping or len(self.workers) != self.config.workers:
             return False
         return all(snapshot_path(self.config, pid).exists() for pid in self.workers)
 
+    def ready(self) -> bool:
+        """Started, and no worker says it cannot serve (:mod:`bastion.engine.readiness`)."""
+        return self.started() and readiness.workers_ready(self.config, list(self.workers))
+
     async def _wait_ready(self) -> None:
         """Poll for the workers' first snapshots (files: nothing to await), up to STARTUP_WAIT."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STARTUP_WAIT
-        while not self.ready() and loop.time() < deadline and not self.failed.is_set():  # noqa: ASYNC110
+        while not self.started() and loop.time() < deadline and not self.failed.is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
     def _forward_reload(self) -> None:
