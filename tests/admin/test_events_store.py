@@ -17,7 +17,10 @@ import orjson
 import pytest
 import yaml
 
-from tests.admin.helpers import config_doc, tokens
+from bastion.config.models import BastionConfig
+from bastion.control.stored import StoredEvents
+from bastion.store.events import PostgresEventStore
+from tests.admin.helpers import config_doc, running, tokens
 from tests.admin.processes import BASTION, serve, write
 from tests.engine.upstream_app import Upstream
 from tests.ports import free_port
@@ -140,3 +143,20 @@ async def test_one_gateway_shows_what_another_recorded_in_postgresql(
         found = await stored_events(f"http://{docs[1]['admin']['listen']}", secrets["viewer"], 2)
         assert found["source"] == "store"
         assert [e["event"]["action"] for e in found["events"]] == ["auth.invalid_credentials"] * 2
+
+
+async def test_an_unreadable_store_falls_back_to_the_ring(
+    upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secrets = tokens()
+    config = BastionConfig.model_validate(config_doc(tmp_path, upstream.url, secrets))
+    down = f"postgresql://bastion:hunter2@127.0.0.1:{free_port()}/x?connect_timeout=1"
+    source = StoredEvents(lambda: PostgresEventStore(down, "bastion", connect_timeout=1))
+    async with running(config) as gw:
+        gw.plane.event_source = lambda: source
+        await refuse(gw.base, 1)
+        found = await stored_events(gw.admin_url, secrets["viewer"], 1)
+    assert found["source"] == "memory"
+    assert [e["event"]["action"] for e in found["events"]] == ["auth.invalid_credentials"]
+    assert "the event store cannot be read" in caplog.text
+    assert "hunter2" not in caplog.text
