@@ -17,6 +17,7 @@ import orjson
 import pytest
 import yaml
 
+from bastion.auth.keys.hashing import PEPPER_ENV
 from bastion.config.models import BastionConfig
 from bastion.control.stored import StoredEvents
 from bastion.store.events import PostgresEventStore
@@ -75,8 +76,9 @@ def gateway(tmp_path: Path, upstream: Upstream, secrets: dict[str, str], **extra
 
 
 async def test_the_events_query_reads_the_store_and_survives_a_restart(
-    upstream: Upstream, tmp_path: Path
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv(PEPPER_ENV, raising=False)  # no key, no pepper: the store holds events only
     secrets = tokens()
     path = gateway(tmp_path, upstream, secrets)
     doc = yaml.safe_load(path.read_text())
@@ -86,10 +88,15 @@ async def test_the_events_query_reads_the_store_and_survives_a_restart(
         found = await stored_events(admin, secrets["viewer"], 3)
         assert found["source"] == "store"
     async with serve(path):  # a new process: its ring is empty, the store is not
-        found = await stored_events(admin, secrets["viewer"], 3)
+        # The state store file made by the events is not mistaken for a key store without its
+        # pepper: keys are still simply unknown (401), and the gateway is ready.
+        await refuse(base, 1)
+        async with httpx.AsyncClient(timeout=5) as client:
+            assert (await client.get(f"{admin}/readyz")).status_code == 200
+        found = await stored_events(admin, secrets["viewer"], 4)
         assert found["source"] == "store"
         events = found["events"]
-        assert [e["event"]["action"] for e in events] == ["auth.invalid_credentials"] * 3
+        assert [e["event"]["action"] for e in events] == ["auth.invalid_credentials"] * 4
         stamps = [e["@timestamp"] for e in events]
         assert stamps == sorted(stamps, reverse=True)  # newest first
         for key in BAD_KEYS:
@@ -102,7 +109,7 @@ async def test_the_events_query_reads_the_store_and_survives_a_restart(
         code, out, err = await bastion("events", "list", "--kind", "auth", "--json", *remote)
         assert code == 0, err
         lines = [orjson.loads(line) for line in out.splitlines()]
-        assert [d["event"]["action"] for d in lines] == ["auth.invalid_credentials"] * 3
+        assert [d["event"]["action"] for d in lines] == ["auth.invalid_credentials"] * 4
         assert [d["@timestamp"] for d in lines] == sorted(stamps)  # oldest first, as locally
 
         code, out, err = await bastion(
