@@ -112,7 +112,7 @@ def test_purge_and_bad_input(tmp_path: Path) -> None:
 
 def test_the_recorder_purges_past_the_retention_age(tmp_path: Path) -> None:
     now = [1_764_000_000.0]
-    path = tmp_path / "events.db"
+    path = tmp_path / "keys.db"
     recorder = StoreRecorder(
         lambda: SqliteEventStore(path),
         max_age=3600,
