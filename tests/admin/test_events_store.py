@@ -16,8 +16,11 @@ import httpx
 import orjson
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from bastion.auth.keys.hashing import PEPPER_ENV
+from bastion.cli import events as events_cli
+from bastion.cli.main import cli
 from bastion.config.models import BastionConfig
 from bastion.control.stored import StoredEvents
 from bastion.store.events import PostgresEventStore
@@ -111,6 +114,11 @@ async def test_the_events_query_reads_the_store_and_survives_a_restart(
         lines = [orjson.loads(line) for line in out.splitlines()]
         assert [d["event"]["action"] for d in lines] == ["auth.invalid_credentials"] * 4
         assert [d["@timestamp"] for d in lines] == sorted(stamps)  # oldest first, as locally
+
+        monkeypatch.setattr(events_cli, "PAGE", 3)  # pages of 3: two calls, one boundary
+        paged = CliRunner().invoke(cli, ["events", "list", "--json", *remote])
+        assert paged.exit_code == 0, paged.output
+        assert [orjson.loads(line) for line in paged.output.splitlines()] == lines
 
         code, out, err = await bastion(
             "events", "export", "--format", "csv", "--limit", "2", "--outcome", "failure", *remote

@@ -38,6 +38,8 @@ from bastion.store.events import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+PAGE = 1000  # events per admin API call (its most)
+
 CSV_COLUMNS = (
     "timestamp",
     "dataset",
@@ -167,7 +169,7 @@ def _query(options: dict[str, Any]) -> list[StoredEvent]:
 def _remote_query(options: dict[str, Any], now: float) -> list[StoredEvent]:
     """The events from ``GET /admin/events`` of the gateway at ``--remote``, oldest first as
     locally. The API answers at most 1000 per call, newest first: older pages are asked for
-    with ``until`` set to the oldest time seen."""
+    with ``until`` at the oldest time seen."""
     from bastion.cli.remote import call
 
     kind = options["kind"]
@@ -189,8 +191,9 @@ def _remote_query(options: dict[str, Any], now: float) -> list[StoredEvent]:
             params[name] = value
     wanted: int | None = options["limit"]
     found: list[StoredEvent] = []
+    seen: set[bytes] = set()
     while wanted is None or len(found) < wanted:
-        page = min(1000, wanted - len(found)) if wanted is not None else 1000
+        page = min(PAGE, wanted - len(found)) if wanted is not None else PAGE
         doc = call(
             options["remote"],
             options["admin_token_file"],
@@ -199,10 +202,14 @@ def _remote_query(options: dict[str, Any], now: float) -> list[StoredEvent]:
             params=params | {"limit": str(page)},
         )
         events = [stored_from_document(d) for d in doc.get("events", [])]
-        found.extend(events)
-        if len(events) < page:
+        fresh = [e for e in events if e.document not in seen]
+        found.extend(fresh[: None if wanted is None else wanted - len(found)])
+        seen.update(e.document for e in fresh)
+        if len(events) < page or not fresh:
             break
-        params["until"] = repr(events[-1].timestamp)
+        # @timestamp has milliseconds: ask again up to the end of the oldest one's millisecond,
+        # so that events sharing it are not skipped (those already seen are dropped above).
+        params["until"] = repr(events[-1].timestamp + 0.001)
     found.reverse()
     return found
 
