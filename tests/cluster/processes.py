@@ -58,12 +58,12 @@ class Cluster:
         self.config_path = directory / "bastion.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
 
-    def start(self, n: int) -> Cluster:
+    def start(self, n: int, *, probe: str = "readyz") -> Cluster:
         for index in range(n):
             self.instances.append(self._launch(index))
         deadline = time.monotonic() + START_TIMEOUT
         for instance in self.instances:
-            while not self._ready(instance):
+            while not self._ready(instance, probe):
                 if not instance.alive or time.monotonic() > deadline:
                     self.stop()
                     raise AssertionError(f"gateway did not become ready:\n{instance.output()}")
@@ -84,9 +84,9 @@ class Cluster:
         return Instance(process, port, admin, log)
 
     @staticmethod
-    def _ready(instance: Instance) -> bool:
+    def _ready(instance: Instance, probe: str = "readyz") -> bool:
         try:
-            answer = httpx.get(f"http://127.0.0.1:{instance.admin_port}/readyz", timeout=0.5)
+            answer = httpx.get(f"http://127.0.0.1:{instance.admin_port}/{probe}", timeout=0.5)
         except httpx.HTTPError:
             return False
         return answer.status_code == 200

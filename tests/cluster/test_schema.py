@@ -1,6 +1,6 @@
 """A gateway started on a PostgreSQL schema that is behind its release: it changes nothing,
-answers requests with keys 503 (failing closed) and says which command fixes it; once the
-schema is upgraded it serves keys without a restart."""
+answers requests with keys 503 (failing closed), is not ready (/readyz 503) and says which
+command fixes it; once the schema is upgraded it is ready and serves keys without a restart."""
 
 from __future__ import annotations
 
@@ -37,8 +37,10 @@ async def test_a_gateway_waits_for_bastion_db_upgrade_and_then_serves_keys(
     )
     config["auth"] = {"api_keys": {"refresh_interval": "0.2s"}}
     monkeypatch.setenv(PEPPER_ENV, "cluster-schema-test-pepper-" + "s" * 32)
-    gateway = cluster_factory(config, 1).instances[0]
+    gateway = cluster_factory(config, 1, probe="healthz").instances[0]
+    ready = f"http://127.0.0.1:{gateway.admin_port}/readyz"
     async with httpx.AsyncClient(timeout=2) as client:
+        assert (await client.get(ready)).status_code == 503  # it could refuse every key
         refused = await client.get(f"{gateway.url}/orders", headers={"x-api-key": "bk_" + "x" * 40})
         assert refused.status_code == 503  # keys unknown: closed, and not the client's fault
         assert refused.json()["code"] == "guard.unavailable"
@@ -52,6 +54,10 @@ async def test_a_gateway_waits_for_bastion_db_upgrade_and_then_serves_keys(
         upgraded = await asyncio.to_thread(cli, config_path, "db", "upgrade")
         assert upgraded.returncode == 0, upgraded.stderr
         key = await asyncio.to_thread(keys, config_path, "create", "--consumer", "acme")
+        deadline = time.monotonic() + 3
+        while (await client.get(ready)).status_code != 200:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
         deadline = time.monotonic() + 3
         while (
             await client.get(f"{gateway.url}/orders", headers={"x-api-key": key["secret"]})

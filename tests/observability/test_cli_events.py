@@ -24,7 +24,7 @@ from tests.observability.helpers import check_line
 def fill(state: Path, now: float) -> None:
     """Security events recorded through the real writer and recorder into ``state``."""
     recorder = StoreRecorder(
-        lambda: SqliteEventStore(state / "events.db"), max_age=86_400, purge_interval=3600
+        lambda: SqliteEventStore(state / "keys.db"), max_age=86_400, purge_interval=3600
     )
     writer = EventWriter([], recorder=recorder, flush_interval=0.01)
     for age, action, user, ip in (
@@ -101,7 +101,7 @@ def test_export_as_csv_and_json_lines(tmp_path: Path) -> None:
 def test_purge_and_bad_input(tmp_path: Path) -> None:
     fill(tmp_path, time.time())
     assert run("purge", "--older-than", "1h", "--state-dir", str(tmp_path)).startswith("1 events")
-    assert len(SqliteEventStore(tmp_path / "events.db").query(EventQuery())) == 2
+    assert len(SqliteEventStore(tmp_path / "keys.db").query(EventQuery())) == 2
     bad = CliRunner().invoke(cli, ["events", "list", "--since", "yesterday", "--state-dir", "x"])
     assert bad.exit_code == 2
     assert "--since: got 'yesterday'" in bad.output
@@ -112,7 +112,7 @@ def test_purge_and_bad_input(tmp_path: Path) -> None:
 
 def test_the_recorder_purges_past_the_retention_age(tmp_path: Path) -> None:
     now = [1_764_000_000.0]
-    path = tmp_path / "events.db"
+    path = tmp_path / "keys.db"
     recorder = StoreRecorder(
         lambda: SqliteEventStore(path),
         max_age=3600,
@@ -134,7 +134,7 @@ def test_the_recorder_purges_past_the_retention_age(tmp_path: Path) -> None:
 
 
 def test_list_and_export_from_postgresql(tmp_path: Path, postgres_dsn: str, pg_schema: str) -> None:
-    store = PostgresEventStore(postgres_dsn, pg_schema)
+    store = PostgresEventStore(postgres_dsn, pg_schema, migrate=True)
     now = time.time()
     line, row = security_line(
         SecurityEvent("auth.invalid_token", "failure", now - 30, "jwt", "r9", "192.0.2.7", "GET",

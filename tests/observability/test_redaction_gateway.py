@@ -145,7 +145,8 @@ events:
     files = sorted(logs.iterdir())
     assert len(files) >= 3, "the file sink rotated"
     file_lines = [line for path in files for line in path.read_bytes().splitlines()]
-    store = b"".join(p.read_bytes() for p in state.glob("events.db*"))
+    store = b"".join(p.read_bytes() for p in state.glob("keys.db*"))
+    assert b"auth.invalid_credentials" in store, "the event store holds the refusals"
     places = {"stdout": stdout, "files": b"\n".join(file_lines), "bulk": bulk, "store": store}
     for secret in secrets(key):
         for place, data in places.items():

@@ -70,3 +70,41 @@ CREATE TABLE IF NOT EXISTS api_key_state (
 );
 INSERT OR IGNORE INTO api_key_state (id, revision) VALUES (1, 0);
 """
+
+# The event store tables as gateways created them on their own before migration 2 (commit
+# 6d67a55): SQLite in state_dir/events.db, PostgreSQL in the configured schema.
+SQLITE_EVENTS = """
+CREATE TABLE IF NOT EXISTS security_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    dataset TEXT NOT NULL,
+    action TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    user_id TEXT,
+    client_ip TEXT NOT NULL DEFAULT '',
+    request_id TEXT NOT NULL DEFAULT '',
+    status INTEGER,
+    document TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS security_events_ts ON security_events (ts);
+CREATE INDEX IF NOT EXISTS security_events_user ON security_events (user_id, ts);
+CREATE INDEX IF NOT EXISTS security_events_ip ON security_events (client_ip, ts);
+"""
+POSTGRES_EVENTS = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.security_events (
+    id bigserial PRIMARY KEY,
+    ts double precision NOT NULL,
+    dataset text NOT NULL,
+    action text NOT NULL,
+    outcome text NOT NULL,
+    user_id text,
+    client_ip text NOT NULL DEFAULT '',
+    request_id text NOT NULL DEFAULT '',
+    status integer,
+    document text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS security_events_ts ON {schema}.security_events (ts);
+CREATE INDEX IF NOT EXISTS security_events_user ON {schema}.security_events (user_id, ts);
+CREATE INDEX IF NOT EXISTS security_events_ip ON {schema}.security_events (client_ip, ts)
+"""

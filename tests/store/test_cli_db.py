@@ -60,11 +60,11 @@ def test_sqlite_status_reads_without_creating_then_upgrade_creates(tmp_path: Pat
     config = write(tmp_path / "b.yaml")
     status = run("db", "status", "--config", str(config), "--json")
     assert status.exit_code == 1
-    assert orjson.loads(status.output)["pending"] == ["0001_initial"]
+    assert orjson.loads(status.output)["pending"] == ["0001_initial", "0002_security_events"]
     assert not (tmp_path / "state" / "keys.db").exists()
     upgraded = run("db", "upgrade", "--config", str(config))
     assert upgraded.exit_code == 0
-    assert "applied 0001_initial" in upgraded.output
+    assert "applied 0001_initial, 0002_security_events" in upgraded.output
     db_file = tmp_path / "state" / "keys.db"
     assert db_file.stat().st_mode & 0o077 == 0  # owner-only, as the key store makes it
     assert run("db", "status", "--config", str(config)).exit_code == 0

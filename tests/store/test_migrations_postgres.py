@@ -22,6 +22,7 @@ from bastion.store.signing_postgres import KeySealer, PostgresSigningKeyStore
 from tests.services.postgres_service import PostgresCluster
 from tests.store.legacy import POSTGRES_KEYS, POSTGRES_SIGNING
 
+ALL = [m.version for m in shipped("postgres")]
 PEPPER = b"migration-test-pepper-" + b"p" * 32
 
 
@@ -91,7 +92,7 @@ async def test_a_database_made_before_migrations_upgrades_with_its_records(
     with pytest.raises(SchemaBehind, match="run `bastion db upgrade`"):
         PostgresKeyStore(postgres_dsn, pg_schema, migrate=False)
 
-    assert [m.version for m in migrate_postgres.upgrade(postgres_dsn, pg_schema)] == [1]
+    assert [m.version for m in migrate_postgres.upgrade(postgres_dsn, pg_schema)] == ALL
 
     store = PostgresKeyStore(postgres_dsn, pg_schema, migrate=False)
     try:
@@ -248,7 +249,7 @@ def test_least_privilege_roles_for_migrations_and_for_gateways(
     dsn = postgres_dsn.replace("://postgres@", f"://{role}@")
     user = f"u_{pg_schema}"
     try:
-        assert [m.version for m in migrate_postgres.upgrade(dsn, pg_schema)] == [1]
+        assert [m.version for m in migrate_postgres.upgrade(dsn, pg_schema)] == ALL
         # A role with data rights only (a gateway's, an admin API's) uses the current schema,
         # even through a store that would migrate: nothing is pending, so no DDL is tried.
         with psycopg.connect(postgres_dsn, autocommit=True) as admin:

@@ -229,10 +229,13 @@ def event_query(params: dict[str, str]) -> EventQuery:
 async def events(plane: AdminPlane, request: Request, args: dict[str, str]) -> Response:
     query = event_query(query_params(request))
     if plane.event_source is not None:  # a store: its I/O off the event loop
-        found = await asyncio.to_thread(plane.event_source().query, query)
-    else:  # the ring is appended to on this loop: read it here, never from another thread
-        found = plane.recent().query(query)
-    return json_response({"events": found})
+        try:
+            found = await asyncio.to_thread(plane.event_source().query, query)
+            return json_response({"events": found, "source": "store"})
+        except StateError as exc:  # BackendUnavailable included: answer from memory
+            logger.warning("events query: the event store cannot be read (%s)", describe(exc))
+    # The ring is appended to on this loop: read it here, never from another thread.
+    return json_response({"events": plane.recent().query(query), "source": "memory"})
 
 
 async def audit_log(plane: AdminPlane, request: Request, args: dict[str, str]) -> Response:

@@ -65,6 +65,9 @@ class AdminPlane:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        close = getattr(self.event_source(), "close", None) if self.event_source else None
+        if callable(close):  # the event store's connection
+            await asyncio.to_thread(close)
 
     def actor(self, principal: Principal | None, ip: str) -> Actor:
         if principal is None:

@@ -21,6 +21,7 @@ from bastion.asgi.view import ScopeReader, first_header, path_refusal
 from bastion.assembly import build_events, build_middleware_chain, build_middleware_endpoints
 from bastion.config.loader import load_config
 from bastion.config.models import BastionConfig
+from bastion.observability.asgi_access import middleware_access
 from bastion.observability.events import EventSink, SecurityEvent
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
@@ -144,6 +145,7 @@ class BastionMiddleware:
             self.policy, self.config.proxy.request_id_header.encode("latin-1")
         )
         self._finisher = ResponseFinisher(self.config, chain, self.stats)
+        self._finisher.access = middleware_access(self.config, self.events)
         # The chain is immutable: what it needs is settled once, not looked up per request.
         self._guarded = not chain.empty
         self._started = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from bastion.asgi.types import Message, Send
@@ -28,6 +28,8 @@ RawHeaderList = list[tuple[bytes, bytes]]
 HeaderPairs = tuple[tuple[str, str], ...]
 
 STATS_ROUTE: Final = "app"
+AccessHook = Callable[[Request, int, int, float], None]
+"""(request, status, bytes sent, seconds): the access event of a finished exchange."""
 """The ``route`` label of middleware traffic: the app is the one destination."""
 
 CLIENT_CLOSED: Final = 499
@@ -60,6 +62,7 @@ class ResponseFinisher:
         "_id_header",
         "_response_hooks",
         "_server",
+        "access",
         "chain",
         "max_body",
         "stats",
@@ -68,6 +71,7 @@ class ResponseFinisher:
     def __init__(self, config: BastionConfig, chain: GuardChain, stats: TrafficStats) -> None:
         self.chain = chain
         self.stats = stats
+        self.access: AccessHook | None = None  # set by the middleware when access events are on
         self._id_header = config.proxy.request_id_header.encode("latin-1")
         server = config.responses.server_header
         self._server = server.encode("latin-1") if server else None
@@ -136,6 +140,8 @@ class ResponseFinisher:
         seconds = time.perf_counter() - started_at
         self.count(request, status, seconds)
         self.completed(request, status, bytes_sent, seconds)
+        if self.access is not None:  # the access event, as the engine's completed() emits it
+            self.access(request, status, bytes_sent, seconds)
 
 
 class HTTPExchange:

@@ -72,6 +72,8 @@ def store_opener(config: BastionConfig) -> Opener:
         if location is not None and not location.exists():
             return None
         pepper = load_pepper(pepper_path(config), create=False)
+        if pepper is None and location is not None and _never_held_keys(config):
+            return None  # the state store holds security events only: certainly no keys
         if pepper is None:
             raise StateError(
                 f"API keys exist but the pepper file {pepper_path(config)} is missing; expected"
@@ -88,6 +90,16 @@ def store_opener(config: BastionConfig) -> Opener:
         return store, hasher
 
     return open_store
+
+
+def _never_held_keys(config: BastionConfig) -> bool:
+    """Whether the SQLite state store never had a key (revision 0): the event store makes the
+    file too, on the first security event, before any ``bastion keys create``."""
+    store = open_key_store(config, create=False)
+    try:
+        return store.revision() == 0
+    finally:
+        store.close()
 
 
 class ApiKeyGuard:
@@ -166,6 +178,14 @@ class ApiKeyGuard:
     async def close(self) -> None:
         """Stop the sync threads, write pending last-use times, close the store."""
         self.sync.close()
+
+    def unready(self) -> str | None:
+        """Not ready until the key store was read once: before that every request presenting a
+        key is refused 503 (see :mod:`bastion.engine.readiness`). Later outages keep serving the
+        keys as last read, and keep the instance ready."""
+        if self.index.loaded:
+            return None
+        return "API keys: the key store has not been read yet"
 
     def presented(self, request: Request) -> str | None:
         """The key the request presents, or ``None``: one pass over the raw header fields (no

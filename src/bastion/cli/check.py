@@ -24,5 +24,11 @@ def check_config(path: Path) -> None:
                 compile_api(load_api(config.openapi), strict=config.validation.strict)
         except ConfigError as exc:
             fail_config(exc)
+    from bastion.observability.detect.assembly import check_monitoring
+
+    try:
+        check_monitoring(config)
+    except ConfigError as exc:
+        fail_config(exc)
     routes = ", ".join(f"{r.name} -> {r.upstream}" for r in config.routes) or "none"
     click.echo(f"{path}: valid (listen {config.listen}, routes: {routes})")

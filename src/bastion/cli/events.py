@@ -1,7 +1,8 @@
 """``bastion events``: list, export and purge the security events the gateways stored.
 
-The store is the configured state store (``state_dir/events.db``, or PostgreSQL when
-``postgres.dsn`` is set). Filters: ``--since``/``--until`` (a duration back from now such as
+The store is the configured state store (``state_dir/keys.db``, or PostgreSQL when
+``postgres.dsn`` is set; a schema behind this release is refused, naming
+``bastion db upgrade``). Filters: ``--since``/``--until`` (a duration back from now such as
 ``1h``, or an ISO 8601 time), ``--consumer``, ``--ip``, ``--kind`` (an action or its prefix:
 ``auth`` matches ``auth.invalid_token``) and ``--outcome``. ``export`` writes JSON lines (the
 redacted ECS documents, as the log sinks wrote them) or CSV.
@@ -27,9 +28,17 @@ from bastion.cli.common import EXIT_FAILURE, fail_config, load_or_exit
 from bastion.config.types import parse_duration
 from bastion.errors import ConfigError, StateError
 from bastion.observability.ecs import StoredEvent
-from bastion.store.events import SQLITE_EVENTS_FILE, EventQuery, EventStore, open_event_store
+from bastion.store.events import (
+    LEGACY_SQLITE_FILE,
+    EventQuery,
+    EventStore,
+    open_event_store,
+    sqlite_location,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+PAGE = 1000  # events per admin API call (its most)
 
 CSV_COLUMNS = (
     "timestamp",
@@ -96,14 +105,35 @@ def filter_options(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def remote_options(command: F) -> F:
+    """``--remote URL --admin-token-file FILE``: query a gateway's admin API instead."""
+
+    @click.option(
+        "--remote",
+        metavar="URL",
+        help="Query the admin API of the gateway at URL (its admin listener) instead.",
+    )
+    @click.option(
+        "--admin-token-file",
+        type=click.Path(path_type=Path),
+        help="File holding an admin token (with --remote).",
+    )
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return command(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _open(config_path: Path | None, state_dir: Path | None) -> EventStore:
     config = load_or_exit(config_path, {"state_dir": state_dir})
     dsn = config.postgres.dsn
-    if dsn is None and not (config.state_dir / SQLITE_EVENTS_FILE).exists():
+    state = config.state_dir
+    if dsn is None and not (
+        sqlite_location(state).exists() or (state / LEGACY_SQLITE_FILE).exists()
+    ):
         click.echo(
-            f"bastion: no events stored yet ({config.state_dir / SQLITE_EVENTS_FILE} does not"
-            " exist)",
-            err=True,
+            f"bastion: no events stored yet ({sqlite_location(state)} does not exist)", err=True
         )
         sys.exit(EXIT_FAILURE)
     try:
@@ -115,6 +145,8 @@ def _open(config_path: Path | None, state_dir: Path | None) -> EventStore:
 
 def _query(options: dict[str, Any]) -> list[StoredEvent]:
     now = time.time()
+    if options.get("remote"):
+        return _remote_query(options, now)
     query = EventQuery(
         since=parse_time("--since", options["since"], now),
         until=parse_time("--until", options["until"], now),
@@ -132,6 +164,72 @@ def _query(options: dict[str, Any]) -> list[StoredEvent]:
         sys.exit(EXIT_FAILURE)
     finally:
         store.close()
+
+
+def _remote_query(options: dict[str, Any], now: float) -> list[StoredEvent]:
+    """The events from ``GET /admin/events`` of the gateway at ``--remote``, oldest first as
+    locally. The API answers at most 1000 per call, newest first: older pages are asked for
+    with ``until`` at the oldest time seen."""
+    from bastion.cli.remote import call
+
+    kind = options["kind"]
+    params: dict[str, str] = {}
+    for name, value in (
+        ("since", parse_time("--since", options["since"], now)),
+        ("until", parse_time("--until", options["until"], now)),
+    ):
+        if value is not None:
+            params[name] = repr(value)
+    for name, value in (
+        # A kind without a dot is a family (``auth``: ``auth.*``), as in the local store.
+        ("action", None if kind is None else kind if "." in kind else kind + "."),
+        ("outcome", options["outcome"]),
+        ("consumer", options["consumer"]),
+        ("ip", options["ip"]),
+    ):
+        if value:
+            params[name] = value
+    wanted: int | None = options["limit"]
+    found: list[StoredEvent] = []
+    seen: set[bytes] = set()
+    while wanted is None or len(found) < wanted:
+        page = min(PAGE, wanted - len(found)) if wanted is not None else PAGE
+        doc = call(
+            options["remote"],
+            options["admin_token_file"],
+            "GET",
+            "/admin/events",
+            params=params | {"limit": str(page)},
+        )
+        events = [stored_from_document(d) for d in doc.get("events", [])]
+        fresh = [e for e in events if e.document not in seen]
+        found.extend(fresh[: None if wanted is None else wanted - len(found)])
+        seen.update(e.document for e in fresh)
+        if len(events) < page or not fresh:
+            break
+        # @timestamp has milliseconds: ask again up to the end of the oldest one's millisecond,
+        # so that events sharing it are not skipped (those already seen are dropped above).
+        params["until"] = repr(events[-1].timestamp + 0.001)
+    found.reverse()
+    return found
+
+
+def stored_from_document(doc: dict[str, Any]) -> StoredEvent:
+    """An ECS document of the admin API as the row the local store would hold."""
+    event = doc.get("event", {})
+    stamp_text = str(doc.get("@timestamp", "1970-01-01T00:00:00Z")).replace("Z", "+00:00")
+    status = doc.get("http", {}).get("response", {}).get("status_code")
+    return StoredEvent(
+        datetime.fromisoformat(stamp_text).timestamp(),
+        str(event.get("dataset", "")),
+        str(event.get("action", "")),
+        str(event.get("outcome", "")),
+        doc.get("user", {}).get("id"),
+        str(doc.get("source", {}).get("ip", "")),
+        str(doc.get("http", {}).get("request", {}).get("id", "")),
+        None if status is None else int(status),
+        orjson.dumps(doc),
+    )
 
 
 def csv_row(event: StoredEvent) -> list[Any]:
@@ -157,6 +255,7 @@ def events() -> None:
 
 @events.command("list")
 @filter_options
+@remote_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines for scripts.")
 def list_events(as_json: bool, **options: Any) -> None:
     """Show stored security events, oldest first."""
@@ -179,6 +278,7 @@ def list_events(as_json: bool, **options: Any) -> None:
 
 @events.command()
 @filter_options
+@remote_options
 @click.option(
     "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
 )

@@ -77,10 +77,12 @@ def serve(
         except ConfigError as exc:
             fail_config(exc)
     prepare_state_dir(config)
+    from bastion.observability.detect.assembly import check_monitoring
     from bastion.tls.upstream import check_upstream_tls
 
     try:
         check_upstream_tls(config)
+        check_monitoring(config)
     except ConfigError as exc:
         fail_config(exc)
     if config.tls.enabled:

@@ -44,7 +44,7 @@ class EventSource(Protocol):
 def _matches(event: SecurityEvent, query: EventQuery) -> bool:
     if query.since is not None and event.timestamp < query.since:
         return False
-    if query.until is not None and event.timestamp > query.until:
+    if query.until is not None and event.timestamp >= query.until:  # before: as the store
         return False
     if query.action and not event.action.startswith(query.action):
         return False

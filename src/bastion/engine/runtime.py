@@ -28,9 +28,10 @@ from bastion.assembly import build_events, build_gateway_chain
 from bastion.config.models import BastionConfig
 from bastion.control import fanout
 from bastion.control.audit import SIGNAL_ACTOR, AuditLog, audit_path
-from bastion.control.recent import RecentEvents, Tee
+from bastion.control.recent import EventSource, RecentEvents, Tee
 from bastion.control.reload import Applier, ConfigSource, Reloader
 from bastion.control.swap import LiveChain
+from bastion.engine import readiness
 from bastion.engine.server import GatewayServer
 from bastion.errors import ConfigError, describe
 from bastion.observability.events import EventSink
@@ -133,8 +134,10 @@ def control_plane(
     apply: Applier,
     recent: Callable[[], RecentEvents],
     snapshot: Callable[[], TrafficSnapshot],
+    stored: EventSource | None = None,
 ) -> AdminPlane:
-    """The audit log, the reloader and the admin plane of a process serving the admin port."""
+    """The audit log, the reloader and the admin plane of a process serving the admin port.
+    ``stored``: the event store the admin API's events query reads (else the ring)."""
     from bastion.admin.plane import AdminPlane
 
     audit = AuditLog(audit_path(config), events)
@@ -145,6 +148,19 @@ def control_plane(
         recent=recent,
         snapshot=snapshot,
         reloader=reloader,
+        event_source=None if stored is None else (lambda: stored),
+    )
+
+
+def stored_events(config: BastionConfig) -> EventSource | None:
+    """The event store as the admin API's events source, when ``events.store`` is on."""
+    if not config.events.store.enabled:
+        return None
+    from bastion.control.stored import StoredEvents
+    from bastion.store.events import open_event_store
+
+    return StoredEvents(
+        lambda: open_event_store(config.state_dir, config.postgres.dsn, config.postgres.db_schema)
     )
 
 
@@ -241,9 +257,17 @@ async def serve(
             spawn(apply_pending())
 
         on_sighup(worker_hup)
-        publisher = asyncio.create_task(_publish(config, stats, stop, recent))
+        publisher = asyncio.create_task(_publish(config, stats, stop, recent, live))
     else:
-        plane = control_plane(config, source, events, live.apply, lambda: recent, stats.snapshot)
+        plane = control_plane(
+            config,
+            source,
+            events,
+            live.apply,
+            lambda: recent,
+            stats.snapshot,
+            stored_events(config),
+        )
         reloader = plane.reloader
         assert reloader is not None
 
@@ -253,7 +277,13 @@ async def serve(
 
         on_sighup(hup)
         if config.admin.enabled:
-            admin = await start_admin(config, events, stats.snapshot, lambda: ready, plane)
+            admin = await start_admin(
+                config,
+                events,
+                stats.snapshot,
+                lambda: ready and not readiness.unready_reasons(live.chain),
+                plane,
+            )
         where = f"{public.context.scheme}://{config.listen.host}:{public.port}"
         admin_text = f", admin on http://{config.admin.listen}" if admin else ""
         announce(f"gateway listening on {where}{admin_text} (pid {os.getpid()})")
@@ -303,7 +333,11 @@ async def _apply_pending(config: BastionConfig, live: LiveChain, generation: lis
 
 
 async def _publish(
-    config: BastionConfig, stats: TrafficStats, stop: asyncio.Event, recent: RecentEvents
+    config: BastionConfig,
+    stats: TrafficStats,
+    stop: asyncio.Event,
+    recent: RecentEvents,
+    live: LiveChain,
 ) -> None:
     """Publish this worker's counters (and recent events, when new ones came) every second;
     stop serving if the supervisor is gone (a worker must never outlive it, holding the port
@@ -317,6 +351,7 @@ async def _publish(
             stop.set()
             return
         try:
+            readiness.publish(config, live.chain)  # before the first snapshot says "started"
             write_snapshot(path, stats.snapshot())
             if recent.emitted != published:
                 published = recent.emitted

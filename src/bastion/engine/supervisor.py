@@ -18,6 +18,7 @@ from bastion.config.models import BastionConfig
 from bastion.control import fanout
 from bastion.control.recent import RecentEvents, Tee, merged
 from bastion.control.reload import ConfigSource
+from bastion.engine import readiness
 from bastion.engine.runtime import (
     announce,
     control_plane,
@@ -27,6 +28,7 @@ from bastion.engine.runtime import (
     start_admin,
     stop_admin,
     stop_signals,
+    stored_events,
 )
 from bastion.errors import ConfigError
 from bastion.observability.events import EventSink, NullSink
@@ -95,6 +97,7 @@ class Supervisor:
             path,
             fanout.events_path(self.config, pid),
             fanout.ack_path(self.config, pid),
+            readiness.marker_path(self.config, pid),
         ):
             with contextlib.suppress(OSError):
                 stale.unlink()
@@ -108,17 +111,21 @@ class Supervisor:
                 merged.merge(snapshot)
         return merged
 
-    def ready(self) -> bool:
+    def started(self) -> bool:
         """All workers run and have published a snapshot (which they do once they listen)."""
         if self.stopping or len(self.workers) != self.config.workers:
             return False
         return all(snapshot_path(self.config, pid).exists() for pid in self.workers)
 
+    def ready(self) -> bool:
+        """Started, and no worker says it cannot serve (:mod:`bastion.engine.readiness`)."""
+        return self.started() and readiness.workers_ready(self.config, list(self.workers))
+
     async def _wait_ready(self) -> None:
         """Poll for the workers' first snapshots (files: nothing to await), up to STARTUP_WAIT."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STARTUP_WAIT
-        while not self.ready() and loop.time() < deadline and not self.failed.is_set():  # noqa: ASYNC110
+        while not self.started() and loop.time() < deadline and not self.failed.is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
     def _forward_reload(self) -> None:
@@ -175,7 +182,13 @@ class Supervisor:
         own = RecentEvents(self.config.admin.recent_events)
         events: EventSink = Tee([build_events(self.config), own])
         plane = control_plane(
-            self.config, self.source, events, self.apply, lambda: self.recent(own), self.snapshot
+            self.config,
+            self.source,
+            events,
+            self.apply,
+            lambda: self.recent(own),
+            self.snapshot,
+            stored_events(self.config),
         )
         reloader = plane.reloader
         assert reloader is not None

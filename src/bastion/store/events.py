@@ -1,11 +1,16 @@
 # ruff: noqa: S608  (table names are fixed or composed by psycopg.sql.Identifier; values are bound)
 """The event store: security events kept for ``bastion events``, purged past their age.
 
-SQLite (``state_dir/events.db``, owner-only, WAL so the CLI reads while gateways write) by
-default, PostgreSQL when ``postgres.dsn`` is set. Rows hold a few indexed columns (time, action,
-outcome, consumer, client IP) and the whole redacted ECS line, so an export is exactly what the
-log sinks wrote. The tables are created by one idempotent function per backend
-(:func:`create_sqlite_tables`, :func:`create_postgres_tables`), ready for versioned migrations.
+The table ``security_events`` lives in the state store: the SQLite file ``state_dir/keys.db``
+(owner-only, WAL so the CLI reads while gateways write) by default, PostgreSQL when
+``postgres.dsn`` is set. Rows hold a few indexed columns (time, action, outcome, consumer, client
+IP) and the whole redacted ECS line, so an export is exactly what the log sinks wrote.
+
+The table is made by the versioned migration 2 (``store/migrations/*/0002_security_events.sql``),
+like every other table: SQLite applies it when the file is opened; on PostgreSQL
+``bastion db upgrade`` does, and a gateway's event store only checks the version (a gateway runs
+no DDL). The release before kept SQLite events in ``state_dir/events.db``: opening the event
+store moves those rows into the state store once (:func:`adopt_legacy_file`).
 """
 
 from __future__ import annotations
@@ -23,46 +28,9 @@ from bastion.observability.ecs import StoredEvent
 
 T = TypeVar("T")
 
-SQLITE_EVENTS_FILE = "events.db"
+LEGACY_SQLITE_FILE = "events.db"  # where the release before migration 2 kept them
 COLUMNS = "ts, dataset, action, outcome, user_id, client_ip, request_id, status, document"
-_SCHEMA_LOCK = 0x62617375  # advisory lock id while creating the events tables
-
-SQLITE_DDL = """
-CREATE TABLE IF NOT EXISTS security_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    dataset TEXT NOT NULL,
-    action TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    user_id TEXT,
-    client_ip TEXT NOT NULL DEFAULT '',
-    request_id TEXT NOT NULL DEFAULT '',
-    status INTEGER,
-    document TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS security_events_ts ON security_events (ts);
-CREATE INDEX IF NOT EXISTS security_events_user ON security_events (user_id, ts);
-CREATE INDEX IF NOT EXISTS security_events_ip ON security_events (client_ip, ts);
-"""
-
-POSTGRES_DDL = """
-CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {schema}.security_events (
-    id bigserial PRIMARY KEY,
-    ts double precision NOT NULL,
-    dataset text NOT NULL,
-    action text NOT NULL,
-    outcome text NOT NULL,
-    user_id text,
-    client_ip text NOT NULL DEFAULT '',
-    request_id text NOT NULL DEFAULT '',
-    status integer,
-    document text NOT NULL
-);
-CREATE INDEX IF NOT EXISTS security_events_ts ON {schema}.security_events (ts);
-CREATE INDEX IF NOT EXISTS security_events_user ON {schema}.security_events (user_id, ts);
-CREATE INDEX IF NOT EXISTS security_events_ip ON {schema}.security_events (client_ip, ts)
-"""
+PURGE_BATCH = 5000  # rows per SQLite purge transaction: the write lock is shared with the keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +45,12 @@ class EventQuery:
     kind: str | None = None
     outcome: str | None = None
     limit: int | None = None
+    action_prefix: str | None = None  # a plain prefix (the admin API's ``action``)
+    newest_first: bool = False
+
+    @property
+    def order(self) -> str:
+        return " ORDER BY ts DESC, id DESC" if self.newest_first else " ORDER BY ts, id"
 
     def where(self, mark: str) -> tuple[str, list[Any]]:
         """The WHERE clause with ``mark`` as the placeholder, and its values."""
@@ -95,6 +69,9 @@ class EventQuery:
         if self.kind is not None:
             clauses.append(f"(action = {mark} OR substr(action, 1, {mark}) = {mark})")
             values += [self.kind, len(self.kind) + 1, self.kind + "."]
+        if self.action_prefix:
+            clauses.append(f"substr(action, 1, {mark}) = {mark}")
+            values += [len(self.action_prefix), self.action_prefix]
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", values
 
 
@@ -127,13 +104,12 @@ def _values(event: StoredEvent) -> tuple[Any, ...]:
     return (*event[:8], event.document.decode())
 
 
-def create_sqlite_tables(db: sqlite3.Connection) -> None:
-    """Create the event tables if missing (idempotent)."""
-    db.executescript(SQLITE_DDL)
-
-
 class SqliteEventStore:
+    """``security_events`` in the SQLite state store at ``path``; opening it applies pending
+    migrations, as the key store does."""
+
     def __init__(self, path: Path, *, create: bool = True) -> None:
+        from bastion.store import migrate_sqlite
         from bastion.store.sqlite import create_private_file
 
         self.path = path
@@ -149,9 +125,46 @@ class SqliteEventStore:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            create_sqlite_tables(self._db)
+            migrate_sqlite.upgrade(self._db)
         except (sqlite3.Error, OSError) as exc:
             raise StateError(f"event store {path} cannot be opened ({type(exc).__name__})") from exc
+
+    def adopt_legacy_file(self, legacy: Path) -> int:
+        """Move the rows of ``legacy`` (the events file of the release before migration 2)
+        into this store, once; the file is renamed ``<name>.adopted`` inside the same write
+        transaction, so that processes opening the store together move the rows once."""
+        if not legacy.exists():
+            return 0
+
+        def work(db: sqlite3.Connection) -> int:
+            db.execute("ATTACH DATABASE ? AS legacy", (str(legacy),))
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                moved = 0
+                if legacy.exists():
+                    has_table = db.execute(
+                        "SELECT 1 FROM legacy.sqlite_master"
+                        " WHERE type = 'table' AND name = 'security_events'"
+                    ).fetchone()
+                    if has_table is not None:
+                        moved = db.execute(
+                            f"INSERT INTO security_events ({COLUMNS})"
+                            f" SELECT {COLUMNS} FROM legacy.security_events ORDER BY id"
+                        ).rowcount
+                    legacy.rename(legacy.with_name(legacy.name + ".adopted"))
+                db.execute("COMMIT")
+                return moved
+            finally:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                db.execute("DETACH DATABASE legacy")
+
+        try:
+            return self._do(work)
+        except OSError as exc:
+            raise StateError(
+                f"event store: {legacy} cannot be moved into {self.path} ({exc.strerror})"
+            ) from exc
 
     def _do(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -176,35 +189,51 @@ class SqliteEventStore:
     def query(self, query: EventQuery) -> list[StoredEvent]:
         where, values = query.where("?")
         limit = f" LIMIT {int(query.limit)}" if query.limit is not None else ""
-        sql = f"SELECT {COLUMNS} FROM security_events{where} ORDER BY ts, id{limit}"
+        sql = f"SELECT {COLUMNS} FROM security_events{where}{query.order}{limit}"
         return self._do(lambda db: [_event(row) for row in db.execute(sql, values).fetchall()])
 
     def purge(self, before: float) -> int:
-        def work(db: sqlite3.Connection) -> int:
-            return db.execute("DELETE FROM security_events WHERE ts < ?", (before,)).rowcount
+        """Delete in batches, each its own transaction: the write lock of the file is the key
+        store's too, and a purge of a busy month must not hold it for seconds."""
 
-        return self._do(work)
+        def work(db: sqlite3.Connection) -> int:
+            return db.execute(
+                "DELETE FROM security_events WHERE id IN"
+                " (SELECT id FROM security_events WHERE ts < ? LIMIT ?)",
+                (before, PURGE_BATCH),
+            ).rowcount
+
+        removed = 0
+        while True:
+            count = self._do(work)
+            removed += count
+            if count < PURGE_BATCH:
+                return removed
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
-def create_postgres_tables(conn: Any, schema: str) -> None:
-    """Create the event tables in ``schema`` if missing (idempotent; advisory-locked so that
-    instances starting together do not race)."""
-    from psycopg import sql
-
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-    for statement in POSTGRES_DDL.split(";"):
-        if statement.strip():
-            conn.execute(sql.SQL(statement).format(schema=sql.Identifier(schema)))
-
-
 class PostgresEventStore:
-    def __init__(self, dsn: str, schema: str = "bastion", *, connect_timeout: float = 5.0) -> None:
+    """``security_events`` in schema ``schema``. ``migrate`` applies pending migrations first
+    (the CLI's tests and tools); otherwise, as in a gateway, a schema behind this release is
+    :class:`~bastion.store.schema.SchemaBehind`, naming ``bastion db upgrade``."""
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str = "bastion",
+        *,
+        connect_timeout: float = 5.0,
+        migrate: bool = False,
+    ) -> None:
         import psycopg
         from psycopg import sql
+
+        from bastion.store import migrate_postgres
+        from bastion.store.migrations import latest
+        from bastion.store.schema import require
 
         self._psycopg = psycopg
         self._dsn = dsn
@@ -213,13 +242,16 @@ class PostgresEventStore:
         self._lock = threading.Lock()
         self._conn: Any = None
         self._table = ""
+        if migrate:
+            migrate_postgres.upgrade(dsn, schema, timeout=connect_timeout)
+
+        def check(conn: Any) -> str:
+            current = migrate_postgres.current_version(conn, schema)
+            require(migrate_postgres.where(schema), current, latest("postgres"))
+            return str(sql.SQL("{}.security_events").format(sql.Identifier(schema)).as_string(conn))
+
         with self._lock:
-            self._run(lambda conn: create_postgres_tables(conn, schema))
-            self._table = self._run(
-                lambda conn: (
-                    sql.SQL("{}.security_events").format(sql.Identifier(schema)).as_string(conn)
-                )
-            )
+            self._table = self._run(check)
 
     def _run(self, work: Callable[[Any], T]) -> T:
         psycopg = self._psycopg
@@ -255,7 +287,7 @@ class PostgresEventStore:
     def query(self, query: EventQuery) -> list[StoredEvent]:
         where, values = query.where("%s")
         limit = f" LIMIT {int(query.limit)}" if query.limit is not None else ""
-        sql = f"SELECT {COLUMNS} FROM {self._table}{where} ORDER BY ts, id{limit}"
+        sql = f"SELECT {COLUMNS} FROM {self._table}{where}{query.order}{limit}"
         with self._lock:
             return self._run(lambda conn: [_event(r) for r in conn.execute(sql, values)])
 
@@ -272,10 +304,24 @@ class PostgresEventStore:
                     conn.close()
 
 
+def sqlite_location(state_dir: Path) -> Path:
+    from bastion.store import SQLITE_FILE
+
+    return state_dir / SQLITE_FILE
+
+
 def open_event_store(
     state_dir: Path, dsn: str | None, schema: str, *, create: bool = True
 ) -> EventStore:
-    """PostgreSQL when ``dsn`` is set, else ``state_dir/events.db``."""
+    """PostgreSQL when ``dsn`` is set, else the SQLite state store ``state_dir/keys.db`` (with
+    the rows of an ``events.db`` of the release before moved in)."""
     if dsn is not None:
         return PostgresEventStore(dsn, schema)
-    return SqliteEventStore(state_dir / SQLITE_EVENTS_FILE, create=create)
+    legacy = state_dir / LEGACY_SQLITE_FILE
+    store = SqliteEventStore(sqlite_location(state_dir), create=create or legacy.exists())
+    try:
+        store.adopt_legacy_file(legacy)
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -22,13 +22,16 @@ from bastion.engine.server import GatewayServer
 from bastion.observability.detect.assembly import monitored_events, monitoring_guards
 from bastion.observability.detect.guard import MonitorGuard
 from bastion.observability.detect.tee import MonitoredSink
+from bastion.observability.ecs import security_line
 from bastion.observability.events import MemorySink, SecurityEvent
+from bastion.observability.redact import Redactor
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.routing import Route, Router
 from bastion.store import MemoryKeyStore
 from tests.auth.helpers import FakeClock, auth_config
 from tests.engine.upstream_app import Upstream
 from tests.observability.alerts.receivers import HttpReceiver
+from tests.observability.helpers import check_line
 
 
 @dataclass
@@ -128,6 +131,10 @@ async def test_new_country_through_a_trusted_proxy(
     assert event.client_ip == "198.51.100.99"
     assert event.user_id == "acme"
     assert issued.secret not in str(event.to_ecs())
+    # Written as an ECS alert: the line every sink gets and the document the admin API shows.
+    line = check_line(security_line(event, Redactor())[0])
+    assert (line["event"]["kind"], line["event"]["dataset"]) == ("alert", "bastion.alert")
+    assert event.to_ecs()["event"]["kind"] == "alert"
 
 
 async def test_x_forwarded_for_from_an_untrusted_peer_changes_no_country(

@@ -20,18 +20,32 @@ from bastion.observability.alerts.model import AlertSink
 from bastion.observability.alerts.webhook import WebhookSink
 
 
+def smtp_password(config: EmailSinkConfig, index: int) -> str | None:
+    """The SMTP password from the environment; a :class:`ConfigError` naming the field when
+    the variable is not set (an operator error, reported at start, not at the first alert)."""
+    if config.password_env is None:
+        return None
+    password = os.environ.get(config.password_env)
+    if password is None:
+        raise ConfigError(
+            f"monitoring.alerts.sinks[{index}].password_env: the environment variable "
+            f"{config.password_env} is not set; expected the SMTP password in it"
+        )
+    return password
+
+
+def check_sinks(config: AlertsConfig) -> None:
+    """What building the sinks would refuse, without building them."""
+    for index, sink in enumerate(config.sinks):
+        if isinstance(sink, EmailSinkConfig):
+            smtp_password(sink, index)
+
+
 def build_sink(config: AlertSinkConfig, index: int) -> AlertSink:
     if isinstance(config, CommandSinkConfig):
         return CommandSink(config.argv, name=config.name, timeout=config.timeout)
     if isinstance(config, EmailSinkConfig):
-        password = None
-        if config.password_env is not None:
-            password = os.environ.get(config.password_env)
-            if password is None:
-                raise ConfigError(
-                    f"monitoring.alerts.sinks[{index}].password_env: the environment variable "
-                    f"{config.password_env} is not set; expected the SMTP password in it"
-                )
+        password = smtp_password(config, index)
         return EmailSink(
             host=config.host,
             port=config.port,

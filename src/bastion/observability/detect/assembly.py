@@ -8,7 +8,7 @@ from collections.abc import Callable
 from bastion.config.models import BastionConfig
 from bastion.config.monitoring import check_shared
 from bastion.errors import ConfigError
-from bastion.observability.alerts.assembly import build_dispatcher
+from bastion.observability.alerts.assembly import build_dispatcher, check_sinks
 from bastion.observability.detect.enumeration import EnumerationDetector
 from bastion.observability.detect.geoip import CountryLookup, open_countries
 from bastion.observability.detect.guard import MonitorGuard
@@ -58,6 +58,20 @@ def build_monitor(
 
         monitor.shared = RedisShared(config)
     return monitor
+
+
+def check_monitoring(config: BastionConfig) -> None:
+    """Everything about ``monitoring`` that only shows when the monitor is built (the GeoIP
+    database opens, the SMTP passwords are in the environment, Redis is configured when asked
+    for), checked up front so that ``bastion serve`` and ``bastion check-config`` report it as
+    one line naming the field instead of failing inside the engine's start."""
+    if not config.monitoring.enabled:
+        return
+    use_redis(config)
+    new_country = config.monitoring.detectors.new_country
+    if new_country.enabled:
+        open_countries(new_country.database).close()
+    check_sinks(config.monitoring.alerts)
 
 
 def use_redis(config: BastionConfig) -> bool:
