@@ -17,7 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bastion.observability.ecs import security_document
 from bastion.observability.events import EventSink, SecurityEvent
+from bastion.observability.redact import Redactor
 
 TOP_SOURCES = 64
 
@@ -88,7 +90,11 @@ class RecentEvents:
     ring they would push every refusal out within a second of ordinary traffic.
     """
 
-    def __init__(self, capacity: int = 1000, *, k: int = TOP_SOURCES) -> None:
+    def __init__(
+        self, capacity: int = 1000, *, k: int = TOP_SOURCES, redactor: Redactor | None = None
+    ) -> None:
+        # Documents leave through the admin API and the dashboard: redacted like every sink's.
+        self.redactor = redactor or Redactor()
         self.events: collections.deque[SecurityEvent] = collections.deque(maxlen=capacity)
         self.successes: collections.deque[SecurityEvent] = collections.deque(
             maxlen=max(10, capacity // 10)
@@ -114,7 +120,7 @@ class RecentEvents:
         found: list[dict[str, Any]] = []
         for event in reversed(self.all()):
             if _matches(event, query):
-                found.append(event.to_ecs())
+                found.append(security_document(event, self.redactor))
                 if len(found) >= query.limit:
                     break
         return found
@@ -143,10 +149,12 @@ class RecentEvents:
         self.emitted += int(exported.get("emitted", 0))
 
 
-def merged(parts: Iterable[dict[str, Any]], capacity: int) -> RecentEvents:
+def merged(
+    parts: Iterable[dict[str, Any]], capacity: int, redactor: Redactor | None = None
+) -> RecentEvents:
     """One view over several processes' exports, newest events kept."""
     docs: list[dict[str, Any]] = []
-    total = RecentEvents(capacity, k=TOP_SOURCES * 4)
+    total = RecentEvents(capacity, k=TOP_SOURCES * 4, redactor=redactor)
     for part in parts:
         docs.extend(part.get("events", []))
         total.absorb({"refusals": part.get("refusals", {}), "emitted": part.get("emitted", 0)})

@@ -34,6 +34,7 @@ from bastion.control.swap import LiveChain
 from bastion.engine import readiness
 from bastion.engine.server import GatewayServer
 from bastion.errors import ConfigError, describe
+from bastion.observability.assembly import event_redactor
 from bastion.observability.events import EventSink
 from bastion.observability.traffic import TrafficSnapshot, TrafficStats
 from bastion.pipeline.chain import GuardChain
@@ -211,7 +212,7 @@ async def serve(
     config: BastionConfig, *, worker: bool = False, source: ConfigSource | None = None
 ) -> int:
     """One serving process: the public listener, plus the admin listener unless a worker."""
-    recent = RecentEvents(config.admin.recent_events)
+    recent = RecentEvents(config.admin.recent_events, redactor=event_redactor(config))
     writer = build_events(config)
     events: EventSink = Tee([writer, recent])
     stats = TrafficStats()

@@ -31,6 +31,7 @@ from bastion.engine.runtime import (
     stored_events,
 )
 from bastion.errors import ConfigError
+from bastion.observability.assembly import event_redactor
 from bastion.observability.events import EventSink, NullSink
 from bastion.observability.traffic import TrafficSnapshot
 
@@ -136,7 +137,7 @@ class Supervisor:
     def recent(self, own: RecentEvents) -> RecentEvents:
         """Recent events of every worker and of the supervisor itself (admin calls)."""
         parts = fanout.worker_events(self.config, list(self.workers))
-        return merged([*parts, own.export()], self.config.admin.recent_events)
+        return merged([*parts, own.export()], self.config.admin.recent_events, own.redactor)
 
     async def apply(self, new: BastionConfig) -> None:
         """A reload across workers: build the chain once here (what fails to build fails
@@ -179,7 +180,7 @@ class Supervisor:
         for _ in range(self.config.workers):
             await self.spawn()
         await self._wait_ready()
-        own = RecentEvents(self.config.admin.recent_events)
+        own = RecentEvents(self.config.admin.recent_events, redactor=event_redactor(self.config))
         events: EventSink = Tee([build_events(self.config), own])
         plane = control_plane(
             self.config,

@@ -44,7 +44,7 @@ def build_recorder(config: BastionConfig) -> StoreRecorder | None:
 
 def build_writer(config: BastionConfig) -> EventWriter:
     events = config.events
-    redactor = Redactor(events.redact.fields, events.redact.path_patterns)
+    redactor = event_redactor(config)
     return EventWriter(
         build_sinks(config),
         recorder=build_recorder(config),
@@ -52,3 +52,10 @@ def build_writer(config: BastionConfig) -> EventWriter:
         capacity=events.buffer,
         store_outcomes=events.store.outcomes,
     )
+
+
+def event_redactor(config: BastionConfig) -> Redactor:
+    """The redactor every copy of an event goes through: the sinks', and the admin API's and
+    dashboard's view of recent events (built-in rules plus ``events.redact``)."""
+    redact = config.events.redact
+    return Redactor(redact.fields, redact.path_patterns)
