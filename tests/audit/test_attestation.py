@@ -214,3 +214,18 @@ def test_a_config_file_loads_through_bastions_loader(tmp_path: Path) -> None:
     assert entry.attest is not None
     findings = list(entry.attest(load_config(path)))
     assert findings[0].outcome is Outcome.FAIL
+
+
+def test_a_public_login_route_is_accepted_a_public_route_is_not() -> None:
+    upstream = "http://127.0.0.1:9000"
+    login = {"name": "login", "upstream": upstream, "path_prefix": "/login", "login": True,
+             "auth": {"require": "public"}}  # fmt: skip
+    plain = {**login, "name": "docs", "path_prefix": "/docs", "login": False}
+    base = {k: v for k, v in STRONG.items() if k != "routes"}
+    accepted = attest("attest.auth-required", {**base, "routes": [login]})
+    assert [f.outcome for f in accepted] == [Outcome.PASS]
+    refused = attest("attest.auth-required", {**base, "routes": [login, plain]})
+    assert [f.outcome for f in refused] == [Outcome.FAIL]
+    assert "route docs is public" in refused[0].message + str(
+        [e.summary for e in refused[0].evidence]
+    )

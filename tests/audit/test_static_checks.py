@@ -159,3 +159,28 @@ def test_a_resource_key_in_the_path_is_not_a_credential_but_in_the_query_it_is()
         "/paths/~1objects~1{key}/delete/parameters/0",
         "/paths/~1objects~1{key}/get/parameters/1",
     ]
+
+
+def test_an_operation_declared_public_with_a_reason_passes_and_is_named() -> None:
+    doc = document("strong.yaml")
+    login = {"security": [], "responses": {"200": {"description": "a token"}}}
+    doc["paths"]["/login"] = {"post": {**login, "x-bastion-public": "the login endpoint"}}
+    found = run_static("static.security-on-writes", doc)
+    assert outcomes(found) == {Outcome.PASS}
+    assert "public on purpose (x-bastion-public): POST /login" in found[0].message
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"security": []},  # explicitly empty, but no reason given
+        {"x-bastion-public": "   "},  # a blank reason
+        {"x-bastion-public": "login"},  # a reason, but the security is inherited, not declared
+        {"security": [{"apiKey": []}, {}], "x-bastion-public": "login"},  # anonymous as a choice
+    ],
+)
+def test_public_needs_an_explicit_empty_security_and_a_reason(operation: dict[str, object]) -> None:
+    doc = document("strong.yaml")
+    doc["security"] = []
+    doc["paths"]["/login"] = {"post": {**operation, "responses": {"200": {"description": "ok"}}}}
+    assert "/paths/~1login/post" in "".join(failures(run_static("static.security-on-writes", doc)))

@@ -13,6 +13,7 @@ strict mode, so bad input and undeclared properties never reach the weak API.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import sys
 import time
@@ -87,19 +88,67 @@ class Gateway:
         return f"https://localhost:{self.port}"
 
 
+SAFE_TEXT = r"^[^\x00-\x1f<>]*$"
+
+
+def described() -> dict[str, Any]:
+    """The weak API's document as its owners would publish it: every operation's refusals
+    declared, every string and number bounded, the public login and health operations declared
+    public on purpose. The API itself stays as weak as ever; only the gateway enforces this."""
+    doc = copy.deepcopy(document())
+    refusals = {
+        "400": {"description": "invalid input"},
+        "401": {"description": "no valid credential",
+                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
+        "403": {"description": "not allowed"},
+        "429": {"description": "too many requests",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+    }  # fmt: skip
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            operation["responses"].update(refusals)
+            if path in ("/login", "/health"):
+                operation["x-bastion-public"] = f"{path} answers before a caller has a credential"
+    for schema in _schemas(doc):
+        if schema.get("type") == "string" and "enum" not in schema:
+            schema.setdefault("pattern", SAFE_TEXT)
+        if schema.get("type") in ("integer", "number"):
+            schema.setdefault("maximum", 1_000_000)
+        if schema.get("type") == "object":
+            schema.setdefault("additionalProperties", False)
+    return doc
+
+
+def _schemas(node: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("type"), str):
+            found.append(node)
+        for value in node.values():
+            found.extend(_schemas(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_schemas(value))
+    return found
+
+
 def gateway_config(path: Path, upstream: str, leaf: trustme.LeafCert, plain: int) -> Path:
     cert, key = path.parent / "cert.pem", path.parent / "key.pem"
     leaf.cert_chain_pems[0].write_to_path(str(cert))
     leaf.private_key_pem.write_to_path(str(key))
     key.chmod(0o600)
     openapi = path.parent / "openapi.json"
-    openapi.write_bytes(orjson.dumps(document()))
+    openapi.write_bytes(orjson.dumps(described()))
     data: dict[str, Any] = {
         "state_dir": str(path.parent / "state"),
         "openapi": str(openapi),
         "validation": {"enabled": True, "strict": True},
         "admin": {"enabled": False},
-        "events": {"sink": "none"},
+        "events": {"sink": "file", "path": str(path.parent / "events.jsonl")},
+        "monitoring": {"enabled": True,
+                       "alerts": {"sinks": [{"type": "command", "argv": ["/bin/true"]}]}},
         "timeouts": {"shutdown_grace": "1s"},
         "auth": {
             "default": "required",
@@ -117,8 +166,6 @@ def gateway_config(path: Path, upstream: str, leaf: trustme.LeafCert, plain: int
         },
         "routes": [
             {"name": "login", "upstream": upstream, "path_prefix": "/login", "login": True,
-             "auth": {"require": "public"}},
-            {"name": "health", "upstream": upstream, "path_prefix": "/health",
              "auth": {"require": "public"}},
             {"name": "api", "upstream": upstream},
         ],
@@ -206,7 +253,11 @@ async def test_the_gateway_moves_the_weakest_api_from_failing_to_passing(
     alice, bob = create_key(config, "alice"), create_key(config, "bob")
     gateway = await start_gateway(config, gateway_process, plain)
     token = await access_token(gateway, alice, ca_file)
-    settings: dict[str, Any] = {"aggressive": True, "plain_http_url": f"http://localhost:{plain}/"}
+    settings: dict[str, Any] = {
+        "aggressive": True,
+        "plain_http_url": f"http://localhost:{plain}/",
+        "openapi": described(),
+    }
     with_key = make_context(
         gateway.url, auth=[("X-API-Key", alice)], other_auth=[("X-API-Key", bob)], **settings
     )
@@ -222,3 +273,31 @@ async def test_the_gateway_moves_the_weakest_api_from_failing_to_passing(
         for evidence in finding.evidence:
             assert alice not in evidence.curl
             assert token not in evidence.curl
+
+    # The whole audit, as CI runs it: static checks of the published document, live checks
+    # with --aggressive, and (behind the gateway) attestation from the gateway's config.
+    document_file = tmp_path / "openapi.json"  # described(), written by gateway_config
+    common = ["--openapi", str(document_file), "--ca", ca_file, "--aggressive",
+              "--format", "json", "--no-progress", "--fail-on", "low"]  # fmt: skip
+    weak_alone = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli,
+        ["audit", weak.url, *common, "--auth", f"{ALICE[0]}: {ALICE[1]}",
+         "--out", str(tmp_path / "alone")],
+    )  # fmt: skip
+    assert weak_alone.exit_code == 1, weak_alone.output
+    graded_alone = orjson.loads((tmp_path / "alone" / "bastion-audit.json").read_bytes())
+    await asyncio.to_thread(
+        CliRunner().invoke,
+        cli,
+        ["audit", gateway.url, *common, "--auth", f"X-API-Key: {alice}",
+         "--other-auth", f"X-API-Key: {bob}", "--plain-http-url", f"http://localhost:{plain}/",
+         "--gateway-config", str(config), "--out", str(tmp_path / "behind")],
+    )  # fmt: skip
+    graded_behind = orjson.loads((tmp_path / "behind" / "bastion-audit.json").read_bytes())
+    print(f"\ngrade alone {graded_alone['grade']}, behind bastion {graded_behind['grade']}")
+    assert graded_alone["grade"] in ("D", "F"), graded_alone["grade"]
+    failing = [
+        (f["check"], f["message"]) for f in graded_behind["findings"] if f["outcome"] == "fail"
+    ]
+    assert graded_behind["grade"] == "A+", failing

@@ -13,7 +13,8 @@ AUTH_REQUIRED = attestation_info(
     "The gateway requires authentication by default",
     Practice.AUTHENTICATION,
     Severity.CRITICAL,
-    "auth.enabled is true, auth.default is required or auto, and no route is public or optional.",
+    "auth.enabled is true, auth.default is required or auto, and no route is public or optional"
+    " except login routes (login: true: public by necessity, under the login lockout).",
     "Fail closed: a route someone forgets to configure must refuse anonymous callers, and every"
     " public route should be a reviewed exception.",
     "OWASP API2:2023",
@@ -45,7 +46,7 @@ def auth_required(config: BastionConfig) -> list[Finding]:
             (field_path("auth", "default"), f"routes without a rule are {auth.default}")
         )
     for route in config.routes:
-        if auth.enabled and route.auth.require in ("optional", "public"):
+        if auth.enabled and route.auth.require in ("optional", "public") and not route.login:
             problems.append(
                 (
                     f"routes[{route.name}].auth.require",

@@ -22,7 +22,8 @@ SECURITY_ON_WRITES = CheckInfo(
     severity=Severity.CRITICAL,
     kind=Kind.STATIC,
     criterion="Every POST, PUT, PATCH and DELETE operation has a non-empty security requirement"
-    " (its own or the document's) naming only defined schemes.",
+    " (its own or the document's) naming only defined schemes, or is declared public on purpose"
+    " (`security: []` with `x-bastion-public: <reason>`, e.g. a login endpoint).",
     rationale="An unauthenticated write lets anyone create, change or delete data; it is the"
     " most damaging form of broken authentication.",
     references=("OWASP API2:2023", "OWASP API5:2023", "ASVS 5.0 V8 (Authorization)"),
@@ -34,11 +35,12 @@ SECURITY_ON_READS = CheckInfo(
     severity=Severity.HIGH,
     kind=Kind.STATIC,
     criterion="Every GET, HEAD and TRACE operation has a non-empty security requirement naming"
-    " only defined schemes (OPTIONS is left out: browsers send CORS preflights without"
-    " credentials).",
+    " only defined schemes, or is declared public on purpose (`security: []` with"
+    " `x-bastion-public: <reason>`); OPTIONS is left out: browsers send CORS preflights without"
+    " credentials.",
     rationale="Unauthenticated reads expose data to anyone and make object-level authorization"
-    " impossible; an intentionally public operation should be a reviewed exception"
-    " (a suppression with a reason), not an omission.",
+    " impossible; an intentionally public operation (a health check, a login endpoint) should be"
+    " a reviewed exception declared with its reason in the document, not an omission.",
     references=("OWASP API2:2023", "OWASP API1:2023", "ASVS 5.0 V8 (Authorization)"),
 )
 CREDENTIALS_IN_URL = CheckInfo(
@@ -82,11 +84,25 @@ _PATH_CREDENTIAL = re.compile(rf"^({_SENSITIVE_NAMES})$", re.IGNORECASE)
 (``/objects/{key}``), so only unambiguous secret names count there."""
 
 
+PUBLIC_MARK = "x-bastion-public"
+
+
+def _declared_public(node: Mapping[str, Any], requirements: Any) -> bool:
+    """An operation public on purpose: its own ``security`` is explicitly empty (``[]`` or
+    ``[{}]``) and ``x-bastion-public`` gives the reason, so a reviewer reads the decision in the
+    document (inheriting no security by omission is never public on purpose)."""
+    reason = node.get(PUBLIC_MARK)
+    if not isinstance(reason, str) or not reason.strip() or "security" not in node:
+        return False
+    return not requirements or all(isinstance(r, Mapping) and not r for r in requirements)
+
+
 def _security_problems(
     document: Mapping[str, Any], writes: bool
-) -> tuple[list[tuple[str, str]], int]:
+) -> tuple[list[tuple[str, str]], int, list[str]]:
     defined = openapi.schemes(document)
     problems: list[tuple[str, str]] = []
+    public: list[str] = []
     examined = 0
     for op in openapi.operations(document):
         if op.write != writes or op.method == "options":  # CORS preflights carry no credential
@@ -94,6 +110,9 @@ def _security_problems(
         examined += 1
         requirements = openapi.security(document, op)
         where = f"{op.location}/security" if "security" in op.node else op.location
+        if _declared_public(op.node, requirements):
+            public.append(op.label)
+            continue
         if not requirements:
             problems.append((where, f"{op.label} declares no security requirement"))
             continue
@@ -109,26 +128,35 @@ def _security_problems(
             problems.append(
                 (where, f"{op.label} requires undefined security schemes: {', '.join(unknown)}")
             )
-    return problems, examined
+    return problems, examined, public
+
+
+def _passed(examined: int, kind: str, public: list[str]) -> str:
+    if not public:
+        return f"all {examined} {kind} operations require authentication"
+    return (
+        f"{examined - len(public)} of {examined} {kind} operations require authentication; "
+        f"public on purpose ({PUBLIC_MARK}): {', '.join(public)}"
+    )
 
 
 def security_on_writes(document: Mapping[str, Any]) -> list[Finding]:
-    problems, examined = _security_problems(document, writes=True)
+    problems, examined, public = _security_problems(document, writes=True)
     return verdict(
         SECURITY_ON_WRITES,
         problems,
-        f"all {examined} write operations require authentication",
+        _passed(examined, "write", public),
         examined=examined,
         nothing="the document has no write operation",
     )
 
 
 def security_on_reads(document: Mapping[str, Any]) -> list[Finding]:
-    problems, examined = _security_problems(document, writes=False)
+    problems, examined, public = _security_problems(document, writes=False)
     return verdict(
         SECURITY_ON_READS,
         problems,
-        f"all {examined} read operations require authentication",
+        _passed(examined, "read", public),
         examined=examined,
         nothing="the document has no read operation",
     )
