@@ -173,13 +173,24 @@ def micro_run(scenario: str, n: int, loop: asyncio.AbstractEventLoop) -> float:
 def micro(args: argparse.Namespace) -> int:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    results: dict[str, list[float]] = {s: [] for s in SCENARIOS}
+    scenarios = args.scenario or list(SCENARIOS)
+    if args.profile:
+        import cProfile
+        import pstats
+
+        for scenario in scenarios:
+            profiler = cProfile.Profile()
+            profiler.runcall(micro_run, scenario, args.n, loop)
+            print(f"-- {scenario}")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        return 0
+    results: dict[str, list[float]] = {s: [] for s in scenarios}
     for _ in range(args.runs):
-        for scenario in SCENARIOS:  # interleaved: a drift of the machine hits all alike
+        for scenario in scenarios:  # interleaved: a drift of the machine hits all alike
             results[scenario].append(micro_run(scenario, args.n, loop))
-    base = min(results["none"])
+    base = min(results["none"]) if "none" in results else 0.0
     print(f"engine Python path per request, best of {args.runs} runs of {args.n} (interleaved):")
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         best = min(results[scenario])
         print(
             f"  {scenario:10} {best:6.2f} us  (median {statistics.median(results[scenario]):.2f})"
@@ -330,6 +341,13 @@ def main() -> int:
     parser.add_argument("mode", nargs="?", choices=["micro", "wrk"], default="micro")
     parser.add_argument("-n", type=int, default=20_000, help="micro: requests per run")
     parser.add_argument("--runs", type=int, default=9, help="micro: runs per scenario")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=SCENARIOS,
+        help="micro: only this scenario (repeatable); one alone suits callgrind",
+    )
+    parser.add_argument("--profile", action="store_true", help="micro: cProfile of one run each")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--connections", type=int, default=32)

@@ -98,6 +98,7 @@ class TokenVerifier:
         self.revocations: Revocations = NoRevocations() if revocations is None else revocations
         self.limits = limits
         self._clock = clock
+        self.clock = clock  # read by guards that look in the cache first (BearerTokenGuard)
 
     def verify_nowait(
         self, token: str | bytes, now: float | None = None
