@@ -25,6 +25,7 @@ from typing import ClassVar, cast
 from bastion.auth.jwt.announce import ChangeListener
 from bastion.auth.jwt.cache import MemoryRevocations, Revocations, VerifiedToken, token_key
 from bastion.auth.jwt.errors import TokenError
+from bastion.auth.jwt.keyset import KeySource
 from bastion.auth.jwt.signing import SigningKeys
 from bastion.auth.jwt.verifier import TokenVerifier
 from bastion.auth.keys.index import KeyIndex
@@ -68,6 +69,12 @@ class BearerTokenGuard:
             else None
         )
         self._allows: dict[int, tuple[VerifiedToken, dict[str | None, Allow]]] = {}
+        # What the cached path reads, bound once (the verifier never replaces them).
+        self._tokens = verifier.cache
+        self._max_bytes = verifier.limits.max_token_bytes
+        self._clock = verifier.clock
+        self._revocations = verifier.revocations
+        self._keys: dict[str, KeySource] = {n: i.keys for n, i in verifier.issuers.items()}
         self._started = False
 
     @property
@@ -143,13 +150,12 @@ class BearerTokenGuard:
         issuer's keys unchanged, not revoked. Anything else is ``None``, and the verifier then
         decides (and says why). The same checks as the verifier's own cache path, here in
         compiled code because every request with a known token runs them."""
-        verifier = self.verifier
-        if len(token) > verifier.limits.max_token_bytes:
+        if len(token) > self._max_bytes:
             return None
-        hit = verifier.cache.get(token_key(token), verifier.clock())
-        if hit is None or hit.revision != verifier.issuers[hit.issuer].keys.revision:
+        hit = self._tokens.get(token_key(token), self._clock())
+        if hit is None or hit.revision != self._keys[hit.issuer].revision:
             return None
-        if verifier.revocations.is_revoked(hit):
+        if self._revocations.is_revoked(hit):
             return None
         return hit
 
