@@ -8,10 +8,10 @@ for four chains built from the same config, run interleaved:
 - ``none``: the router alone (``auth.enabled: false``), the engine's fast path;
 - ``anonymous``: the default auth guards on a public route, no credential presented (what every
   gateway now pays: query and duplicate checks, identity headers stripped);
-- ``api-key``: a valid key on a route that requires one (checksum, index, HMAC, identity
-  headers, the ``auth.success`` event built for a ``none`` sink);
+- ``api-key``: a valid key on a route that requires one (index, the key's quick MAC: the HMAC
+  runs only the first time, identity headers, the ``auth.success`` event for a ``none`` sink);
 - ``jwt``: a valid bastion access token (``Authorization: Bearer``, EdDSA) on the same route,
-  verified once and then answered from the token cache (SHA-256 of the token, a lookup, the
+  verified once and then answered from the token cache (SHA-256 of the signature, a lookup, the
   key-bound revocation check), with the token guard and the key guard both in the chain.
 
 ``wrk`` (~1-2 min): the same comparison through sockets, ``bastion serve`` processes pinned to

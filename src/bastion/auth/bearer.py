@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import ClassVar, cast
 
 from bastion.auth.jwt.announce import ChangeListener
-from bastion.auth.jwt.cache import MemoryRevocations, Revocations, VerifiedToken, token_key
+from bastion.auth.jwt.cache import MemoryRevocations, Revocations, VerifiedToken, token_parts
 from bastion.auth.jwt.errors import TokenError
 from bastion.auth.jwt.keyset import KeySource
 from bastion.auth.jwt.signing import SigningKeys
@@ -152,7 +152,8 @@ class BearerTokenGuard:
         compiled code because every request with a known token runs them."""
         if len(token) > self._max_bytes:
             return None
-        hit = self._tokens.get(token_key(token), self._clock())
+        key, signed = token_parts(token)
+        hit = self._tokens.get(key, signed, self._clock())
         if hit is None or hit.revision != self._keys[hit.issuer].revision:
             return None
         if self._revocations.is_revoked(hit):
