@@ -223,6 +223,8 @@ def wrk(args: argparse.Namespace) -> int:
             config = config_for(scenario, f"http://{rp.HOST}:{up_port}")
             data = json.loads(config.model_dump_json(by_alias=True))
             data.update({"state_dir": str(state), "rate_limit": {"login": {"enabled": False}}})
+            if args.no_event_store:
+                data["events"] = {**data["events"], "store": {"enabled": False}}
             path = work / f"{scenario}.json"
             path.write_text(json.dumps(data))
             if scenario in AUTHENTICATED:
@@ -352,6 +354,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="wrk: 2 rounds of 2 s")
+    parser.add_argument(
+        "--no-event-store",
+        action="store_true",
+        help="wrk: events.store.enabled false (what the per-request auth.success event costs)",
+    )
     parser.add_argument("--bastion", default=str(Path(sys.executable).parent / "bastion"))
     args = parser.parse_args()
     if args.quick:
