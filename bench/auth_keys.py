@@ -8,10 +8,10 @@ for four chains built from the same config, run interleaved:
 - ``none``: the router alone (``auth.enabled: false``), the engine's fast path;
 - ``anonymous``: the default auth guards on a public route, no credential presented (what every
   gateway now pays: query and duplicate checks, identity headers stripped);
-- ``api-key``: a valid key on a route that requires one (checksum, index, HMAC, identity
-  headers, the ``auth.success`` event built for a ``none`` sink);
+- ``api-key``: a valid key on a route that requires one (index, the key's quick MAC: the HMAC
+  runs only the first time, identity headers, the ``auth.success`` event for a ``none`` sink);
 - ``jwt``: a valid bastion access token (``Authorization: Bearer``, EdDSA) on the same route,
-  verified once and then answered from the token cache (SHA-256 of the token, a lookup, the
+  verified once and then answered from the token cache (SHA-256 of the signature, a lookup, the
   key-bound revocation check), with the token guard and the key guard both in the chain.
 
 ``wrk`` (~1-2 min): the same comparison through sockets, ``bastion serve`` processes pinned to
@@ -173,13 +173,24 @@ def micro_run(scenario: str, n: int, loop: asyncio.AbstractEventLoop) -> float:
 def micro(args: argparse.Namespace) -> int:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    results: dict[str, list[float]] = {s: [] for s in SCENARIOS}
+    scenarios = args.scenario or list(SCENARIOS)
+    if args.profile:
+        import cProfile
+        import pstats
+
+        for scenario in scenarios:
+            profiler = cProfile.Profile()
+            profiler.runcall(micro_run, scenario, args.n, loop)
+            print(f"-- {scenario}")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        return 0
+    results: dict[str, list[float]] = {s: [] for s in scenarios}
     for _ in range(args.runs):
-        for scenario in SCENARIOS:  # interleaved: a drift of the machine hits all alike
+        for scenario in scenarios:  # interleaved: a drift of the machine hits all alike
             results[scenario].append(micro_run(scenario, args.n, loop))
-    base = min(results["none"])
+    base = min(results["none"]) if "none" in results else 0.0
     print(f"engine Python path per request, best of {args.runs} runs of {args.n} (interleaved):")
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         best = min(results[scenario])
         print(
             f"  {scenario:10} {best:6.2f} us  (median {statistics.median(results[scenario]):.2f})"
@@ -212,6 +223,8 @@ def wrk(args: argparse.Namespace) -> int:
             config = config_for(scenario, f"http://{rp.HOST}:{up_port}")
             data = json.loads(config.model_dump_json(by_alias=True))
             data.update({"state_dir": str(state), "rate_limit": {"login": {"enabled": False}}})
+            if args.no_event_store:
+                data["events"] = {**data["events"], "store": {"enabled": False}}
             path = work / f"{scenario}.json"
             path.write_text(json.dumps(data))
             if scenario in AUTHENTICATED:
@@ -330,10 +343,22 @@ def main() -> int:
     parser.add_argument("mode", nargs="?", choices=["micro", "wrk"], default="micro")
     parser.add_argument("-n", type=int, default=20_000, help="micro: requests per run")
     parser.add_argument("--runs", type=int, default=9, help="micro: runs per scenario")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=SCENARIOS,
+        help="micro: only this scenario (repeatable); one alone suits callgrind",
+    )
+    parser.add_argument("--profile", action="store_true", help="micro: cProfile of one run each")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="wrk: 2 rounds of 2 s")
+    parser.add_argument(
+        "--no-event-store",
+        action="store_true",
+        help="wrk: events.store.enabled false (what the per-request auth.success event costs)",
+    )
     parser.add_argument("--bastion", default=str(Path(sys.executable).parent / "bastion"))
     args = parser.parse_args()
     if args.quick:

@@ -1,7 +1,9 @@
 """Advisory: comparing a presented secret with ``==`` stops at the first differing byte, so
 response times tell an attacker how much of a guess was right. bastion compares keyed hashes
 with ``hmac.compare_digest`` on every path, including a key id that does not exist (compared
-against a dummy digest), so timing also does not tell which key ids exist."""
+against a dummy digest), so timing also does not tell which key ids exist. The quick MAC that
+recognises a key seen before is compared the same way, on every path, whether or not the key
+was seen (against a dummy when not)."""
 
 from __future__ import annotations
 
@@ -70,7 +72,33 @@ def test_every_verdict_compares_digests_in_constant_time(
     key_guard, secret = guard()
     decision = key_guard.check(request(make(secret)))
     assert isinstance(decision, outcome)
-    assert calls == [(32, 32)]  # one comparison of two full SHA-256 digests, whatever the case
+    # Two comparisons of full 32-byte MACs whatever the case: the quick MAC (against a dummy:
+    # nothing was seen yet), then the HMAC (against the key's digest, or a dummy).
+    assert calls == [(32, 32), (32, 32)]
+    if outcome is Allow:
+        return
+    calls.clear()
+    assert isinstance(key_guard.check(request(secret)), Allow)  # now the key is remembered
+    calls.clear()
+    decision = key_guard.check(request(make(secret)))
+    assert isinstance(decision, Deny)
+    assert calls == [(32, 32), (32, 32)]  # the same work for a refusal after a success
+
+
+def test_a_remembered_key_costs_one_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(apikey.hmac, "compare_digest", spy)
+    key_guard, secret = guard()
+    assert isinstance(key_guard.check(request(secret)), Allow)
+    calls.clear()
+    assert isinstance(key_guard.check(request(secret)), Allow)
+    assert calls == [(32, 32)]  # the quick MAC, in constant time; no HMAC
 
 
 def test_the_store_holds_a_digest_not_something_to_compare_with_equals() -> None:

@@ -38,6 +38,21 @@ def test_tampered_payload_refused(alg: str) -> None:
     )
 
 
+@pytest.mark.parametrize("alg", forge.ALL_ASYMMETRIC)
+def test_tampered_payload_under_a_cached_signature_refused(alg: str) -> None:
+    """The token cache is keyed by the signature: a payload swapped under the signature of a
+    token verified (and cached) a moment ago is still refused, as text and as header bytes."""
+    verifier = forge.verifier()
+    good = _signed(alg)
+    assert isinstance(verifier.verify_nowait(good, NOW), VerifiedToken)
+    assert isinstance(verifier.verify_nowait(good.encode(), NOW), VerifiedToken)  # cached
+    head, _, sig = good.split(".")
+    evil = f"{head}.{forge.part(forge.claims(sub='admin', scope='admin'))}.{sig}"
+    refused(verifier.verify_nowait(evil, NOW), "signature does not verify")
+    refused(verifier.verify_nowait(evil.encode(), NOW), "signature does not verify")
+    assert isinstance(verifier.verify_nowait(good.encode(), NOW), VerifiedToken)
+
+
 def test_tampered_payload_refused_hmac() -> None:
     secret = bytes(range(64))
     from bastion.auth.jwt.claims import ClaimsPolicy

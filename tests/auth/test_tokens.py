@@ -277,6 +277,24 @@ async def test_a_cached_token_is_not_verified_again(
     assert calls == ["verify"]
 
 
+async def test_a_payload_swapped_under_a_cached_tokens_signature_is_refused(
+    gateway: AuthGateway, keys: KeyManager
+) -> None:
+    issued = keys.create("billing", scopes=("orders:read",))
+    admin = keys.create("admin", scopes=("orders:read", "admin"))
+    gateway.refresh()
+    token = await token_for(gateway, issued.record.id, issued.secret)
+    other = await token_for(gateway, admin.record.id, admin.secret)
+    for _ in range(2):  # the second request is answered from the token cache
+        assert (await get(gateway, "/orders", authorization=f"Bearer {token}")).status_code == 200
+    head, _, signature = token.split(".")
+    swapped = f"{head}.{other.split('.')[1]}.{signature}"  # a valid payload, the wrong signature
+    response = await get(gateway, "/orders", authorization=f"Bearer {swapped}")
+    assert response.status_code == 401
+    assert response.json()["code"] == "auth.invalid_token"
+    assert (await get(gateway, "/orders", authorization=f"Bearer {token}")).status_code == 200
+
+
 async def test_the_token_endpoint_is_public_and_leaves_credentials_to_itself(
     gateway: AuthGateway, keys: KeyManager
 ) -> None:

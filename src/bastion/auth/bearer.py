@@ -18,15 +18,19 @@ them (``start``/``close``), in the serving loop.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from typing import ClassVar, cast
 
 from bastion.auth.jwt.announce import ChangeListener
-from bastion.auth.jwt.cache import VerifiedToken
+from bastion.auth.jwt.cache import MemoryRevocations, Revocations, VerifiedToken, token_parts
 from bastion.auth.jwt.errors import TokenError
+from bastion.auth.jwt.keyset import KeySource
 from bastion.auth.jwt.signing import SigningKeys
 from bastion.auth.jwt.verifier import TokenVerifier
+from bastion.auth.keys.index import KeyIndex
 from bastion.config.backends import RedisConfig
+from bastion.errors import StateError
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny
 from bastion.pipeline.guard import Phase
 from bastion.pipeline.identity import IDENTITY
@@ -65,6 +69,12 @@ class BearerTokenGuard:
             else None
         )
         self._allows: dict[int, tuple[VerifiedToken, dict[str | None, Allow]]] = {}
+        # What the cached path reads, bound once (the verifier never replaces them).
+        self._tokens = verifier.cache
+        self._max_bytes = verifier.limits.max_token_bytes
+        self._clock = verifier.clock
+        self._revocations = verifier.revocations
+        self._keys: dict[str, KeySource] = {n: i.keys for n, i in verifier.issuers.items()}
         self._started = False
 
     @property
@@ -126,10 +136,29 @@ class BearerTokenGuard:
         name = route.name if route is not None else None
         if name in self.skip_routes:
             return ALLOW
+        hit = self._cached(token)
+        if hit is not None:
+            request.state[IDENTITY] = hit.identity
+            return self._allow(hit, name)
         result = self.verifier.verify_nowait(token)
         if result is None:  # a kid not seen yet: the issuer's keys are fetched once
             return self._verify_later(request, token, name)
         return self._decide(request, result, name)
+
+    def _cached(self, token: bytes) -> VerifiedToken | None:
+        """The verified token from the cache when it is a clean hit: within its lifetime, its
+        issuer's keys unchanged, not revoked. Anything else is ``None``, and the verifier then
+        decides (and says why). The same checks as the verifier's own cache path, here in
+        compiled code because every request with a known token runs them."""
+        if len(token) > self._max_bytes:
+            return None
+        key, signed = token_parts(token)
+        hit = self._tokens.get(key, signed, self._clock())
+        if hit is None or hit.revision != self._keys[hit.issuer].revision:
+            return None
+        if self._revocations.is_revoked(hit):
+            return None
+        return hit
 
     async def _verify_later(self, request: Request, token: bytes, route: str | None) -> Decision:
         return self._decide(request, await self.verifier.verify(token), route)
@@ -175,3 +204,41 @@ class BearerTokenGuard:
         fields = {**deny.fields, "auth_method": "bearer"}
         headers = tuple((name.lower(), value) for name, value in deny.headers)
         return dataclasses.replace(deny, headers=headers, fields=fields)
+
+
+class KeyBoundRevocations:
+    """Revocation for bastion's own tokens: the API key named by ``client_id`` must still be
+    known, unrevoked and unexpired in ``index``. Tokens of other issuers go to ``other``.
+
+    Runs on every cached hit: two dictionary lookups and a clock reading (defined here, in a
+    compiled module, because every request with a cached token runs it). While the key index
+    has never been read, bastion's tokens cannot be judged: that is an infrastructure failure
+    (503 through the chain's fail-closed rule), not a refusal of the token.
+    """
+
+    def __init__(
+        self,
+        index: KeyIndex,
+        issuer: str,
+        *,
+        other: Revocations | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.index = index
+        self.issuer = issuer
+        self.other: Revocations = other if other is not None else MemoryRevocations()
+        self.clock = clock
+
+    def is_revoked(self, token: VerifiedToken) -> bool:
+        if token.issuer == self.issuer:
+            index = self.index
+            if not index.loaded:
+                raise StateError("API keys are not loaded yet: bastion's tokens cannot be judged")
+            client_id = token.claims.get("client_id")
+            entry = index.entries.get(client_id) if isinstance(client_id, str) else None
+            if entry is None:
+                return True
+            record = entry.record
+            if record.revoked_at is not None or record.expires_at <= self.clock():
+                return True
+        return self.other.is_revoked(token)

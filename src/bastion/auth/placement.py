@@ -98,6 +98,27 @@ class CredentialPlacement:
         self.names = frozenset(normalise(n) for n in names)
         self.pattern = name_pattern(self.names)
         self._in_query: dict[str, Deny] = {}
+        # For clean_query: the names no other name contains (``key`` covers ``apikey``).
+        self._needles = tuple(
+            sorted(n for n in self.names if not any(o != n and o in n for o in self.names))
+        )
+        self._plain_names = bool(self.names) and all(n.isascii() and n for n in self.names)
+
+    def clean_query(self, query: str) -> bool:
+        """Whether ``query`` certainly holds no credential, decided without the regular
+        expressions: an ASCII query without ``%``, ``+``, ``bst_`` or ``eyJ`` in which no
+        configured name occurs, even with case and ``-``, ``_``, ``.`` ignored. Every match of
+        :func:`query_credential` needs one of those, so a false answer only means "look
+        closer", and a true one is exact. (Non-ASCII text goes the long way: case-insensitive
+        matching knows folds, such as the Kelvin sign, that lower() does not.)"""
+        if not self._plain_names or not query.isascii():
+            return False
+        if "%" in query or "+" in query or "bst_" in query or "eyJ" in query:
+            return False
+        folded = query.lower()
+        if "-" in folded or "_" in folded or "." in folded:
+            folded = folded.replace("-", "").replace("_", "").replace(".", "")
+        return all(needle not in folded for needle in self._needles)
 
     def in_query(self, what: str) -> Deny:
         deny = self._in_query.get(what)
@@ -109,7 +130,7 @@ class CredentialPlacement:
 
     def check(self, request: Request) -> Decision:
         query = request.query
-        if query:
+        if query and not self.clean_query(query):
             found = query_credential(query, self.names, self.pattern)
             if found is not None:
                 return self.in_query(found)

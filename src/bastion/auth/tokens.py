@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 
 from bastion.auth.apikey import pepper_path
+from bastion.auth.bearer import KeyBoundRevocations
 from bastion.auth.jwt import announce
-from bastion.auth.jwt.cache import MemoryRevocations, Revocations, VerifiedToken
+from bastion.auth.jwt.cache import MemoryRevocations, Revocations
 from bastion.auth.jwt.keystore import FileSigningKeyStore, SigningKeyStore
 from bastion.auth.jwt.signing import SigningKeys
 from bastion.auth.jwt.verifier import TokenVerifier, build_verifier
@@ -26,6 +27,8 @@ from bastion.auth.keys.hashing import load_pepper
 from bastion.auth.keys.index import KeyIndex
 from bastion.config.models import BastionConfig
 from bastion.errors import ConfigError, StateError
+
+__all__ = ["KeyBoundRevocations", "open_signing_store", "signing_keys", "token_verifier"]
 
 Clock = Callable[[], float]
 
@@ -81,43 +84,6 @@ def signing_keys(
 
         keys.on_change = announce_change
     return keys
-
-
-class KeyBoundRevocations:
-    """Revocation for bastion's own tokens: the API key named by ``client_id`` must still be
-    known, unrevoked and unexpired in ``index``. Tokens of other issuers go to ``other``.
-
-    Runs on every cached hit: two dictionary lookups and a clock reading. While the key index
-    has never been read, bastion's tokens cannot be judged: that is an infrastructure failure
-    (503 through the chain's fail-closed rule), not a refusal of the token.
-    """
-
-    def __init__(
-        self,
-        index: KeyIndex,
-        issuer: str,
-        *,
-        other: Revocations | None = None,
-        clock: Clock = time.time,
-    ) -> None:
-        self.index = index
-        self.issuer = issuer
-        self.other: Revocations = other if other is not None else MemoryRevocations()
-        self.clock = clock
-
-    def is_revoked(self, token: VerifiedToken) -> bool:
-        if token.issuer == self.issuer:
-            index = self.index
-            if not index.loaded:
-                raise StateError("API keys are not loaded yet: bastion's tokens cannot be judged")
-            client_id = token.claims.get("client_id")
-            entry = index.entries.get(client_id) if isinstance(client_id, str) else None
-            if entry is None:
-                return True
-            record = entry.record
-            if record.revoked_at is not None or record.expires_at <= self.clock():
-                return True
-        return self.other.is_revoked(token)
 
 
 def token_verifier(

@@ -1,7 +1,11 @@
 """Verified tokens, remembered so that a signature is checked once per token, not per request.
 
-Keyed by a hash of the token (the cache never holds a bearer token itself), bounded in entries
-(oldest evicted first), every entry ending at the token's ``exp``. A hit is re-checked against
+Keyed by the SHA-256 of the token's signature segment, and an entry counts only for a token
+whose signed part (``header.payload``, kept in the entry) is byte for byte the one verified: so
+every byte of the token is bound, while only the short signature is hashed per request (the
+signed part is compared, not hashed). The cache never holds a bearer token itself (the signed
+part without its signature proves nothing). Bounded in entries (oldest evicted first), every
+entry ending at the token's ``exp``. A hit is re-checked against
 revocation (``jti`` or subject) and against the issuer's key revision: when a key leaves an
 issuer's set, tokens it signed are verified again, and refused.
 """
@@ -28,6 +32,7 @@ class VerifiedToken:
     kid: str | None = None
     revision: int = 0
     valid_until: float = field(default=0.0)  # exp + leeway: when a cached entry stops counting
+    signed: bytes = b""  # the token's header.payload as received: what a cache hit must equal
 
     @property
     def subject(self) -> str | None:
@@ -90,12 +95,20 @@ class NoRevocations:
         return False
 
 
-def token_key(token: str | bytes) -> bytes:
-    """The cache key of a token: its SHA-256 (the token itself is never stored). SHA-256 runs
-    in hardware on current x86 and ARM cores, the fastest collision-resistant choice here.
-    A token given as bytes (straight from a header) is hashed as it is."""
+def token_parts(token: str | bytes) -> tuple[bytes, bytes]:
+    """The cache key of a token (the SHA-256 of its signature segment, the part after the last
+    ``.``) and its signed part (everything before that ``.``), which a hit must equal. A token
+    given as bytes (straight from a header) is taken as it is."""
     raw = token if isinstance(token, bytes) else token.encode("utf-8", "surrogatepass")
-    return sha256(raw).digest()
+    dot = raw.rfind(b".")
+    if dot < 0:
+        return sha256(raw).digest(), b"\x00"  # no signed part: can never equal an entry's
+    return sha256(raw[dot + 1 :]).digest(), raw[:dot]
+
+
+def token_key(token: str | bytes) -> bytes:
+    """The cache key of a token (see :func:`token_parts`); the token itself is never stored."""
+    return token_parts(token)[0]
 
 
 class TokenCache:
@@ -110,11 +123,17 @@ class TokenCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: bytes, now: float) -> VerifiedToken | None:
-        """The entry for ``key`` if it is still within its token's lifetime."""
+    def get(self, key: bytes, signed: bytes, now: float) -> VerifiedToken | None:
+        """The entry for ``key`` if it is still within its token's lifetime and was verified
+        for exactly ``signed`` (another payload under a copied signature is a miss, and the
+        verifier then refuses it: its signature does not verify)."""
         entry = self._entries.get(key)
-        if entry is not None and now >= entry.valid_until:
+        if entry is None:
+            return None
+        if now >= entry.valid_until:
             del self._entries[key]
+            return None
+        if entry.signed != signed:
             return None
         return entry
 

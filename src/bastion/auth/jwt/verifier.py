@@ -29,6 +29,7 @@ from bastion.auth.jwt.cache import (
     TokenCache,
     VerifiedToken,
     token_key,
+    token_parts,
 )
 from bastion.auth.jwt.claims import ClaimsPolicy, check_claims, scopes_of
 from bastion.auth.jwt.errors import (
@@ -98,6 +99,7 @@ class TokenVerifier:
         self.revocations: Revocations = NoRevocations() if revocations is None else revocations
         self.limits = limits
         self._clock = clock
+        self.clock = clock  # read by guards that look in the cache first (BearerTokenGuard)
 
     def verify_nowait(
         self, token: str | bytes, now: float | None = None
@@ -112,8 +114,8 @@ class TokenVerifier:
             return TokenError(INVALID_TOKEN, "token is not a string")
         if len(token) > self.limits.max_token_bytes:
             return TokenError(INVALID_TOKEN, "token exceeds the size limit")
-        key = token_key(token)
-        hit = self.cache.get(key, now)
+        key, signed = token_parts(token)
+        hit = self.cache.get(key, signed, now)
         if hit is not None:
             if hit.revision == self.issuers[hit.issuer].keys.revision:
                 if self.revocations.is_revoked(hit):
@@ -188,6 +190,7 @@ class TokenVerifier:
             kid=verification_key.kid,
             revision=revision,
             valid_until=exp + policy.leeway,
+            signed=jws.signing_input,
         )
         if self.revocations.is_revoked(verified):
             raise reject("token was revoked", REVOKED_TOKEN)

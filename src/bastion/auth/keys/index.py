@@ -4,6 +4,12 @@ Readers (the request path, on the event loop) only ever do dict lookups; the syn
 (:mod:`.sync`) replaces entries one assignment at a time, which is atomic, so the hot path takes
 no lock. An entry carries everything precomputed: the digest as bytes, the caller's
 :class:`~bastion.pipeline.identity.Identity`, and the success decisions already built.
+
+An entry also remembers ``seen``: the quick MAC (:meth:`KeyHasher.quick`) of the key that last
+verified against it, so that the next request with that key skips the HMAC. It is one MAC per
+key (bounded by the index), and it is forgotten with the entry: any change to the record
+(revocation, rotation, a new expiry, a restored store) replaces the entry by a new one without
+it. Revocation and expiry are checked on every request either way.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ class KeyEntry:
     digest: bytes
     identity: Identity
     allows: dict[str | None, Allow] = field(default_factory=dict)
+    seen: bytes | None = None
 
     @classmethod
     def of(cls, record: KeyRecord) -> KeyEntry:

@@ -59,7 +59,9 @@ class KeySync:
         self.clock = clock
         self._opener = opener
         self._store: KeyStore | None = None
-        self._used: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+        """Last-use times not yet written, by key id. The request path writes into this very
+        dict (the guard holds it), so it is emptied in place, never replaced."""
         self._redis = redis_config if redis_config is not None and redis_config.url else None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -72,7 +74,7 @@ class KeySync:
 
     def record_use(self, key_id: str, now: float) -> None:
         """Remember that ``key_id`` was used at ``now`` (written later, in a batch)."""
-        self._used[key_id] = now
+        self.used[key_id] = now
 
     # -- background work
 
@@ -120,11 +122,11 @@ class KeySync:
 
     def flush(self) -> None:
         """Write the collected last-use times (one batch)."""
-        used = self._used
+        used = self.used
         if not used or self._store is None:
             return
-        self._used = {}
-        batch = used.copy()  # a write racing the swap lands in `used` and is simply dropped
+        batch = used.copy()
+        used.clear()  # a use recorded between the copy and the clear is simply dropped
         with self._lock:
             try:
                 self._store.touch(batch)
