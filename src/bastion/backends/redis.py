@@ -135,6 +135,7 @@ Decode = Callable[[Any], Any]
 # arguments) and the reply's decoder (None: the future gets the reply itself).
 _Entry = tuple["asyncio.Future[Any]", ScriptCommand | None, bytes, Decode | None]
 _ReplyError = hiredis.ReplyError
+_Future = asyncio.Future
 
 
 @dataclass(frozen=True)
@@ -481,7 +482,9 @@ class RedisClient:
         loop = self._loop
         if self._conn is None or loop is None:
             raise self._unavailable()
-        future = loop.create_future()
+        # Future() takes the running loop, which is this client's (its transport lives there):
+        # about half the instructions of loop.create_future(), whose loop= keyword is parsed.
+        future: asyncio.Future[Any] = _Future()
         self._entries.append((future, command, payload, decode))
         self._chunks.append(payload)
         if not self._flush_scheduled:
