@@ -76,6 +76,36 @@ async def test_noscript_after_script_flush_is_recovered(
     assert await redis_client.execute("SCRIPT", "EXISTS", limiter._command.script.sha) == [1]
 
 
+async def test_a_reply_its_decoder_refuses_fails_that_call_alone(
+    redis_client: RedisClient, redis_prefix: str
+) -> None:
+    """Decoded calls (the limiters' path) share the batch with plain ones: a reply of the wrong
+    shape fails its own call with the decoder's error, and the replies after it still reach
+    their callers in order."""
+    command = ECHO.command(1, 1)
+
+    def payload(key: str, value: str) -> bytes:
+        return command.head + b"".join(
+            b"$%d\r\n%b\r\n" % (len(part), part) for part in (key.encode(), value.encode())
+        )
+
+    def number(reply: list[bytes]) -> int:
+        return int(reply[1])
+
+    key = redis_prefix + "decode"
+    await redis_client.execute("SCRIPT", "LOAD", ECHO.source)  # no NOSCRIPT retry reorders
+    results = await asyncio.gather(
+        redis_client.submit(command, payload(key, "7"), number),
+        redis_client.submit(command, payload(key, "seven"), number),
+        redis_client.evalsha(ECHO, [key], ["8"]),
+        return_exceptions=True,
+    )
+    assert results[0] == 7
+    assert isinstance(results[1], ValueError)
+    assert results[2] == [key.encode(), b"8"]
+    assert await redis_client.execute("LRANGE", key, 0, -1) == [b"7", b"seven", b"8"]
+
+
 async def test_a_script_error_is_a_backend_error_not_a_driver_error(
     redis_client: RedisClient, redis_prefix: str
 ) -> None:

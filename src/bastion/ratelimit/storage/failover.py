@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from bastion.backends.redis import RedisClient
@@ -126,7 +127,7 @@ class FailoverLimiter:
     ``memory_limiter(algorithm, rate)``).
     """
 
-    __slots__ = ("_capacity", "_fallback", "_health", "_limiter", "_policy")
+    __slots__ = ("_capacity", "_decide", "_fallback", "_health", "_limiter", "_policy")
 
     def __init__(
         self, limiter: AsyncLimiter, health: BackendHealth, *, fallback: Limiter | None = None
@@ -137,6 +138,11 @@ class FailoverLimiter:
         algorithm = getattr(limiter, "algorithm", None)
         self._capacity = rate.burst if algorithm == "gcra" else rate.limit
         self._limiter = limiter
+        # A Redis limiter's decide() is its hit() without the coroutine around the future.
+        decide = getattr(limiter, "decide", None)
+        self._decide: Callable[[str, int], Awaitable[Verdict]] = (
+            decide if callable(decide) else limiter.hit
+        )
         self._health = health
         self._policy = health.policy
         self._fallback = fallback if health.policy == "local" else None
@@ -147,7 +153,7 @@ class FailoverLimiter:
 
     async def hit(self, key: str, cost: int = 1) -> Verdict:
         try:
-            verdict = await self._limiter.hit(key, cost)
+            verdict = await self._decide(key, cost)
         except BackendUnavailable as exc:
             self._health.failed(exc)
             if self._policy == "closed":

@@ -16,6 +16,7 @@ algorithm's state.
 
 from __future__ import annotations
 
+import asyncio
 from importlib import resources
 from typing import Any, Final
 
@@ -78,9 +79,13 @@ class RedisLimiter:
         "_client",
         "_clock",
         "_command",
+        "_decode",
         "_hit_args",
+        "_hit_rest",
+        "_key_fixed",
         "_key_head",
         "_key_tail",
+        "_lead",
         "_peek_args",
         "_rate",
         "_refused_retry",
@@ -111,6 +116,13 @@ class RedisLimiter:
         self._peek_args = bulk(b"0") + encoded
         self._key_head = _key_head(key_prefix, "rl", namespace)
         self._key_tail = _SUFFIX[algorithm]
+        # A hit's command is ``_lead $<len>\r\n <key head> <key> <rest>``: all but the key and
+        # its length encoded here once; ``_hit_rest`` is the whole rest of a hit of cost 1 on
+        # Redis time (the gateway's case).
+        self._lead = self._command.head + b"$"
+        self._key_fixed = len(self._key_head) + len(self._key_tail)
+        self._hit_rest = self._key_tail + b"\r\n" + _ONE + _SERVER_TIME + self._hit_args
+        self._decode = self._verdict  # bound once: the reply handler calls it per decision
         self._clock = clock
         self._capacity = params.capacity
         self._refused_retry = params.refused_retry
@@ -128,21 +140,44 @@ class RedisLimiter:
         )
 
     async def hit(self, key: str, cost: int = 1) -> Verdict:
-        if cost < 1:
-            raise ValueError(f"a hit costs at least 1, got {cost}")
-        cost_arg = _ONE if cost == 1 else bulk(b"%d" % cost)
-        reply = await self._client.call(self._command, self._tail(key, cost_arg, self._hit_args))
-        return self._verdict(reply)
+        return await self.decide(key, cost)
 
     async def peek(self, key: str) -> Verdict:
-        reply = await self._client.call(self._command, self._tail(key, _ONE, self._peek_args))
-        return self._verdict(reply)
+        return await self._submit(key, _ONE, self._peek_args)
 
-    def _tail(self, key: str, cost_arg: bytes, args: bytes) -> bytes:
-        name = self._key_head + key.encode("utf-8", "surrogateescape") + self._key_tail
+    def decide(self, key: str, cost: int = 1) -> asyncio.Future[Verdict]:
+        """:meth:`hit` without a coroutine: a future that resolves with the verdict (the hot
+        path, awaited directly by :class:`~bastion.ratelimit.storage.failover.FailoverLimiter`).
+        Raises :class:`BackendUnavailable` at once while the connection is down."""
+        if cost == 1 and self._clock is None:
+            raw = key.encode("utf-8", "surrogateescape")
+            payload = b"%b%d\r\n%b%b%b" % (
+                self._lead,
+                self._key_fixed + len(raw),
+                self._key_head,
+                raw,
+                self._hit_rest,
+            )
+            return self._client.submit(self._command, payload, self._decode)
+        if cost < 1:
+            raise ValueError(f"a hit costs at least 1, got {cost}")
+        return self._submit(key, _ONE if cost == 1 else bulk(b"%d" % cost), self._hit_args)
+
+    def _submit(self, key: str, cost_arg: bytes, args: bytes) -> asyncio.Future[Verdict]:
+        raw = key.encode("utf-8", "surrogateescape")
         clock = self._clock
         now = _SERVER_TIME if clock is None else bulk(b"%d" % microseconds(clock()))
-        return b"$%d\r\n%b\r\n%b%b%b" % (len(name), name, cost_arg, now, args)
+        payload = b"%b%d\r\n%b%b%b\r\n%b%b%b" % (
+            self._lead,
+            self._key_fixed + len(raw),
+            self._key_head,
+            raw,
+            self._key_tail,
+            cost_arg,
+            now,
+            args,
+        )
+        return self._client.submit(self._command, payload, self._decode)
 
     def _verdict(self, reply: Any) -> Verdict:
         allowed, remaining, reset, retry = reply
