@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from click.testing import CliRunner
 
+from bastion.cli.main import cli
 from tests.cluster.processes import LIMIT, Cluster, cluster_config
 from tests.engine.upstream_app import Upstream
 
@@ -17,12 +19,18 @@ from tests.engine.upstream_app import Upstream
 def shared_config(
     tmp_path: Path, upstream: Upstream, dsn: str, schema: str, redis_url: str, prefix: str
 ) -> dict[str, object]:
-    return cluster_config(
+    """The cluster's config, its PostgreSQL schema upgraded first (as a deployment's one-shot
+    ``bastion db upgrade`` does): a gateway is not ready on a schema behind its release."""
+    config = cluster_config(
         tmp_path,
         upstream.url,
         postgres={"dsn": dsn, "schema": schema},
         redis={"url": redis_url, "key_prefix": prefix},
     )
+    boot = Cluster(tmp_path / "boot", config)  # writes the config file
+    upgraded = CliRunner().invoke(cli, ["db", "upgrade", "--config", str(boot.config_path)])
+    assert upgraded.exit_code == 0, upgraded.output
+    return config
 
 
 async def test_a_global_limit_holds_exactly_across_three_instances(

@@ -72,8 +72,8 @@ def store_opener(config: BastionConfig) -> Opener:
         if location is not None and not location.exists():
             return None
         pepper = load_pepper(pepper_path(config), create=False)
-        if pepper is None and location is not None and _never_held_keys(config):
-            return None  # the state store holds security events only: certainly no keys
+        if pepper is None and _never_held_keys(config):
+            return None  # the store never held a key (it holds events, or nothing yet)
         if pepper is None:
             raise StateError(
                 f"API keys exist but the pepper file {pepper_path(config)} is missing; expected"
@@ -93,8 +93,10 @@ def store_opener(config: BastionConfig) -> Opener:
 
 
 def _never_held_keys(config: BastionConfig) -> bool:
-    """Whether the SQLite state store never had a key (revision 0): the event store makes the
-    file too, on the first security event, before any ``bastion keys create``."""
+    """Whether the state store never had a key (revision 0): on SQLite the event store makes
+    the file too, on the first security event; on PostgreSQL ``bastion db upgrade`` makes the
+    tables before any ``bastion keys create``. Without a pepper, such a store is simply empty,
+    not a store whose pepper went missing."""
     store = open_key_store(config, create=False)
     try:
         return store.revision() == 0
