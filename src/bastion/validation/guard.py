@@ -46,6 +46,7 @@ from bastion.validation.responses import ResponseCheck, ResponsePolicy
 OPERATION: StateKey[Operation] = StateKey("validation:operation")
 BODY_VALUE: StateKey[Any] = StateKey("validation:body")
 
+NO_REPEATS: list[str] = []  # shared, never appended to: JSON bodies have no repeated fields
 NOT_FOUND = Deny(404, "validation.not_found", "Not Found", "The API does not document this path.")
 NO_MEDIA_TYPE = "The request has a body but no Content-Type."
 _DETAILS = {
@@ -208,7 +209,7 @@ class ValidationGuard:
     ) -> Decision:
         kind = media.kind
         value: Any
-        repeated: list[str] = []
+        repeated: list[str] = NO_REPEATS
         if kind == "json":
             exceeded = (
                 None

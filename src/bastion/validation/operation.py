@@ -251,7 +251,10 @@ def parse_query(text: str) -> dict[str, list[str]]:
     """``a=1&b=x+y&a=2`` as ``{"a": ["1", "2"], "b": ["x y"]}``; decoding is paid only by the
     names and values that are encoded. At most ``MAX_QUERY_FIELDS`` fields are read."""
     grouped: dict[str, list[str]] = {}
-    for part in text.split("&", MAX_QUERY_FIELDS)[:MAX_QUERY_FIELDS]:
+    parts = text.split("&", MAX_QUERY_FIELDS)
+    if len(parts) > MAX_QUERY_FIELDS:  # the rest of the query, unsplit: not read
+        del parts[MAX_QUERY_FIELDS:]
+    for part in parts:
         if not part:
             continue
         name, _, value = part.partition("=")
