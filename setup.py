@@ -53,6 +53,12 @@ COMPILED = [
     "src/bastion/ratelimit/login.py",
     "src/bastion/ratelimit/policy.py",
     "src/bastion/ratelimit/storage/memory.py",
+    "src/bastion/validation/bodies.py",
+    "src/bastion/validation/errors.py",
+    "src/bastion/validation/guard.py",
+    "src/bastion/validation/operation.py",
+    "src/bastion/validation/params.py",
+    "src/bastion/validation/router.py",
 ]
 
 
