@@ -35,7 +35,7 @@ from bastion.pipeline.guard import Phase
 from bastion.pipeline.request import Request, StateKey
 from bastion.pipeline.response_body import RESPONSE_BODY
 from bastion.pipeline.routing import ROUTE
-from bastion.validation.bodies import few_brackets, form_fields, json_limit, multipart_fields
+from bastion.validation.bodies import form_fields, json_limit, multipart_fields
 from bastion.validation.compiler import CompiledApi
 from bastion.validation.errors import pointer, violations
 from bastion.validation.operation import REPEATED, Media, Operation
@@ -213,8 +213,9 @@ class ValidationGuard:
         if kind == "json":
             exceeded = (
                 None
-                # the common case inline: a body too short for more members, with few brackets
-                if len(body) < self.short_body and few_brackets(body, self.max_depth)
+                # the common case inline: json_limit's own first test, without the call
+                if len(body) < self.short_body
+                and body.count(b"{") + body.count(b"[") <= self.max_depth
                 else json_limit(body, self.max_depth, self.max_members)
             )
             if exceeded is not None:
