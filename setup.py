@@ -60,6 +60,12 @@ COMPILED = [
     "src/bastion/validation/injection/exemptions.py",
     "src/bastion/validation/injection/guard.py",
     "src/bastion/validation/injection/inspect.py",
+    "src/bastion/validation/bodies.py",
+    "src/bastion/validation/errors.py",
+    "src/bastion/validation/guard.py",
+    "src/bastion/validation/operation.py",
+    "src/bastion/validation/params.py",
+    "src/bastion/validation/router.py",
 ]
 
 

@@ -247,7 +247,8 @@ class BodyReader:
 ONLY_ROUTER = {"rate_limit": {"login": {"enabled": False}}, "auth": {"enabled": False}}
 
 
-def gateway(spec_path: Path, n: int, rounds: int) -> float:
+def _chains(spec_path: Path) -> dict[str, tuple[GuardChain, BastionConfig]]:
+    """The three engines of part 2: the router alone, a no-op body guard, validation."""
     data = {
         "routes": [{"name": "api", "upstream": "http://127.0.0.1:9000"}],
         "events": {"sink": "none"},
@@ -265,10 +266,18 @@ def gateway(spec_path: Path, n: int, rounds: int) -> float:
     with_chain = build_gateway_chain(validating, NullSink())
     assert base_chain.names() == ["router"]
     assert with_chain.names() == ["router", "validation"]
+    return {
+        "base": (base_chain, plain),
+        "with": (with_chain, validating),
+        "reader": (reader_chain, plain),
+    }
+
+
+def gateway(spec_path: Path, n: int, rounds: int) -> float:
+    chains = _chains(spec_path)
     ratios, bases, withs, readers = [], [], [], []
     for index in range(rounds):
-        order = [("base", base_chain, plain), ("with", with_chain, validating),
-                 ("reader", reader_chain, plain)]  # fmt: skip
+        order = [(label, *chains[label]) for label in ("base", "with", "reader")]
         if index % 2:
             order.reverse()
         times = {label: _engine_run(chain, cfg, n) for label, chain, cfg in order}
@@ -410,12 +419,22 @@ def main() -> None:
     parser.add_argument(
         "--defaults", action="store_true", help="part 3 with the default guards on in both"
     )
+    parser.add_argument(
+        "--engine-only",
+        choices=("base", "reader", "with"),
+        help="only run -n requests through one engine of part 2, untimed (for callgrind:"
+        " the difference of two -n values is the instructions of that many requests)",
+    )
     args = parser.parse_args()
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     directory = Path(tempfile.mkdtemp(prefix="bastion-bench-spec-"))
     try:
         spec_path = write_spec(directory)
+        if args.engine_only:
+            chain, config = _chains(spec_path)[args.engine_only]
+            _engine_run(chain, config, args.n)
+            return
         print(
             f"request: POST {PATH}?{QUERY}, {len(BODY)} byte JSON body; noisy numbers on a"
             " shared machine\n"

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from bastion.config.models import BastionConfig, RouteConfig
+from bastion.config.validation import ValidationConfig
 
 DOCS = Path(__file__).parent.parent / "docs"
 # The reference page, plus the practice pages that document their own sections.
@@ -41,9 +42,14 @@ def test_every_problem_code_is_documented() -> None:
     codes = set(
         re.findall(r'"((?:request|upstream|route|guard|gateway|ratelimit|auth)\.[a-z_]+)"', source)
     )
+    # validation.* strings are problem codes, or config fields (an audit finding names those)
+    fields = {f"validation.{name}" for name in ValidationConfig.model_fields}
+    codes |= set(re.findall(r'"(validation\.[a-z_]+)"', source)) - fields
     # event actions, never client-facing problems
     codes -= {"guard.failed", "ratelimit.lockout", "ratelimit.backend_unavailable",
               "ratelimit.backend_recovered", "auth.success", "auth.key_expiring",
-              "auth.token_issued", "auth.token_refused"}  # fmt: skip
+              "auth.token_issued", "auth.token_refused",
+              "validation.response_invalid", "validation.response_undocumented",
+              "validation.response_stripped"}  # fmt: skip
     missing = sorted(code for code in codes if f"`{code}`" not in problems)
     assert missing == []

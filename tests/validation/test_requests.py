@@ -226,6 +226,31 @@ def test_malformed_json_is_refused(guard: ValidationGuard) -> None:
     assert pointers(decision) == {"/body": "is not valid JSON"}
 
 
+def test_the_depth_limit_counts_nesting_not_brackets() -> None:
+    """At the limit passes, one level past is refused; brackets inside strings and side by
+    side (more of them than the limit, on the quick check's slow path) do not nest."""
+    guard = guard_for(PETS_30, limits={"json_max_depth": 3})
+    headers = [("content-type", "application/json")]
+
+    def check(body: bytes) -> object:
+        return guard.check(request("POST", "/v1/pets", headers, body))
+
+    # {"owner": {...}} is depth 2; the tags array and a "[" string make 3
+    assert allowed(check(b'{"name": "[{[{", "owner": {"email": "a@example.com"}, "tags": ["["]}'))
+    assert allowed(check(b'{"name": "' + b"{[" * 10 + b'", "tags": []}'))
+    assert pointers(check(b'{"name": "x", "tags": [[["a"]]]}')) == {
+        "/body": "nests deeper than 3 levels"
+    }
+
+
+def test_integer_parameters_are_read_as_json_integers(guard: ValidationGuard) -> None:
+    assert allowed(guard.check(request("GET", "/v1/pets/7")))
+    for text in ("07", "+7", "7%0A", "%E0%A5%AD", "0x7", "7.0"):  # Devanagari 7 among them
+        assert pointers(guard.check(request("GET", f"/v1/pets/{text}"))) == {
+            "/path/petId": "expected integer"
+        }, text
+
+
 def test_form_bodies_are_coerced_and_validated(guard: ValidationGuard) -> None:
     form = [("content-type", "application/x-www-form-urlencoded")]
     assert allowed(guard.check(request("POST", "/v1/pets", form, b"name=Rex&age=3&tags=a&tags=b")))

@@ -32,6 +32,11 @@ class ValidationLimits(_Model):
     multipart_max_parts: int = Field(100, ge=1, description="parts in one multipart body")
 
 
+# What happens to upstream responses of documented operations: nothing (off), a security event
+# per violation of the documented schema (monitor), or undocumented properties removed (strip).
+ResponseMode = Literal["off", "monitor", "strip"]
+
+
 class ValidationConfig(_Model):
     """``validation:``: what the OpenAPI document enforces, and how refusals look."""
 
@@ -51,6 +56,13 @@ class ValidationConfig(_Model):
         (), description="route names the document describes; empty means every route"
     )
     limits: ValidationLimits = ValidationLimits()
+    responses: ResponseMode = Field(
+        "off",
+        description="upstream JSON responses: off, monitor (events) or strip (undocumented out)",
+    )
+    responses_by_route: dict[str, ResponseMode] = Field(
+        {}, description="route name -> off, monitor or strip, overriding responses for it"
+    )
 
 
 def check_validation_references(
@@ -59,7 +71,7 @@ def check_validation_references(
     """Cross-field rules: validation needs the document, and route names must exist."""
     if validation.enabled and not has_document:
         raise ValueError("validation.enabled is true but openapi is not set; expected a document")
-    for field in ("pass_through", "routes"):
+    for field in ("pass_through", "routes", "responses_by_route"):
         unknown = sorted(set(getattr(validation, field)) - routes)
         if unknown and routes:
             raise ValueError(

@@ -9,7 +9,7 @@ from bastion.observability.events import EventSink
 from bastion.pipeline.guard import Guard
 from bastion.validation.compiler import compile_api
 from bastion.validation.document import load_api
-from bastion.validation.guard import ValidationGuard
+from bastion.validation.guard import ValidationGuard, response_modes
 
 logger = logging.getLogger("bastion.validation")
 
@@ -19,7 +19,8 @@ def validation_guards(config: BastionConfig, events: EventSink) -> list[Guard]:
     settings = config.validation
     if not settings.enabled or config.openapi is None:
         return []
-    api = compile_api(load_api(config.openapi), strict=settings.strict)
+    responses = response_modes(config)
+    api = compile_api(load_api(config.openapi), strict=settings.strict, responses=responses)
     logger.info(
         "validation: %d operations of %s compiled in %.0f ms (%s mode%s)",
         api.operations,
@@ -35,4 +36,10 @@ def validation_guards(config: BastionConfig, events: EventSink) -> list[Guard]:
             "validation: routes %s are forwarded without validation",
             ", ".join(settings.pass_through),
         )
-    return [ValidationGuard(config, api)]
+    if responses:
+        logger.info(
+            "validation: upstream responses checked (%s; by route: %s)",
+            settings.responses,
+            ", ".join(f"{k}={v}" for k, v in settings.responses_by_route.items()) or "none",
+        )
+    return [ValidationGuard(config, api, events)]

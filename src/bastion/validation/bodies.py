@@ -3,6 +3,7 @@
 JSON limits (nesting depth, members) are checked on the raw bytes first. The common case costs
 two or three ``bytes.count`` calls in C: when the number of brackets cannot exceed the depth and
 brackets plus commas (or half the length) cannot exceed the members, no parse can either.
+(``bytes.find`` in a loop, or one ``bytes.translate``, measured no cheaper under callgrind.)
 Only a body that might be past a limit is looked at closer (strings blanked out, brackets
 walked), so a hostile body (``[[[[...`` a million deep, a million tiny members) is refused
 before orjson builds anything.

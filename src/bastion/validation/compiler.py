@@ -6,10 +6,16 @@ jsonschema-rs registry (``urn:bastion:openapi``), then each operation's validato
 refs into it. Validators therefore share the document instead of copying it, and a recursive
 schema stays a ref. The Python document is not kept (GitHub's would hold ~100 MB per worker):
 only the registry's copy inside jsonschema-rs, and the places of read-only markers.
+
+When responses are checked (``validation.responses``), a copy of the document taken before any
+request transform is transformed for responses (``writeOnly`` refused, ``readOnly`` expected)
+and becomes a second registry (``urn:bastion:openapi-responses``): the response validators
+(monitor mode) are refs into it, and the shapes strip mode removes by are built from it.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Mapping
@@ -25,12 +31,15 @@ from bastion.validation.document import ApiDocument
 from bastion.validation.operation import Location, Media, Operation, RequestBody
 from bastion.validation.params import Param
 from bastion.validation.refs import escape, follow, resolve_pointer
+from bastion.validation.responses import ResponseContent, ResponseMedia, Responses
 from bastion.validation.router import PathTree, variables
-from bastion.validation.schema import SchemaTransformer, read_only_places
+from bastion.validation.schema import WRITE_ONLY, SchemaTransformer, read_only_places
+from bastion.validation.shapes import ShapeBuilder
 
 logger = logging.getLogger("bastion.validation")
 
 BASE_URI = "urn:bastion:openapi"
+RESPONSE_URI = "urn:bastion:openapi-responses"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # OpenAPI §4.8.12.1: these header parameters are ignored (other fields of the spec decide them)
 _IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
@@ -52,19 +61,29 @@ class CompiledApi:
     operations: int
     seconds: float
     read_only: frozenset[tuple[str, ...]]  # places of read-only markers (see errors.py)
+    write_only: frozenset[tuple[str, ...]] = frozenset()  # the same, in response schemas
 
 
-def _uri(pointer: str) -> str:
-    return BASE_URI + "#" + quote(pointer, safe="/~-._!$&'()*+,;=:@")
+def _uri(pointer: str, base: str = BASE_URI) -> str:
+    return base + "#" + quote(pointer, safe="/~-._!$&'()*+,;=:@")
 
 
 class Compiler:
-    def __init__(self, api: ApiDocument, *, strict: bool) -> None:
+    def __init__(
+        self, api: ApiDocument, *, strict: bool, responses: frozenset[str] = frozenset()
+    ) -> None:
         self.api = api
         self.document = api.document
         self.label = f"openapi: {api.path}"
         self.transformer = SchemaTransformer(api.document, api.version, strict=strict)
         self.registry: jsonschema_rs.Registry | None = None
+        # responses: the modes in use ("monitor" needs validators, "strip" shapes)
+        self.responses = responses
+        self.response_document: dict[str, Any] = copy.deepcopy(api.document) if responses else {}
+        self.response_transformer = SchemaTransformer(
+            self.response_document, api.version, strict=strict, responses=True
+        )
+        self.response_schemas: list[tuple[str, ResponseMedia, str]] = []  # (where, media, ptr)
 
     def _follow(self, node: Any, pointer: str) -> tuple[Any, str]:
         """``node`` (at ``pointer``) with its refs followed, and the pointer where it ends."""
@@ -243,6 +262,8 @@ class Compiler:
                 operation.json_parameters = any(
                     p.shape == "json" for where in locations.values() for p in where.params.values()
                 )
+                if self.responses:
+                    operation.responses = self._responses(op_ptr, f"{method.upper()} {template}")
                 operations[method.upper()] = operation
                 pending.append((operation, refs, body_refs))
                 count += 1
@@ -272,7 +293,89 @@ class Compiler:
         for operation, refs, body_refs in pending:
             operation.read_only = read_only
             self._compile_validators(operation, refs, body_refs)
-        return CompiledApi(tree, count, time.perf_counter() - start, read_only)
+        write_only = self._compile_responses()
+        return CompiledApi(tree, count, time.perf_counter() - start, read_only, write_only)
+
+    def _response_node(self, node: Any, pointer: str) -> tuple[Any, str]:
+        """``node`` of the response copy with its refs followed (checked at load already)."""
+        for _ in range(64):
+            if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
+                return node, pointer
+            ref = node["$ref"]
+            if not ref.startswith("#"):
+                return None, pointer
+            pointer = ref[1:]
+            try:
+                node = resolve_pointer(self.response_document, pointer)
+            except (KeyError, ValueError):
+                return None, pointer
+        return None, pointer
+
+    def _responses(self, op_ptr: str, where: str) -> Responses | None:
+        """The operation's documented JSON responses, their schemas transformed for responses
+        (validators and shapes come once the registry exists)."""
+        op, _ = self._response_node(resolve_pointer(self.response_document, op_ptr), op_ptr)
+        documented = op.get("responses") if isinstance(op, dict) else None
+        if not isinstance(documented, dict):
+            return None
+        found = Responses()
+        for code, raw in documented.items():
+            spec, ptr = self._response_node(raw, f"{op_ptr}/responses/{escape(str(code))}")
+            content = spec.get("content") if isinstance(spec, dict) else None
+            described = ResponseContent()
+            for name, entry in (content or {}).items() if isinstance(content, dict) else ():
+                key = str(name).partition(";")[0].strip().lower()
+                schema = entry.get("schema") if isinstance(entry, dict) else None
+                if schema is None or not (is_json(key) or key in ("*/*", "application/*")):
+                    continue
+                self.response_transformer.transform(schema)
+                media = ResponseMedia()
+                self.response_schemas.append(
+                    (where, media, f"{ptr}/content/{escape(str(name))}/schema")
+                )
+                if key.endswith("/*"):
+                    described.wildcards.append((key[:-1], media))
+                else:
+                    described.media[key] = media
+            described.wildcards.sort(key=lambda pair: -len(pair[0]))  # type/* before */*
+            status = str(code).upper()
+            if status == "DEFAULT":
+                found.default = described
+            elif len(status) == 3 and status[0] in "12345" and status[1:] == "XX":
+                found.ranges[int(status[0])] = described
+            elif status.isdigit():
+                found.exact[int(status)] = described
+        return found
+
+    def _compile_responses(self) -> frozenset[tuple[str, ...]]:
+        """Validators (monitor) and shapes (strip) for every documented JSON response; the
+        places of write-only markers, to explain violations."""
+        if not self.responses:
+            return frozenset()
+        document = self.response_document
+        registry = jsonschema_rs.Registry(
+            [(RESPONSE_URI, document)], draft=jsonschema_rs.Draft202012
+        )
+        shapes = ShapeBuilder(lambda pointer: resolve_pointer(document, pointer))
+        for where, media, ptr in self.response_schemas:
+            if "strip" in self.responses:
+                media.shape = shapes.build(resolve_pointer(document, ptr))
+            if "monitor" not in self.responses:
+                continue
+            try:
+                media.validator = jsonschema_rs.Draft202012Validator(
+                    {"$ref": _uri(ptr, RESPONSE_URI)},
+                    registry=registry,
+                    validate_formats=True,
+                    mask="(value)",
+                )
+            except (ValueError, jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError):
+                raise ConfigError(
+                    f"{self.label}: at {self.api.where(ptr)}: {where}: a response schema does"
+                    " not compile; expected valid JSON Schema"
+                ) from None
+        marked = self.response_transformer.read_only_marked
+        return read_only_places(document, WRITE_ONLY) if marked else frozenset()
 
     def _compile_validators(
         self, operation: Operation, refs: dict[str, dict[str, str]], body_refs: dict[str, str]
@@ -340,6 +443,9 @@ def _bases(document: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(bases) or ("",)
 
 
-def compile_api(api: ApiDocument, *, strict: bool) -> CompiledApi:
-    """``api`` compiled (see the module docstring)."""
-    return Compiler(api, strict=strict).compile()
+def compile_api(
+    api: ApiDocument, *, strict: bool, responses: frozenset[str] = frozenset()
+) -> CompiledApi:
+    """``api`` compiled (see the module docstring); ``responses`` are the response modes in
+    use (``monitor``, ``strip``), none by default."""
+    return Compiler(api, strict=strict, responses=responses).compile()

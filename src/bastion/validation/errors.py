@@ -19,6 +19,7 @@ from bastion.validation.refs import escape
 
 MAX_ERRORS = 20
 READ_ONLY_MESSAGE = "is read-only; a request cannot set it"
+WRITE_ONLY_MESSAGE = "is write-only; a response must not carry it"
 _MAX_TOKEN = 64
 
 
@@ -102,10 +103,12 @@ def violations(
     instance: Any,
     prefix: str,
     read_only: frozenset[tuple[str, ...]],
+    marked: str = READ_ONLY_MESSAGE,
 ) -> list[ProblemField]:
     """Each way ``instance`` violates, as problem fields under ``prefix`` (``/body``);
     ``read_only`` are the places of read-only markers in the document (a ``not`` failing
-    there is a read-only property sent in a request)."""
+    there is a read-only property sent in a request, explained by ``marked``; for responses,
+    the places of write-only markers)."""
     found: list[ProblemField] = []
     for error in validator.iter_errors(instance):
         kind = error.kind
@@ -122,7 +125,7 @@ def violations(
                 ProblemField(pointer(prefix, [*path, str(data.get("property"))]), "is required")
             )
         elif name == "not" and tuple(str(p) for p in error.schema_path[:-1]) in read_only:
-            found.append(ProblemField(pointer(prefix, path), READ_ONLY_MESSAGE))
+            found.append(ProblemField(pointer(prefix, path), marked))
         else:
             found.append(ProblemField(pointer(prefix, path), _message(name, data)))
         if len(found) >= MAX_ERRORS:

@@ -17,6 +17,9 @@ Each violation is listed in ``errors`` as a JSON pointer into the request (``/qu
 bastion's own endpoints, to pass-through routes and to routes the document does not cover are
 not looked at. In monitor mode nothing is refused: the violation becomes a security event and
 the request goes on.
+
+On routes whose ``validation.responses`` mode is ``monitor`` or ``strip``, the guard also asks
+for the upstream's response to a documented operation (see :mod:`bastion.validation.responses`).
 """
 
 from __future__ import annotations
@@ -26,20 +29,24 @@ from typing import Any, ClassVar
 import orjson
 
 from bastion.config.models import BastionConfig
+from bastion.observability.events import EventSink, NullSink
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny, ProblemField
 from bastion.pipeline.guard import Phase
 from bastion.pipeline.request import Request, StateKey
+from bastion.pipeline.response_body import RESPONSE_BODY
 from bastion.pipeline.routing import ROUTE
 from bastion.validation.bodies import form_fields, json_limit, multipart_fields
 from bastion.validation.compiler import CompiledApi
 from bastion.validation.errors import pointer, violations
 from bastion.validation.operation import REPEATED, Media, Operation
+from bastion.validation.responses import ResponseCheck, ResponsePolicy
 
 # For the guards after this one (the injection guard): the documented operation the request
 # targets, and its body as parsed (JSON, or form fields as an object), so nobody parses twice.
 OPERATION: StateKey[Operation] = StateKey("validation:operation")
 BODY_VALUE: StateKey[Any] = StateKey("validation:body")
 
+NO_REPEATS: list[str] = []  # shared, never appended to: JSON bodies have no repeated fields
 NOT_FOUND = Deny(404, "validation.not_found", "Not Found", "The API does not document this path.")
 NO_MEDIA_TYPE = "The request has a body but no Content-Type."
 _DETAILS = {
@@ -69,7 +76,9 @@ class ValidationGuard:
     phase: ClassVar[Phase] = Phase.VALIDATE
     requires_body: ClassVar[bool] = True
 
-    def __init__(self, config: BastionConfig, api: CompiledApi) -> None:
+    def __init__(
+        self, config: BastionConfig, api: CompiledApi, events: EventSink | None = None
+    ) -> None:
         self.fail_open = False
         settings = config.validation
         self.api = api
@@ -91,6 +100,11 @@ class ValidationGuard:
         self.short_body = 2 * limits.json_max_members  # too short to hold more members
         self.max_parts = limits.multipart_max_parts
         self._method_denials: dict[str, Deny] = {}
+        # responses: the mode of each route that differs from the default one (None: no route)
+        self.response_default = settings.responses
+        self.response_modes = dict(settings.responses_by_route)
+        self.rewrites_responses = response_modes(config) != frozenset()
+        self.response_policy = ResponsePolicy(events or NullSink(), api.write_only)
 
     def check(self, request: Request) -> Decision:
         route = request.state.get(ROUTE)
@@ -107,6 +121,8 @@ class ValidationGuard:
             if operation is None:
                 return self._refuse(self._method_not_allowed(entry.allow))
         request.state[OPERATION] = operation
+        if self.rewrites_responses and operation.responses is not None:
+            self._ask_for_response(request, operation, route.name if route is not None else None)
         errors = operation.check_parameters(request, raw_path, self.strict)
         if errors:
             return self._refuse(self._invalid("validation.parameter_invalid", errors))
@@ -114,6 +130,14 @@ class ValidationGuard:
         if body or operation.body is not None:
             return self._check_body(request, operation, body)
         return ALLOW
+
+    def _ask_for_response(self, request: Request, operation: Operation, route: str | None) -> None:
+        mode = self.response_default if route is None else self.response_modes.get(route)
+        if mode is None:
+            mode = self.response_default
+        if mode != "off":
+            check = ResponseCheck(self.response_policy, operation, request, mode == "strip")
+            request.state[RESPONSE_BODY] = check
 
     def _method_not_allowed(self, allow: str) -> Deny:
         denial = self._method_denials.get(allow)
@@ -185,7 +209,7 @@ class ValidationGuard:
     ) -> Decision:
         kind = media.kind
         value: Any
-        repeated: list[str] = []
+        repeated: list[str] = NO_REPEATS
         if kind == "json":
             exceeded = (
                 None
@@ -231,3 +255,10 @@ class ValidationGuard:
 
     def _malformed(self, kind: str) -> Deny:
         return self._invalid("validation.body_invalid", [ProblemField("/body", _BODY_ERRORS[kind])])
+
+
+def response_modes(config: BastionConfig) -> frozenset[str]:
+    """The response modes (``monitor``, ``strip``) some validated route uses."""
+    settings = config.validation
+    modes = {settings.responses, *settings.responses_by_route.values()}
+    return frozenset(modes - {"off"})

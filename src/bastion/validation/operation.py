@@ -20,6 +20,7 @@ from bastion.pipeline.request import Request
 from bastion.validation.bodies import media_type
 from bastion.validation.errors import pointer, violations
 from bastion.validation.params import NOT_JSON, Param, scalar
+from bastion.validation.responses import Responses
 
 MAX_QUERY_FIELDS = 256
 NO_VIOLATIONS: list[ProblemField] = []  # shared, never appended to
@@ -124,6 +125,7 @@ class Operation:
     json_parameters: bool = False  # some parameter is serialised as JSON (``content``)
     # (index of the template variable, its parameter), for the documented path parameters
     path_params: tuple[tuple[int, Param], ...] = ()
+    responses: Responses | None = None  # compiled only when responses are checked
 
     def check_parameters(
         self, request: Request, raw_path: list[str], strict: bool
@@ -249,7 +251,10 @@ def parse_query(text: str) -> dict[str, list[str]]:
     """``a=1&b=x+y&a=2`` as ``{"a": ["1", "2"], "b": ["x y"]}``; decoding is paid only by the
     names and values that are encoded. At most ``MAX_QUERY_FIELDS`` fields are read."""
     grouped: dict[str, list[str]] = {}
-    for part in text.split("&", MAX_QUERY_FIELDS)[:MAX_QUERY_FIELDS]:
+    parts = text.split("&", MAX_QUERY_FIELDS)
+    if len(parts) > MAX_QUERY_FIELDS:  # the rest of the query, unsplit: not read
+        del parts[MAX_QUERY_FIELDS:]
+    for part in parts:
         if not part:
             continue
         name, _, value = part.partition("=")

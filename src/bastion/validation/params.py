@@ -10,29 +10,33 @@ the parameter's pointer, exactly as for a body.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
 
-_INTEGER = re.compile(r"^-?(0|[1-9][0-9]*)$")
 _DEFAULT_STYLE = {"path": "simple", "header": "simple", "query": "form", "cookie": "form"}
 NOT_JSON = object()
+
+
+def _is_integer(text: str) -> bool:
+    """``text`` is a JSON integer (``-?(0|[1-9][0-9]*)``): string methods, not the regex."""
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isascii() and digits.isdigit() and (digits[0] != "0" or len(digits) == 1)
 
 
 def scalar(text: str, kind: str | None) -> Any:
     """``text`` as the scalar ``kind`` says, or the text itself when it is not one."""
     if kind == "integer":
-        if _INTEGER.match(text) and len(text) <= 40:
+        if len(text) <= 40 and _is_integer(text):
             return int(text)
         return text
     if kind == "number":
         if len(text) > 64:
             return text
         try:
-            number = float(text) if not _INTEGER.match(text) else int(text)
+            number = float(text) if not _is_integer(text) else int(text)
         except ValueError:
             return text
         return number if not isinstance(number, float) or math.isfinite(number) else text
@@ -184,7 +188,7 @@ class Param:
     def decode_path(self, raw: str) -> Any:
         """A path segment: split by its style first, so ``%2C`` stays data, then decoded."""
         if self.shape == "primitive":
-            return scalar(unquote(raw), self.scalar_type)
+            return scalar(unquote(raw) if "%" in raw else raw, self.scalar_type)
         value = self.decode(raw)
         if isinstance(value, list):
             return [unquote(v) if isinstance(v, str) else v for v in value]

@@ -12,6 +12,10 @@
   says what to do with extra properties itself. ``unevaluatedProperties`` sees through ``$ref``
   and ``allOf``, so composed objects keep every property their parts document.
 
+For *responses* (``responses=True``, on a copy of the document) the roles swap: ``readOnly``
+properties are what a response carries, and ``writeOnly`` ones (a password, a card number) are
+what it must not: those become the never-matching schema instead, marked ``x-bastion-write-only``.
+
 The walk follows refs (each target transformed once), so schemas in embedded files and recursive
 schemas are handled without special cases.
 """
@@ -23,6 +27,7 @@ from typing import Any
 from bastion.validation.refs import resolve_pointer
 
 READ_ONLY = "x-bastion-read-only"
+WRITE_ONLY = "x-bastion-write-only"
 _EXTRA_KEYWORDS = ("additionalProperties", "unevaluatedProperties", "patternProperties")
 # keyword -> how its value holds schemas: "one" schema, a "map" of schemas, a "list" of them
 _SCHEMA_KEYWORDS: dict[str, str] = {
@@ -53,10 +58,15 @@ _COMBINERS = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "then", "else", 
 class SchemaTransformer:
     """Transforms the schemas of one document for requests (see the module docstring)."""
 
-    def __init__(self, document: dict[str, Any], version: str, *, strict: bool) -> None:
+    def __init__(
+        self, document: dict[str, Any], version: str, *, strict: bool, responses: bool = False
+    ) -> None:
         self.document = document
         self.legacy = version == "3.0"
         self.strict = strict
+        # the keyword whose properties this direction refuses, and the marker that says why
+        self.hidden = "writeOnly" if responses else "readOnly"
+        self.marker = WRITE_ONLY if responses else READ_ONLY
         self._done: set[int] = set()
         self.read_only_marked = 0
 
@@ -95,9 +105,9 @@ class SchemaTransformer:
                 for i, item in enumerate(value):
                     value[i] = self.transform(item, use_site=nested_use)
         self._drop_read_only_required(schema)
-        if schema.get("readOnly") is True:
+        if schema.get(self.hidden) is True:
             schema.clear()
-            schema.update({"not": {}, READ_ONLY: True})
+            schema.update({"not": {}, self.marker: True})
             self.read_only_marked += 1
             return schema
         if self.legacy and schema.get("nullable") is True:
@@ -169,7 +179,7 @@ class SchemaTransformer:
         for name in required:
             target = self._resolved(properties.get(name))
             if isinstance(target, dict) and (
-                target.get("readOnly") is True or target.get(READ_ONLY) is True
+                target.get(self.hidden) is True or target.get(self.marker) is True
             ):
                 continue
             kept.append(name)
@@ -183,22 +193,23 @@ class SchemaTransformer:
         target = self._resolved(schema) if "$ref" in schema else schema
         if not isinstance(target, dict) or any(k in target for k in _EXTRA_KEYWORDS):
             return
-        if target.get(READ_ONLY) is True:
+        if target.get(self.marker) is True:
             return
         composed = any(k in target for k in ("properties", "allOf", "anyOf", "oneOf", "$ref"))
         if composed:
             schema["unevaluatedProperties"] = False
 
 
-def read_only_places(document: Any) -> frozenset[tuple[str, ...]]:
-    """Where the transformed ``document`` holds read-only markers, as pointer tokens: the
-    places a ``not`` violation means "a request cannot set this" (see :mod:`errors`)."""
+def read_only_places(document: Any, marker: str = READ_ONLY) -> frozenset[tuple[str, ...]]:
+    """Where the transformed ``document`` holds read-only (or, for responses, write-only)
+    markers, as pointer tokens: the places a ``not`` violation means "a request cannot set
+    this" (see :mod:`errors`)."""
     found: set[tuple[str, ...]] = set()
     stack: list[tuple[Any, tuple[str, ...]]] = [(document, ())]
     while stack:
         node, place = stack.pop()
         if isinstance(node, dict):
-            if node.get(READ_ONLY) is True:
+            if node.get(marker) is True:
                 found.add(place)
             stack.extend(
                 (value, (*place, str(key)))
