@@ -93,3 +93,15 @@ def test_field_name_tables_sort_as_lower_and_skip_would() -> None:
     assert b"cOnTeNt-LeNgTh" not in table  # any other spelling takes the lower() path
     for raw, lowered in REQUEST_NAMES.items():
         assert lowered == raw.lower()
+
+
+def test_connection_values_read_alike_in_any_spelling() -> None:
+    for value in (b"keep-alive", b"Keep-Alive", b"KEEP-ALIVE", b"close", b"Close", b"cLoSe"):
+        parts, special = sort([(b"Connection", value), (b"Date", b"today")])
+        scan = scan_response(parts, special, SKIP, upgrade=False)
+        assert scan.close == (value.lower() == b"close")
+        assert b"".join(scan.parts[1:]) == b"date: today\r\n"
+    parts, special = sort([(b"Connection", b"Close, Date"), (b"Date", b"today")])
+    scan = scan_response(parts, special, SKIP, upgrade=False)
+    assert scan.close
+    assert scan.parts == [b""]  # the field the Connection header named is withheld

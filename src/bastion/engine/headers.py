@@ -90,6 +90,13 @@ def connection_tokens(headers: RawPairs) -> frozenset[bytes]:
 
 _PLAIN_CONNECTION_TOKENS: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
 _PLAIN_CONNECTION_VALUES: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
+# Connection values as usually spelled -> (announces a close, names other fields): what the
+# lower-case checks of scan_response give for each.
+_CONNECTION_VALUES: Final = {
+    spelling: (value == b"close", False)
+    for value in _PLAIN_CONNECTION_VALUES
+    for spelling in (value, value.title())
+}
 
 
 def _forwarded_node(ip: str) -> str:
@@ -211,12 +218,18 @@ def scan_response(
             else:
                 scan.other_coding = True
         elif name == b"connection":
-            lowered = value.lower()
-            # find, not ``in``: bytes.__contains__ first tries its argument as an integer,
-            # and the TypeError it raises and clears costs more than the whole search
-            if lowered.find(b"close") >= 0:
+            known = _CONNECTION_VALUES.get(value)  # the usual values, without lower()
+            if known is not None:
+                close, names_fields = known
+            else:
+                lowered = value.lower()
+                # find, not ``in``: bytes.__contains__ first tries its argument as an integer,
+                # and the TypeError it raises and clears costs more than the whole search
+                close = lowered.find(b"close") >= 0
+                names_fields = lowered not in _PLAIN_CONNECTION_VALUES
+            if close:
                 scan.close = True
-            named = named or lowered not in _PLAIN_CONNECTION_VALUES
+            named = named or names_fields
             if upgrade:
                 parts += (name, b": ", value, b"\r\n")
         elif upgrade and name == b"upgrade":
@@ -229,5 +242,8 @@ def scan_response(
                 if parts[i] not in tokens:
                     kept += parts[i : i + 4]
             parts = scan.parts = kept
-    scan.nosniff = b"x-content-type-options" in parts[1::4]
+    for i in range(1, len(parts), 4):  # the names (a native loop: no slice, no iterator)
+        if parts[i] == b"x-content-type-options":
+            scan.nosniff = True
+            break
     return scan
