@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reverse-proxy benchmark: bastion vs nginx on one core each. See bench/README.md.
-# Installs nginx and wrk (Debian packages) and bastion (editable, into .venv) when missing,
+# Installs nginx and wrk (Debian packages) and bastion (compiled, into .venv) when missing,
 # then runs bench/run_proxy.py with the arguments given (--rounds, --duration, --quick, ...).
 set -euo pipefail
 
@@ -38,7 +38,9 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 if [[ ! -x "$venv/bin/bastion" ]] || ! "$venv/bin/python" -c "import bastion" 2>/dev/null; then
     echo "installing bastion into $venv ..." >&2
-    "$venv/bin/pip" install -q -e "$root"
+    # Not editable: an editable install runs the pure-Python engine (see setup.py), which is
+    # not what users run; run_proxy.py prints which engine it measured.
+    "$venv/bin/pip" install -q "$root"
 fi
 
 exec "$venv/bin/python" "$root/bench/${BENCH_SCRIPT:-run_proxy.py}" "$@"

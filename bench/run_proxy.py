@@ -657,6 +657,23 @@ def candidate_argv(
     ]
 
 
+def bastion_build(executable: str) -> str:
+    """Whether the bastion behind ``executable`` runs the compiled engine (mypyc) or the
+    pure-Python one (an editable install, BASTION_PURE_PYTHON=1): a 1.5x difference in cost."""
+    python = Path(executable).parent / "python"
+    probe = "import bastion.engine.protocol as m; print(m.__file__)"
+    try:
+        done = subprocess.run(
+            [str(python), "-c", probe], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    where = done.stdout.strip()
+    if done.returncode != 0 or not where:
+        return "unknown"
+    return "compiled (mypyc)" if where.endswith(".so") else "pure Python"
+
+
 def check_tools(args: argparse.Namespace) -> None:
     missing = [tool for tool in ("nginx", "wrk", "taskset") if shutil.which(tool) is None]
     if missing:
@@ -709,6 +726,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{cand_name}: {shlex.join(cand_cmd)}")
         dirty = " + uncommitted changes in src/" if machine["src_modified"] else ""
         print(f"commit {machine['git_commit']}{dirty}; nginx {machine['nginx']}")
+        if cand_name == "bastion":
+            machine["bastion_build"] = bastion_build(args.bastion)
+            print(f"bastion engine: {machine['bastion_build']}")
+            if machine["bastion_build"] == "pure Python":
+                print(
+                    "  WARNING: the pure-Python engine is measured (an editable install?);"
+                    " bastion as users install it is compiled: pip install . (not -e)"
+                )
         if args.warmup > 0:
             print(f"warm-up {args.warmup:g}s each ...", flush=True)
             for name in names:

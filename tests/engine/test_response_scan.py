@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from bastion.engine.headers import RESPONSE_REWRITTEN, field_bytes, scan_response
+from bastion.engine.headers import (
+    REQUEST_NAMES,
+    RESPONSE_REWRITTEN,
+    field_bytes,
+    response_name_table,
+    scan_response,
+)
 
 SKIP = RESPONSE_REWRITTEN | {b"x-request-id"}
 
@@ -72,3 +78,30 @@ def test_upgrade_keeps_connection_and_upgrade() -> None:
 def test_field_bytes_counts_every_field() -> None:
     parts, special = sort([(b"A", b"bc"), (b"Server", b"x")])
     assert field_bytes(parts, special) == len(b"a: bc\r\n") + len(b"server: x\r\n")
+
+
+def test_field_name_tables_sort_as_lower_and_skip_would() -> None:
+    """UpstreamConnection.on_header looks common spellings up instead of calling lower():
+    every entry must give what lower() and the skip set give."""
+    table = response_name_table(SKIP)
+    for raw, (lowered, special) in table.items():
+        assert lowered == raw.lower()
+        assert special == (raw.lower() in SKIP)
+    assert table[b"Content-Length"] == (b"content-length", True)
+    assert table[b"X-Request-ID"] == (b"x-request-id", True)
+    assert table[b"Date"] == (b"date", False)
+    assert b"cOnTeNt-LeNgTh" not in table  # any other spelling takes the lower() path
+    for raw, lowered in REQUEST_NAMES.items():
+        assert lowered == raw.lower()
+
+
+def test_connection_values_read_alike_in_any_spelling() -> None:
+    for value in (b"keep-alive", b"Keep-Alive", b"KEEP-ALIVE", b"close", b"Close", b"cLoSe"):
+        parts, special = sort([(b"Connection", value), (b"Date", b"today")])
+        scan = scan_response(parts, special, SKIP, upgrade=False)
+        assert scan.close == (value.lower() == b"close")
+        assert b"".join(scan.parts[1:]) == b"date: today\r\n"
+    parts, special = sort([(b"Connection", b"Close, Date"), (b"Date", b"today")])
+    scan = scan_response(parts, special, SKIP, upgrade=False)
+    assert scan.close
+    assert scan.parts == [b""]  # the field the Connection header named is withheld

@@ -8,18 +8,18 @@ connection only stores the loop time at which it expires, which costs one float 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from bastion.config.models import BastionConfig
 from bastion.config.types import UpstreamURL
-from bastion.engine.headers import REQUEST_REWRITTEN, RESPONSE_REWRITTEN
+from bastion.engine.headers import REQUEST_REWRITTEN, RESPONSE_REWRITTEN, response_name_table
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.forwarding import ForwardingPolicy, request_id_source
 from bastion.pipeline.response_body import provides_rewrites
-from bastion.pipeline.routing import Router
+from bastion.pipeline.routing import Route, Router
 
-CLIENT_CERT_FIELDS = frozenset(
+CLIENT_CERT_FIELDS: Final = frozenset(
     {
         b"client-cert",
         b"client-cert-chain",
@@ -38,6 +38,19 @@ if TYPE_CHECKING:
     from bastion.engine.pool import UpstreamPool
     from bastion.engine.protocol import ClientProtocol
     from bastion.observability.ecs import AccessLog
+
+
+_ID_TAILS: Final = [b"%02x\r\n" % low for low in range(256)]
+
+
+def _catch_all(router: Router | None) -> Route | None:
+    """The one route of a router that has a single route for every host and path, if any."""
+    if router is None or len(router.routes) != 1:
+        return None
+    route = router.routes[0]
+    if route.host is not None or route.path_prefix != "/" or route.upstream is None:
+        return None
+    return route
 
 
 class Expiring(Protocol):
@@ -110,6 +123,10 @@ class EngineContext:
         id_base, self.request_numbers = request_id_source()
         # A new request id's whole field is this prefix, the counter in 8 hex digits, CRLF.
         self.request_id_prefix = self.request_id_header + b": " + id_base.encode("ascii")
+        # The field for counter n is _id_head (prefix and every hex digit of n but the last two)
+        # plus _ID_TAILS[n & 255]: the head changes once per 256 ids, so no formatting per request.
+        self._id_high = -1
+        self._id_head = b""
         self.trusts_anyone = self.policy.trusts_anyone
         self.request_skip = REQUEST_REWRITTEN | {self.request_id_header}
         self.response_skip = RESPONSE_REWRITTEN | {self.request_id_header}
@@ -124,10 +141,14 @@ class EngineContext:
                 self.hsts = b"strict-transport-security: " + value + b"\r\n"
             self.response_skip = self.response_skip | {b"strict-transport-security"}
             self.request_skip = self.request_skip | CLIENT_CERT_FIELDS
+        # Response field names -> (lower case, rewritten or withheld), for UpstreamConnection.
+        self.response_names = response_name_table(self.response_skip)
         self.mask_errors = config.responses.mask_upstream_errors
         server = config.responses.server_header
         self.server_header = b"server: " + server.encode("latin-1") + b"\r\n" if server else b""
         self.router_only: Router | None = None
+        # The route of every request when the chain is a router with one catch-all route.
+        self.fixed_route: Route | None = None
         self.response_hooks = False
         self.complete_hooks = False
         self.body_rewrites = False
@@ -154,6 +175,7 @@ class EngineContext:
         self.chain = chain
         only = chain.guards[0] if len(chain.guards) == 1 else None
         self.router_only = only if isinstance(only, Router) else None
+        self.fixed_route = _catch_all(self.router_only)
         self.response_hooks = self.response_hooks or any(
             callable(getattr(g, "on_response", None)) for g in chain.guards
         )
@@ -161,6 +183,16 @@ class EngineContext:
             callable(getattr(g, "on_complete", None)) for g in chain.guards
         )
         self.body_rewrites = self.body_rewrites or provides_rewrites(chain.guards)
+
+    def new_request_id_field(self) -> bytes:
+        """The whole ``x-request-id: ...\r\n`` field of a new id: the same id as
+        ``request_id_prefix + b"%08x\r\n" % next(request_numbers)``, without formatting."""
+        number = next(self.request_numbers)
+        high = number >> 8
+        if high != self._id_high:
+            self._id_high = high
+            self._id_head = self.request_id_prefix + b"%06x" % high
+        return self._id_head + _ID_TAILS[number & 255]
 
     def authority(self, upstream: UpstreamURL) -> bytes:
         """The Host value for ``upstream``, cached (routes and their URLs live as long as we do)."""

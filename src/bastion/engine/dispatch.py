@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from time import time
+from typing import Final
 
 from bastion.engine.exchange import Exchange
 from bastion.engine.proxy import forward
@@ -25,11 +26,11 @@ from bastion.pipeline.routing import NO_ROUTE, ROUTE
 
 logger = logging.getLogger("bastion.engine")
 
-INTERNAL_ERROR = Deny(500, "gateway.internal_error", "Internal Server Error")
-BODY_TOO_LARGE = Deny(
+INTERNAL_ERROR: Final = Deny(500, "gateway.internal_error", "Internal Server Error")
+BODY_TOO_LARGE: Final = Deny(
     413, "request.body_too_large", "Content Too Large", "The request body exceeds the limit."
 )
-_METHODS: dict[bytes, str] = {}
+_METHODS: Final[dict[bytes, str]] = {}
 
 
 def _method_text(method: bytes) -> str:
@@ -71,7 +72,7 @@ def resolve(exchange: Exchange) -> None:
         untrusted = conn.untrusted_origin = Origin(peer.ip, ctx.scheme, None, ())
     exchange.origin = untrusted
     # A new id (see new_request_id), written as bytes; its text is derived only when needed.
-    exchange.request_id_field = ctx.request_id_prefix + b"%08x\r\n" % next(ctx.request_numbers)
+    exchange.request_id_field = ctx.new_request_id_field()
 
 
 def _host_name(authority: str) -> str:
@@ -113,11 +114,14 @@ def start(exchange: Exchange) -> None:
         untrusted = conn.untrusted_origin
         if untrusted is not None:  # the peer is not a trusted proxy: resolve() in short
             exchange.origin = untrusted
-            exchange.request_id_field = ctx.request_id_prefix + b"%08x\r\n" % next(
-                ctx.request_numbers
-            )
+            exchange.request_id_field = ctx.new_request_id_field()
         else:
             resolve(exchange)
+        route = ctx.fixed_route
+        if route is not None:  # a router with one catch-all route (see below)
+            exchange.route = route
+            forward(exchange)
+            return
         router = ctx.router_only
         if router is not None:
             # The chain is the router alone: matching directly decides exactly as the chain
@@ -245,7 +249,7 @@ def upstream_failed(exchange: Exchange, error: UpstreamError) -> None:
     respond_deny(exchange, deny)
 
 
-_UPSTREAM_DETAIL = {
+_UPSTREAM_DETAIL: Final = {
     "upstream.unreachable": "The upstream service could not be reached.",
     "upstream.timeout": "The upstream service did not answer in time.",
     "upstream.bad_response": "The upstream service sent an invalid response.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.forwarding import Origin
@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from bastion.engine.upstream import UpstreamConnection
 
 Sink = Callable[[bytes], None]
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
 # A waiting exchange buffers this much of its body before the client connection stops reading.
-BODY_HIGH_WATER = 256 * 1024
+BODY_HIGH_WATER: Final = 256 * 1024
 
 
 class Exchange:

@@ -9,12 +9,13 @@ client sent under those names is dropped.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from bastion.pipeline.forwarding import Origin
 
 RawPairs = Sequence[tuple[bytes, bytes]]
 
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -29,7 +30,7 @@ HOP_BY_HOP = frozenset(
 )
 
 # Request fields bastion writes itself (or handles itself, like Expect) and never copies.
-REQUEST_REWRITTEN = HOP_BY_HOP | {
+REQUEST_REWRITTEN: Final = HOP_BY_HOP | {
     b"host",
     b"expect",
     b"content-length",
@@ -42,7 +43,40 @@ REQUEST_REWRITTEN = HOP_BY_HOP | {
 }
 
 # Response fields bastion writes itself or withholds (upstream identity, framing).
-RESPONSE_REWRITTEN = HOP_BY_HOP | {b"content-length", b"server", b"x-powered-by"}
+RESPONSE_REWRITTEN: Final = HOP_BY_HOP | {b"content-length", b"server", b"x-powered-by"}
+
+
+def _spellings(names: str) -> dict[bytes, bytes]:
+    """``{spelling: lower-case name}`` for each name as commonly written and in lower case."""
+    table = {}
+    for name in names.split():
+        lowered = name.lower().encode("ascii")
+        table[name.encode("ascii")] = lowered
+        table[lowered] = lowered
+    return table
+
+
+# Field names as clients and upstreams usually spell them, each mapped to its lower-case form:
+# a dict look-up by the raw name costs less than lower() (a method call and a new object).
+# Any other spelling takes the lower() path; the result is the same.
+REQUEST_NAMES: Final = _spellings(
+    "Host User-Agent Accept Accept-Encoding Accept-Language Connection Content-Type"
+    " Content-Length Authorization Cookie Referer Origin Cache-Control Transfer-Encoding"
+    " Expect Upgrade X-Forwarded-For X-Forwarded-Proto X-Forwarded-Host Forwarded X-Real-IP"
+    " X-Request-ID X-API-Key If-None-Match If-Modified-Since"
+)
+RESPONSE_NAMES: Final = _spellings(
+    "Server Date Content-Type Content-Length Connection Transfer-Encoding Keep-Alive"
+    " Cache-Control ETag Last-Modified Vary Expires Accept-Ranges Content-Encoding Location"
+    " Set-Cookie X-Powered-By Pragma Access-Control-Allow-Origin X-Request-ID Upgrade"
+    " Strict-Transport-Security X-Content-Type-Options"
+)
+
+
+def response_name_table(skip: frozenset[bytes]) -> dict[bytes, tuple[bytes, bool]]:
+    """``{spelling: (lower-case name, name in skip)}`` for :data:`RESPONSE_NAMES`: what the
+    upstream's ``on_header`` would compute with lower() and a set look-up, computed once."""
+    return {raw: (lowered, lowered in skip) for raw, lowered in RESPONSE_NAMES.items()}
 
 
 def connection_tokens(headers: RawPairs) -> frozenset[bytes]:
@@ -54,8 +88,15 @@ def connection_tokens(headers: RawPairs) -> frozenset[bytes]:
     return frozenset(tokens)
 
 
-_PLAIN_CONNECTION_TOKENS = frozenset({b"close", b"keep-alive", b"upgrade"})
-_PLAIN_CONNECTION_VALUES = frozenset({b"close", b"keep-alive", b"upgrade"})
+_PLAIN_CONNECTION_TOKENS: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
+_PLAIN_CONNECTION_VALUES: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
+# Connection values as usually spelled -> (announces a close, names other fields): what the
+# lower-case checks of scan_response give for each.
+_CONNECTION_VALUES: Final = {
+    spelling: (value == b"close", False)
+    for value in _PLAIN_CONNECTION_VALUES
+    for spelling in (value, value.title())
+}
 
 
 def _forwarded_node(ip: str) -> str:
@@ -177,10 +218,18 @@ def scan_response(
             else:
                 scan.other_coding = True
         elif name == b"connection":
-            lowered = value.lower()
-            if b"close" in lowered:
+            known = _CONNECTION_VALUES.get(value)  # the usual values, without lower()
+            if known is not None:
+                close, names_fields = known
+            else:
+                lowered = value.lower()
+                # find, not ``in``: bytes.__contains__ first tries its argument as an integer,
+                # and the TypeError it raises and clears costs more than the whole search
+                close = lowered.find(b"close") >= 0
+                names_fields = lowered not in _PLAIN_CONNECTION_VALUES
+            if close:
                 scan.close = True
-            named = named or lowered not in _PLAIN_CONNECTION_VALUES
+            named = named or names_fields
             if upgrade:
                 parts += (name, b": ", value, b"\r\n")
         elif upgrade and name == b"upgrade":
@@ -193,5 +242,8 @@ def scan_response(
                 if parts[i] not in tokens:
                     kept += parts[i : i + 4]
             parts = scan.parts = kept
-    scan.nosniff = b"x-content-type-options" in parts[1::4]
+    for i in range(1, len(parts), 4):  # the names (a native loop: no slice, no iterator)
+        if parts[i] == b"x-content-type-options":
+            scan.nosniff = True
+            break
     return scan

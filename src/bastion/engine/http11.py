@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -23,8 +23,8 @@ from bastion.pipeline.paths import path_problem
 if TYPE_CHECKING:
     from bastion.engine.exchange import Exchange
 
-_HOST = re.compile(rb"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?$")
-_SUSPECT = re.compile(rb"[.%#\\]")  # a target without these needs no closer look
+_HOST: Final = re.compile(rb"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?$")
+_SUSPECT: Final = re.compile(rb"[.%#\\]")  # a target without these needs no closer look
 
 
 class Refusal(ProtocolError):
@@ -120,7 +120,7 @@ def check_transfer_encoding(value: bytes, http_version: str) -> None:
         )
 
 
-_STATUS_LINES: dict[int, bytes] = {}
+_STATUS_LINES: Final[dict[int, bytes]] = {}
 
 
 def status_line(status: int) -> bytes:

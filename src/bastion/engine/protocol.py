@@ -15,13 +15,14 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import httptools
 
 from bastion.engine import dispatch
 from bastion.engine.context import EngineContext
 from bastion.engine.exchange import Exchange
+from bastion.engine.headers import REQUEST_NAMES
 from bastion.engine.http11 import (
     Refusal,
     check_host,
@@ -37,12 +38,12 @@ from bastion.pipeline.request import ClientAddress, TLSInfo
 
 logger = logging.getLogger("bastion.engine")
 
-_PAUSE_QUEUE = 1
-_PAUSE_BODY = 2
-_PAUSE_HALT = 4
-_PAUSE_TUNNEL = 8
-_PAUSE_UPSTREAM = 16
-_MAX_NESTED_STARTS = 8
+_PAUSE_QUEUE: Final = 1
+_PAUSE_BODY: Final = 2
+_PAUSE_HALT: Final = 4
+_PAUSE_TUNNEL: Final = 8
+_PAUSE_UPSTREAM: Final = 16
+_MAX_NESTED_STARTS: Final = 8
 
 
 def tls_info(ssl_object: Any) -> TLSInfo:
@@ -294,7 +295,8 @@ class ClientProtocol(asyncio.Protocol):
             raise refuse(
                 431, "request.headers_too_large", "The request has too many header fields."
             )
-        headers.append((name.lower(), value))
+        lowered = REQUEST_NAMES.get(name)
+        headers.append((lowered if lowered is not None else name.lower(), value))
 
     def on_headers_complete(self) -> None:
         current = self.current

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from bastion.engine.exchange import Exchange
 from bastion.engine.headers import forwarding_block, request_head
 from bastion.pipeline.forwarding import Origin
 from bastion.pipeline.upstream_headers import UPSTREAM_HEADERS
 
-_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
-_CHUNKED = b"transfer-encoding: chunked\r\n"
-_EMPTY_BODY = b"content-length: 0\r\n"
+_BODY_METHODS: Final = frozenset({b"POST", b"PUT", b"PATCH"})
+_CHUNKED: Final = b"transfer-encoding: chunked\r\n"
+_EMPTY_BODY: Final = b"content-length: 0\r\n"
 
 
 def forward(exchange: Exchange) -> None:

@@ -5,7 +5,7 @@ over TLS, every one also carries ``Strict-Transport-Security`` (``ctx.hsts``, em
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from bastion.engine.headers import ResponseScan
 from bastion.engine.http11 import Refusal, status_line
@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from bastion.engine.context import EngineContext
     from bastion.engine.exchange import Exchange
 
-_NOSNIFF = b"x-content-type-options: nosniff\r\n"
-_CLOSE = b"connection: close\r\n"
-_KEEP_ALIVE = b"connection: keep-alive\r\n"
-_CHUNKED = b"transfer-encoding: chunked\r\n"
+_NOSNIFF: Final = b"x-content-type-options: nosniff\r\n"
+_CLOSE: Final = b"connection: close\r\n"
+_KEEP_ALIVE: Final = b"connection: keep-alive\r\n"
+_CHUNKED: Final = b"transfer-encoding: chunked\r\n"
 
 
 def _encode_pairs(pairs: Sequence[tuple[str, str]]) -> list[bytes]:
@@ -135,4 +135,4 @@ def proxied_head(
     return b"".join(parts)
 
 
-CHUNKED = _CHUNKED
+CHUNKED: Final = _CHUNKED

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import httptools
 
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from bastion.engine.pool import UpstreamPool
 
 PoolKey = tuple[str, str, int]
-_LAST_CHUNK = b"0\r\n\r\n"
-_IDENTITY = frozenset({b"", b"identity"})
+_LAST_CHUNK: Final = b"0\r\n\r\n"
+_IDENTITY: Final = frozenset({b"", b"identity"})
 
 logger = logging.getLogger("bastion.engine")
 
@@ -62,6 +62,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.skip = pool.ctx.response_skip
+        self.names = pool.ctx.response_names
         self.tunnel = False
         self.sent_all = True
         self.out: list[bytes] = []  # response bytes of one read, written to the client at once
@@ -155,10 +156,10 @@ class UpstreamConnection(asyncio.Protocol):
         ctx = self.ctx
         streaming = exchange.has_body and exchange.collect_limit < 0
         self.sent_all = not streaming
-        exchange.upstream_sent = ctx.loop.time()
+        now = exchange.upstream_sent = ctx.loop.time()
         # Waiting for the response head starts once the request is sent; while a body streams,
         # the client's body_read deadline paces it (and pause_writing watches the upstream).
-        self.deadline = 0.0 if streaming else ctx.loop.time() + ctx.upstream_response
+        self.deadline = 0.0 if streaming else now + ctx.upstream_response
         transport.write(exchange.outbound)
         if streaming:
             exchange.conn.send_continue(exchange)
@@ -255,11 +256,20 @@ class UpstreamConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         """Sort each field as it arrives: most are passed on as they are, already encoded;
         the ones bastion rewrites or withholds are kept aside for scan_response."""
-        name = name.lower()
-        if name in self.skip:
+        known = self.names.get(name)
+        if known is not None:
+            name, special = known
+        else:
+            name = name.lower()
+            special = name in self.skip
+        if special:
             self.special.append((name, value))
         else:
-            self.parts += (name, b": ", value, b"\r\n")
+            parts = self.parts
+            parts.append(name)
+            parts.append(b": ")
+            parts.append(value)
+            parts.append(b"\r\n")
 
     def on_headers_complete(self) -> None:
         exchange = self.exchange
