@@ -227,7 +227,8 @@ async def serve(
         stats=stats,
         reuse_port=worker,
         ssl=tls.context if tls is not None else None,
-        access=writer.access if config.events.access and writer.active else None,
+        # access records only when some sink writes them (the event store keeps security events)
+        access=writer.access if config.events.access and writer.sinks else None,
     )
     stop = stop_signals()
     await public.start()

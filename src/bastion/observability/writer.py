@@ -27,6 +27,9 @@ from bastion.observability.sinks.stream import StreamSink
 
 logger = logging.getLogger("bastion.events")
 
+YIELD_EVERY = 128
+"""Events formatted between two chances for the serving thread to take the GIL."""
+
 DROP_REPORT_INTERVAL = 10.0
 
 
@@ -114,11 +117,19 @@ class EventWriter:
         buffer = self._buffer
         redactor, stamps = self.redactor, self._stamps
         keep = self.store_outcomes
+        formatted = 0
         while buffer:
             item = buffer.popleft()
+            formatted += 1
+            if formatted % YIELD_EVERY == 0:
+                # Let the event loop's thread have the GIL between slices: formatting a whole
+                # interval's backlog in one go would hold it for milliseconds (Python switches
+                # threads only every sys.getswitchinterval()), which is request latency.
+                time.sleep(0)
             try:
                 if type(item) is tuple:
-                    lines.append(access_line(item, redactor, stamps))
+                    if self.sinks:  # access lines go to sinks only, never to the store
+                        lines.append(access_line(item, redactor, stamps))
                 else:
                     assert isinstance(item, SecurityEvent)
                     line, row = security_line(item, redactor, stamps)
