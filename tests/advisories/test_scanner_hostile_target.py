@@ -106,7 +106,9 @@ async def test_an_enormous_body_costs_at_most_max_body(
         finally:
             tracemalloc.stop()
     assert findings
-    assert peak < 8 * MAX_BODY, f"peak {peak} bytes for a {size}-byte body"
+    # The peak counts this whole process, the hostile server's write buffers included: a
+    # quarter of the body is far above what the scanner keeps and far below reading it whole.
+    assert peak < 16 * MAX_BODY, f"peak {peak} bytes for a {size}-byte body"
 
 
 async def test_a_body_trickled_forever_ends_the_check_in_error(
