@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -61,20 +61,23 @@ class Provider:
         self.port = port
         self.issuer = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.log: IO[bytes] | None = None
         self.http = httpx.Client(base_url=self.issuer, timeout=10.0, trust_env=False)
 
     def start(self) -> None:
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("the OIDC tests need Node.js 20+ on PATH")
+        # the provider's output, shown if it never answers; closed with the Provider
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(
             [node, "provider.mjs", str(self.port)],
             cwd=PROVIDER_DIR,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "NODE_ENV": "test"},
         )
-        deadline = time.monotonic() + 30.0
+        deadline = time.monotonic() + 60.0
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"oidc-provider exited with {self.process.returncode}")
@@ -85,7 +88,9 @@ class Provider:
                 pass
             time.sleep(0.05)  # waiting for a process to listen, not for a time window
         self.stop()
-        raise RuntimeError("oidc-provider did not answer discovery within 30 s")
+        self.log.seek(0)
+        output = self.log.read()[-2000:].decode(errors="replace")
+        raise RuntimeError(f"oidc-provider did not answer discovery within 60 s: {output}")
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -128,6 +133,8 @@ class Provider:
     def close(self) -> None:
         self.stop()
         self.http.close()
+        if self.log is not None:
+            self.log.close()
 
 
 @pytest.fixture(scope="session")
