@@ -7,16 +7,15 @@ Refusals of old versions, weak suites and groups are advisories
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import trustme
 
 from tests.engine.upstream_app import Upstream
+from tests.tls.fixtures import ca, gateway, rsa_cert
 from tests.tls.helpers import (
     REFUSED,
-    Issued,
     TLSGateway,
     client_context,
     fields_of,
@@ -30,24 +29,7 @@ from tests.tls.helpers import (
 V = ssl.TLSVersion
 
 
-@pytest.fixture
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def rsa_cert(ca: trustme.CA, tmp_path: Path) -> Issued:
-    return issue(ca, tmp_path, "localhost", "localhost", "127.0.0.1", key_type=trustme.KeyType.RSA)
-
-
-@pytest.fixture
-async def gateway(
-    upstream: Upstream, rsa_cert: Issued, tmp_path: Path
-) -> AsyncIterator[TLSGateway]:
-    config = tls_config(upstream.url, tmp_path / "state", certificates=[rsa_cert.files()])
-    gw = await start_tls_gateway(config)
-    yield gw
-    await gw.close()
+__all__ = ["ca", "gateway", "rsa_cert"]  # fixtures, from tests.tls.fixtures
 
 
 @pytest.mark.parametrize("version", [V.TLSv1_2, V.TLSv1_3])
