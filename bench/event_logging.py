@@ -118,20 +118,8 @@ def scrape(admin_port: int) -> dict[str, float]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="the cost of logging (see bench/README.md)")
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="auth")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--duration", type=float, default=10)
-    parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s, 1 s warm-up")
-    parser.add_argument("--bastion", default=str(rp.ROOT / ".venv" / "bin" / "bastion"))
-    parser.add_argument("--ready-timeout", type=float, default=20)
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds, args.duration, args.warmup = 2, 2.0, 1.0
-    return args
+    parser = rp.pair_parser("the cost of logging (see bench/README.md)", SCENARIOS, "auth")
+    return rp.pair_args(parser, argv)
 
 
 def create_key(bastion: str, state: Path) -> str:

@@ -67,20 +67,8 @@ def gateway_config(state_dir: Path, extra: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="the cost of a guard (see bench/README.md)")
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="ratelimit")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--duration", type=float, default=10)
-    parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s, 1 s warm-up")
-    parser.add_argument("--bastion", default=str(rp.ROOT / ".venv" / "bin" / "bastion"))
-    parser.add_argument("--ready-timeout", type=float, default=20)
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds, args.duration, args.warmup = 2, 2.0, 1.0
-    return args
+    parser = rp.pair_parser("the cost of a guard (see bench/README.md)", SCENARIOS, "ratelimit")
+    return rp.pair_args(parser, argv)
 
 
 def run(args: argparse.Namespace) -> int:

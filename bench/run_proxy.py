@@ -874,6 +874,31 @@ def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def pair_parser(
+    description: str, scenarios: Sequence[str], default: str
+) -> argparse.ArgumentParser:
+    """The options of a bastion-against-bastion benchmark (``guards.py``, ``event_logging.py``):
+    the scenario, interleaved rounds, wrk's load, the bastion to run. See :func:`pair_args`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--scenario", choices=sorted(scenarios), default=default)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s, 1 s warm-up")
+    parser.add_argument("--bastion", default=str(ROOT / ".venv" / "bin" / "bastion"))
+    parser.add_argument("--ready-timeout", type=float, default=20)
+    return parser
+
+
+def pair_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.duration, args.warmup = 2, 2.0, 1.0
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
