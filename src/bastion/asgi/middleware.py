@@ -21,6 +21,7 @@ from bastion.asgi.view import ScopeReader, first_header, path_refusal
 from bastion.assembly import build_events, build_middleware_chain, build_middleware_endpoints
 from bastion.config.loader import load_config
 from bastion.config.models import BastionConfig
+from bastion.errors import describe
 from bastion.observability.asgi_access import middleware_access
 from bastion.observability.events import EventSink, SecurityEvent
 from bastion.observability.traffic import TrafficStats
@@ -225,13 +226,15 @@ class BastionMiddleware:
     async def _call_endpoint(endpoint: Endpoint, request: Request) -> Response:
         try:
             return await endpoint(request)
-        except Exception:
+        except Exception as exc:
+            # describe(): bastion's own message, or the type alone for a foreign error, whose
+            # text (or traceback) could quote the form the client sent, its credential included.
             logger.error(
-                "bastion endpoint failed on %s %s (request %s)",
+                "bastion endpoint failed on %s %s (request %s): %s",
                 request.method,
                 request.path,
                 request.request_id,
-                exc_info=True,
+                describe(exc),
             )
             return problem_response(ENDPOINT_FAILED, request.request_id)
 
