@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,9 +87,7 @@ class SqliteKeyStore:
             self._db = sqlite3.connect(
                 path, timeout=5.0, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            migrate_sqlite.upgrade(self._db)
+            _opening(self._db)
         except (sqlite3.Error, OSError) as exc:
             raise StateError(f"key store {path} cannot be opened ({type(exc).__name__})") from exc
 
@@ -233,3 +232,24 @@ class SqliteKeyStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+OPEN_ATTEMPTS = 50
+"""Tries, 0.1 s apart, to switch a store to WAL and migrate it while other processes do too."""
+
+
+def _opening(db: sqlite3.Connection) -> None:
+    """WAL mode, then pending migrations. Several processes opening a new file at once can meet
+    "database is locked" where SQLite does not wait on its busy timeout (the journal-mode switch
+    and WAL recovery take their locks without the busy handler), so those steps are retried for
+    up to 5 s; a migration itself runs under ``BEGIN IMMEDIATE`` and is applied once."""
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            migrate_sqlite.upgrade(db)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(0.1)
