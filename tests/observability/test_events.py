@@ -7,8 +7,10 @@ import threading
 
 import orjson
 
-from bastion.observability.events import SecurityEvent
-from bastion.observability.writer import JsonLinesWriter
+from bastion.observability.ecs import StoredEvent
+from bastion.observability.events import MemorySink, SecurityEvent
+from bastion.observability.sinks.stream import StreamSink
+from bastion.observability.writer import EventWriter, JsonLinesWriter
 
 
 def event(action: str = "auth.invalid_token") -> SecurityEvent:
@@ -86,3 +88,46 @@ def test_full_buffer_drops_and_counts_instead_of_blocking() -> None:
     stream.release.set()
     writer.close()
     assert writer.written + writer.dropped == 201
+
+
+class ListRecorder:
+    name = "store"
+
+    def __init__(self) -> None:
+        self.rows: list[StoredEvent] = []
+
+    def put(self, events: list[StoredEvent]) -> None:
+        self.rows.extend(events)
+
+    def dropped(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        return None
+
+
+def test_without_sinks_only_stored_outcomes_are_buffered() -> None:
+    recorder, seen = ListRecorder(), MemorySink()
+    writer = EventWriter([], recorder=recorder, store_outcomes=("failure",), capacity=1)
+    writer.subscribe(seen)
+    writer.flush()
+    success = SecurityEvent("auth.success", "success", 1_764_000_000.0, user_id="alice")
+    for _ in range(5):  # a buffer of 1: a buffered success would be dropped 4 times
+        writer.emit(success)
+    writer.emit(event())
+    writer.close()
+    assert writer.dropped == 0
+    assert [row.action for row in recorder.rows] == ["auth.invalid_token"]
+    # counted and seen by the detectors all the same
+    assert writer.counts[("auth.success", "success")] == 5
+    assert seen.actions() == ["auth.success"] * 5 + ["auth.invalid_token"]
+
+
+def test_with_a_sink_every_outcome_is_written() -> None:
+    stream = io.BytesIO()
+    writer = EventWriter([StreamSink(stream)], recorder=ListRecorder(), store_outcomes=("failure",))
+    writer.emit(SecurityEvent("auth.success", "success", 1_764_000_000.0))
+    writer.emit(event())
+    writer.close()
+    lines = stream.getvalue().splitlines()
+    assert [orjson.loads(line)["event"]["outcome"] for line in lines] == ["success", "failure"]
