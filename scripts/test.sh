@@ -36,8 +36,8 @@ echo "== pytest: bastion as installed (engine compiled by mypyc where a compiler
 echo "== pytest: the pure-Python source of the compiled modules (editable installs, no C compiler)"
 # Only the suites of the packages setup.py compiles run twice: everything else is the same Python
 # code in both passes, and running it again would only double the time the suite takes (the OIDC
-# provider, detector and alert suites exercise no compiled module beyond what the others do).
+# provider and alert suites exercise no compiled module beyond what the others do).
 PYTHONPATH=src exec .venv/bin/pytest tests/engine tests/pipeline tests/ratelimit tests/auth \
   tests/observability tests/asgi tests/advisories tests/validation/injection \
-  --ignore=tests/auth/oidc --ignore=tests/observability/detect --ignore=tests/observability/alerts \
+  --ignore=tests/auth/oidc --ignore=tests/observability/alerts \
   "$@"
