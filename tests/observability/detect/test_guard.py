@@ -54,7 +54,7 @@ def test_failed_answers_of_a_login_route_count_by_basic_user() -> None:
         guard.on_complete(request(headers=[basic(f"victim{i}")]), 401, 80, 0.01)
     [alert] = h.of("credential_stuffing")
     assert alert.evidence["ip"] == "198.51.100.30"
-    assert alert.evidence["accounts"] == sorted(f"victim{i}" for i in range(10))
+    assert alert.evidence["accounts"] == ["v…(7)"] * 10  # masked (tests/advisories)
     assert "hunter2" not in str(alert.document())
 
 

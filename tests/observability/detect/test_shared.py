@@ -120,7 +120,7 @@ async def test_stuffing_is_counted_across_instances(instances: Instances) -> Non
     fired = [x for x in a.alerts + b.alerts if x.detector == "credential_stuffing"]
     assert len(fired) == 1
     assert fired[0].evidence["distinct"] == 10
-    assert fired[0].evidence["accounts"] == sorted(f"user{i}" for i in range(10))
+    assert fired[0].evidence["accounts"] == ["u…(5)"] * 10
 
 
 async def test_the_same_alert_is_published_by_one_instance(instances: Instances) -> None:

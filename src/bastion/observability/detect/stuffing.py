@@ -8,6 +8,11 @@ HTTP Basic user name or the configured ``rate_limit.login.account_header``. Wind
 ``window`` seconds long; a window fires once per source and once per account, when its distinct
 count reaches the threshold.
 
+The accounts one source tried are typed by the client, and a user who types a password into the
+user-name field would put it in the alert: a source's alert shows them masked (:func:`masked`:
+the first characters and the length), never whole. An account many sources tried is shown as it
+is (a password typed once cannot reach ``sources_per_account`` addresses).
+
 Memory: ``max_keys`` sources and accounts, each holding at most threshold members.
 """
 
@@ -19,6 +24,14 @@ from typing import ClassVar
 from bastion.config.monitoring import StuffingConfig
 from bastion.observability.alerts.model import Alert
 from bastion.observability.detect.lru import Lru
+
+
+def masked(account: str) -> str:
+    """``account`` as a source's alert shows it: two leading characters of a name of 8 or more,
+    one of a name of 4 to 7, none of a shorter one, then its length (``victim3`` is ``v…(7)``)."""
+    length = len(account)
+    shown = 2 if length >= 8 else 1 if length >= 4 else 0
+    return f"{account[:shown]}…({length})"
 
 
 class _Distinct:
@@ -76,7 +89,8 @@ class StuffingDetector:
                 f"credential stuffing from {subject}: failed logins on {len(members)} accounts "
                 f"within {window:g} s"
             )
-            evidence: dict[str, object] = {"ip": subject, "accounts": members[:50]}
+            accounts = [masked(account) for account in members[:50]]
+            evidence: dict[str, object] = {"ip": subject, "accounts": accounts}
         else:
             summary = (
                 f"credential stuffing on account {subject}: failed logins from "
