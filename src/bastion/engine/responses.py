@@ -117,11 +117,11 @@ def proxied_head(
     else:
         parts = scan.parts
         parts[0] = status_line(status)
-        if exchange.extra_headers:
-            parts.extend(_encode_pairs(exchange.extra_headers))
-            nosniff = nosniff or any(
-                name == "x-content-type-options" for name, _ in exchange.extra_headers
-            )
+        # Guards' headers (RateLimit on every limited response): one loop, no generator.
+        for name, value in exchange.extra_headers:
+            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+            if name == "x-content-type-options":
+                nosniff = True
     parts.append(exchange.request_id_field)
     if not nosniff:
         parts.append(_NOSNIFF)
