@@ -265,3 +265,35 @@ def test_the_writer_counts_what_its_appender_refused() -> None:
     writer.dropped = 5
     assert writer.dropped == 5
     writer.close()
+
+
+def test_remembered_answers_stay_with_their_redactor() -> None:
+    """The C side remembers quoted strings and the redactor's answers by identity: the same
+    field name and value are redacted by one redactor and kept by another, in any order."""
+    ev = event(fields={"customer": "alice-in-wonderland", "note": f"api_key={KEY}"})
+    plain, custom = Redactor(), Redactor(fields=["customer"])
+    for redactor in (plain, custom, plain, custom):
+        assert native.security_line(ev, redactor)[0] == ecs.security_line(ev, redactor)[0]
+    assert b"alice-in-wonderland" in native.security_line(ev, plain)[0]
+    assert b"alice-in-wonderland" not in native.security_line(ev, custom)[0]
+
+
+def test_events_of_another_class_are_read_by_their_own_attributes() -> None:
+    """An object with the attributes of a SecurityEvent but another class (read generically,
+    not through SecurityEvent's descriptors)."""
+
+    class Lookalike:
+        def __init__(self, source: SecurityEvent, **changes: Any) -> None:
+            for name in ("action", "outcome", "timestamp", "guard", "request_id", "client_ip",
+                         "method", "path", "status", "reason", "user_id", "fields"):  # fmt: skip
+                setattr(self, name, changes.get(name, getattr(source, name)))
+
+    base = event()
+    other = Lookalike(base, action="auth.other", path="/elsewhere")
+    expected = ecs.security_line(base, Redactor())[0]
+    for _ in range(2):
+        assert native.security_line(base, Redactor())[0] == expected
+        line = native.security_line(other, Redactor())[0]
+        assert line == expected.replace(b"auth.success", b"auth.other").replace(
+            b"/orders/42", b"/elsewhere"
+        )

@@ -23,6 +23,8 @@
 
 #include <structmember.h>
 
+#include <stdint.h>
+
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -180,7 +182,7 @@ put_escaped(Buf *b, const char *s, Py_ssize_t n)
 /* a str as a JSON string (quoted); a str that is not valid UTF-8 (a lone surrogate) raises
  * UnicodeEncodeError, a ValueError as orjson's refusal is a TypeError: the writer drops either */
 static int
-put_json_str(Buf *b, PyObject *str)
+put_json_str_uncached(Buf *b, PyObject *str)
 {
     Py_ssize_t n;
     const char *s;
@@ -196,6 +198,39 @@ put_json_str(Buf *b, PyObject *str)
         return -1;
     }
     return PUT(b, "\"");
+}
+
+/* The JSON form of the short strings that repeat from event to event (actions, outcomes,
+ * guards, methods, field names, consumers, key ids, addresses), by identity: a slot holds a
+ * reference to its str, so the str cannot be freed and its address reused while cached, and a
+ * str never changes. Direct-mapped: a miss replaces the slot. */
+#define QUOTED_SLOTS 512
+#define QUOTED_MAX 62
+typedef struct {
+    PyObject *str;
+    unsigned char len;
+    char json[QUOTED_MAX + 1];
+} Quoted;
+static Quoted quoted[QUOTED_SLOTS];
+
+static int
+put_json_str(Buf *b, PyObject *str)
+{
+    Quoted *slot = &quoted[((uintptr_t)str >> 4) % QUOTED_SLOTS];
+    Py_ssize_t start = b->len, n;
+    if (slot->str == str) {
+        return put(b, slot->json, slot->len);
+    }
+    if (put_json_str_uncached(b, str) < 0) {
+        return -1;
+    }
+    n = b->len - start;
+    if (n <= QUOTED_MAX && PyUnicode_CheckExact(str)) {
+        Py_XSETREF(slot->str, Py_NewRef(str));
+        memcpy(slot->json, b->data + start, (size_t)n);
+        slot->len = (unsigned char)n;
+    }
+    return 0;
 }
 
 /* a str as it is (values the engine or the config validated: ips, route names) */
@@ -343,6 +378,39 @@ ascii_alnum(PyObject *str)
     return n > 0;
 }
 
+/* The Redactor's answers for the names and texts that repeat (field names, consumers), by the
+ * identity of the redactor and of the str asked about (both referenced while cached, so neither
+ * address can be reused): its answer depends on nothing else (its rules are fixed when it is
+ * built). Direct-mapped, like the quoted strings. */
+#define MEMO_SLOTS 256
+#define MEMO_MAX 256
+typedef struct {
+    PyObject *redactor;
+    PyObject *method;
+    PyObject *arg;
+    PyObject *answer;
+} Memo;
+static Memo memo[MEMO_SLOTS];
+
+static PyObject *
+ask_redactor(PyObject *redactor, PyObject *method, PyObject *arg)
+{
+    uintptr_t key = ((uintptr_t)arg >> 4) ^ ((uintptr_t)redactor >> 6) ^ ((uintptr_t)method >> 4);
+    Memo *slot = &memo[key % MEMO_SLOTS];
+    PyObject *answer;
+    if (slot->arg == arg && slot->redactor == redactor && slot->method == method) {
+        return Py_NewRef(slot->answer);
+    }
+    answer = PyObject_CallMethodOneArg(redactor, method, arg);
+    if (answer != NULL && PyUnicode_CheckExact(arg) && PyUnicode_GET_LENGTH(arg) <= MEMO_MAX) {
+        Py_XSETREF(slot->answer, Py_NewRef(answer));
+        Py_XSETREF(slot->arg, Py_NewRef(arg));
+        Py_XSETREF(slot->redactor, Py_NewRef(redactor));
+        slot->method = method; /* an interned name this module holds */
+    }
+    return answer;
+}
+
 /* Redactor.text(value): a new reference */
 static PyObject *
 redact_text(PyObject *redactor, PyObject *value)
@@ -350,7 +418,7 @@ redact_text(PyObject *redactor, PyObject *value)
     if (PyUnicode_GET_LENGTH(value) < 8 || ascii_alnum(value)) {
         return Py_NewRef(value);
     }
-    return PyObject_CallMethodOneArg(redactor, s_text, value);
+    return ask_redactor(redactor, s_text, value);
 }
 
 /* Redactor.request_id(value): a new reference */
@@ -378,17 +446,28 @@ custom_paths(PyObject *redactor)
 
 /* bastion.observability.ecs._plain: ASCII, and none of the characters a JSON string escapes
  * or a credential pattern needs */
+static char unplain[256]; /* the bytes plain() refuses */
+
 static int
 plain(const char *s, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x80 || c == '"' || c == '\\' || c == '\t' || c == '_' || c == '.' ||
-            c == ' ' || c == '=') {
+        if (unplain[(unsigned char)s[i]]) {
             return 0;
         }
     }
     return 1;
+}
+
+static void
+init_unplain(void)
+{
+    for (int c = 0x80; c < 256; c++) {
+        unplain[c] = 1;
+    }
+    for (const char *c = "\"\\\t_. ="; *c; c++) {
+        unplain[(unsigned char)*c] = 1;
+    }
 }
 
 /* bytes from the wire (latin-1) through a Redactor method, then as a JSON string */
@@ -531,7 +610,7 @@ format_access(Buf *b, PyObject *record, PyObject *redactor)
             return -1;
         }
     }
-    rc = PyUnicode_Compare(v[13], v[7]);
+    rc = v[13] == v[7] ? 0 : PyUnicode_Compare(v[13], v[7]);
     if (rc == -1 && PyErr_Occurred()) {
         return -1;
     }
@@ -593,23 +672,85 @@ event_clear(Event *e)
     Py_CLEAR(e->fields);
 }
 
+/* Reading an event's attributes through the descriptors of its class, looked up once per class
+ * (while its version tag, which any change to the class resets, stays the same): the getter of
+ * a mypyc attribute, the slot of a Python __slots__ attribute; anything else generically. */
+#define EVENT_FIELDS 12
+typedef struct {
+    getter get;       /* a getset descriptor's */
+    void *closure;
+    Py_ssize_t offset; /* a T_OBJECT_EX member's slot, or -1 */
+} Reader;
+static PyTypeObject *reader_type;
+static unsigned int reader_version;
+static Reader readers[EVENT_FIELDS];
+
+static PyObject *event_names[EVENT_FIELDS]; /* as the Event struct orders them */
+
+static void
+readers_for(PyTypeObject *type)
+{
+    PyObject **names = event_names;
+    Py_CLEAR(reader_type);
+    if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG) || type->tp_version_tag == 0) {
+        return;
+    }
+    for (int i = 0; i < EVENT_FIELDS; i++) {
+        PyObject *descr = _PyType_Lookup(type, names[i]); /* borrowed */
+        readers[i].get = NULL;
+        readers[i].offset = -1;
+        if (descr != NULL && Py_IS_TYPE(descr, &PyGetSetDescr_Type)) {
+            PyGetSetDef *def = ((PyGetSetDescrObject *)descr)->d_getset;
+            readers[i].get = def->get;
+            readers[i].closure = def->closure;
+        }
+        else if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *def = ((PyMemberDescrObject *)descr)->d_member;
+            if (def->type == T_OBJECT_EX) {
+                readers[i].offset = def->offset;
+            }
+        }
+    }
+    reader_type = (PyTypeObject *)Py_NewRef(type);
+    reader_version = type->tp_version_tag;
+}
+
+static PyObject *
+read_field(PyObject *event, int i, PyObject *name)
+{
+    Reader *reader = &readers[i];
+    if (reader->get != NULL) {
+        return reader->get(event, reader->closure);
+    }
+    if (reader->offset >= 0) {
+        PyObject *value = *(PyObject **)((char *)event + reader->offset);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+    }
+    return PyObject_GetAttr(event, name);
+}
+
 static int
 event_read(Event *e, PyObject *event)
 {
+    PyObject **slots[EVENT_FIELDS] = {
+        &e->action, &e->outcome, &e->timestamp, &e->guard, &e->request_id, &e->client_ip,
+        &e->method, &e->path, &e->status, &e->reason, &e->user_id, &e->fields,
+    };
+    PyObject **names = event_names;
+    PyTypeObject *type = Py_TYPE(event);
+    int cached;
     memset(e, 0, sizeof(*e));
-    if ((e->action = PyObject_GetAttr(event, s_action)) == NULL ||
-        (e->outcome = PyObject_GetAttr(event, s_outcome)) == NULL ||
-        (e->timestamp = PyObject_GetAttr(event, s_timestamp)) == NULL ||
-        (e->guard = PyObject_GetAttr(event, s_guard)) == NULL ||
-        (e->request_id = PyObject_GetAttr(event, s_request_id)) == NULL ||
-        (e->client_ip = PyObject_GetAttr(event, s_client_ip)) == NULL ||
-        (e->method = PyObject_GetAttr(event, s_method)) == NULL ||
-        (e->path = PyObject_GetAttr(event, s_path)) == NULL ||
-        (e->status = PyObject_GetAttr(event, s_status)) == NULL ||
-        (e->reason = PyObject_GetAttr(event, s_reason)) == NULL ||
-        (e->user_id = PyObject_GetAttr(event, s_user_id)) == NULL ||
-        (e->fields = PyObject_GetAttr(event, s_fields)) == NULL) {
-        return -1;
+    if (type != reader_type || type->tp_version_tag != reader_version) {
+        readers_for(type);
+    }
+    cached = reader_type == type;
+    for (int i = 0; i < EVENT_FIELDS; i++) {
+        *slots[i] = cached ? read_field(event, i, names[i]) : PyObject_GetAttr(event, names[i]);
+        if (*slots[i] == NULL) {
+            return -1;
+        }
     }
     if (!PyUnicode_CheckExact(e->action) || !PyUnicode_CheckExact(e->outcome) ||
         !PyUnicode_CheckExact(e->guard) || !PyUnicode_CheckExact(e->request_id) ||
@@ -652,7 +793,7 @@ put_fields(Buf *b, PyObject *redactor, PyObject *fields)
         }
         Py_INCREF(name);
         Py_INCREF(value);
-        secret = PyObject_CallMethodOneArg(redactor, s_secret_name, name);
+        secret = ask_redactor(redactor, s_secret_name, name);
         is_secret = secret == NULL ? -1 : PyObject_IsTrue(secret);
         Py_XDECREF(secret);
         rc = is_secret < 0 ? -1 : 0;
@@ -1220,6 +1361,7 @@ PyMODINIT_FUNC
 PyInit__bastion_ecs(void)
 {
     init_escapes();
+    init_unplain();
     if (intern(&s_path, "path") < 0 || intern(&s_request_id, "request_id") < 0 ||
         intern(&s_text, "text") < 0 || intern(&s_secret_name, "secret_name") < 0 ||
         intern(&s_custom_paths, "custom_paths") < 0 || intern(&s_action, "action") < 0 ||
@@ -1231,6 +1373,13 @@ PyInit__bastion_ecs(void)
         intern(&s_append, "append") < 0 || intern(&s_alert_dataset, "bastion.alert") < 0 ||
         intern(&s_security_dataset, "bastion.security") < 0) {
         return NULL;
+    }
+    {
+        PyObject *fields[EVENT_FIELDS] = {
+            s_action, s_outcome, s_timestamp, s_guard, s_request_id, s_client_ip,
+            s_method, s_path, s_status, s_reason, s_user_id, s_fields,
+        };
+        memcpy(event_names, fields, sizeof(fields));
     }
     {
         PyObject *module;
