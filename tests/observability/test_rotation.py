@@ -123,3 +123,26 @@ def test_pages_well_behind_the_write_head_are_left_to_the_kernel(
     assert size - 4096 - 2 * 2048 <= ends[-1] <= size - 4096
     sink.close()
     assert (tmp_path / "events.jsonl").read_bytes() == b"".join(lines)
+
+
+def test_the_advice_follows_the_file_that_several_workers_append_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    advised: list[int] = []
+    monkeypatch.setattr(rotating, "KEEP_CACHED", 1024)
+    monkeypatch.setattr(rotating, "ADVISE_EVERY", 1024)
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: advised.append(
+        length))  # fmt: skip
+    path = tmp_path / "events.jsonl"
+    first = RotatingFileSink(path, RotationConfig(interval=None))
+    second = RotatingFileSink(path, RotationConfig(interval=None))
+    for n in range(0, 100, 10):
+        first.write([line(i) for i in range(n, n + 10)])
+    advised.clear()
+    for n in range(0, 100, 10):
+        second.write([line(i) for i in range(n, n + 10)])
+    # the second worker wrote half the file, and advises up to near the end of all of it
+    assert advised[-1] > path.stat().st_size - 1024 - 2 * 1024
+    assert advised[-1] > path.stat().st_size // 2
+    first.close()
+    second.close()

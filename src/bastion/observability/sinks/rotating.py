@@ -78,16 +78,19 @@ class RotatingFileSink:
             self._fd = -1
 
     def _uncache(self, size: int) -> None:
-        """Let the kernel drop the cached pages more than ``KEEP_CACHED`` behind ``size``.
+        """Let the kernel drop the cached pages more than ``KEEP_CACHED`` behind the end of the
+        file (``size`` is what this process wrote; with several workers appending, the file is
+        longer, so its end is asked for).
 
         From the start of the file each time: pages a previous call found dirty are clean by
         now, and the kernel skips the ranges with nothing cached quickly."""
         self._advised = size
-        end = size - KEEP_CACHED
-        if _DONTNEED is None or end <= 0:
+        if _DONTNEED is None:
             return
         try:
-            os.posix_fadvise(self._fd, 0, end, _DONTNEED)
+            end = os.fstat(self._fd).st_size - KEEP_CACHED
+            if end > 0:
+                os.posix_fadvise(self._fd, 0, end, _DONTNEED)
         except OSError:  # advice only: a file system that does not take it changes nothing
             return
 
