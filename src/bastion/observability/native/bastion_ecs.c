@@ -40,7 +40,7 @@ static Py_ssize_t shortest_secret = -1;
 static PyObject *s_path, *s_request_id, *s_text, *s_secret_name, *s_custom_paths;
 static PyObject *s_action, *s_outcome, *s_timestamp, *s_guard, *s_client_ip, *s_method;
 static PyObject *s_status, *s_reason, *s_user_id, *s_fields, *s_popleft, *s_append;
-static PyObject *s_alert_dataset, *s_security_dataset;
+static PyObject *s_alert_dataset, *s_security_dataset, *s_success, *s_failure;
 
 #define FALLBACK 1 /* a formatter's answer: not for the fast path, use the Python function */
 
@@ -493,12 +493,12 @@ put_redacted_bytes(Buf *b, PyObject *redactor, PyObject *method, const char *s, 
 /* -- access lines: bastion.observability.ecs.access_line */
 
 static int
-format_access(Buf *b, PyObject *record, PyObject *redactor)
+format_access(Buf *b, PyObject *record, PyObject *redactor, int custom)
 {
     PyObject **v;
     double ts;
     long long status, body_in, bytes_out, duration, upstream = -1;
-    int has_upstream, rc, custom;
+    int has_upstream, rc;
     const char *path, *rid;
     Py_ssize_t path_len, rid_len;
     PyObject *user = NULL;
@@ -525,7 +525,7 @@ format_access(Buf *b, PyObject *record, PyObject *redactor)
     if (PyErr_Occurred()) {
         return -1;
     }
-    if ((custom = custom_paths(redactor)) < 0) {
+    if (custom < 0 && (custom = custom_paths(redactor)) < 0) {
         return -1;
     }
 
@@ -632,12 +632,12 @@ finish(Buf *b)
 }
 
 static PyObject *
-access_line_impl(PyObject *record, PyObject *redactor, PyObject *stamps)
+access_line_impl(PyObject *record, PyObject *redactor, PyObject *stamps, int custom)
 {
     Buf b;
     int rc;
     buf_init(&b);
-    rc = format_access(&b, record, redactor);
+    rc = format_access(&b, record, redactor, custom);
     if (rc == 0) {
         return finish(&b);
     }
@@ -838,11 +838,11 @@ put_fields(Buf *b, PyObject *redactor, PyObject *fields)
 
 /* the line of ``e`` into ``b``; the redacted user and request id (new references) out */
 static int
-format_security(Buf *b, Event *e, PyObject *redactor, PyObject **user, PyObject **request_id,
-                int *alert)
+format_security(Buf *b, Event *e, PyObject *redactor, int custom, PyObject **user,
+                PyObject **request_id, int *alert)
 {
     double ts;
-    int rc, custom, has_fields;
+    int rc, has_fields;
     long long status = 0;
     PyObject *path;
 
@@ -859,7 +859,7 @@ format_security(Buf *b, Event *e, PyObject *redactor, PyObject **user, PyObject 
     if (has_fields && !PyDict_CheckExact(e->fields)) {
         return FALLBACK;
     }
-    if ((custom = custom_paths(redactor)) < 0) {
+    if (custom < 0 && (custom = custom_paths(redactor)) < 0) {
         return -1;
     }
     *alert = starts_with(e->action, "alert.", 6);
@@ -870,10 +870,11 @@ format_security(Buf *b, Event *e, PyObject *redactor, PyObject **user, PyObject 
                                              : PUT(b, "\"category\":[\"web\"],")) < 0) {
         return -1;
     }
-    if (PyUnicode_CompareWithASCIIString(e->outcome, "success") == 0) {
+    if (e->outcome == s_success || PyUnicode_CompareWithASCIIString(e->outcome, "success") == 0) {
         rc = PUT(b, "\"type\":[\"allowed\"],\"action\":");
     }
-    else if (PyUnicode_CompareWithASCIIString(e->outcome, "failure") == 0) {
+    else if (e->outcome == s_failure ||
+             PyUnicode_CompareWithASCIIString(e->outcome, "failure") == 0) {
         rc = PUT(b, "\"type\":[\"denied\"],\"action\":");
     }
     else {
@@ -953,10 +954,33 @@ format_security(Buf *b, Event *e, PyObject *redactor, PyObject **user, PyObject 
     return PUT(b, "}\n");
 }
 
-/* (line, StoredEvent) of ``event``, or NULL; with ``keep`` (a set of outcomes), the row is None
- * unless the event's outcome is in it (the writer stores only those) */
+/* The outcomes the event store keeps, and the answer for the last outcome asked about (a
+ * reference held, so that its address cannot be reused during a drain) */
+typedef struct {
+    PyObject *set;
+    PyObject *last;
+    int kept;
+} Keep;
+
+static int
+keeps(Keep *keep, PyObject *outcome)
+{
+    if (outcome != keep->last) {
+        int kept = PySet_Contains(keep->set, outcome);
+        if (kept < 0) {
+            return -1;
+        }
+        Py_XSETREF(keep->last, Py_NewRef(outcome));
+        keep->kept = kept;
+    }
+    return keep->kept;
+}
+
+/* (line, StoredEvent) of ``event``, or NULL; with ``keep``, the row is None unless the event's
+ * outcome is one the store keeps (the writer stores only those). ``custom``: whether the
+ * redactor has path patterns of its own, -1 to ask it. */
 static PyObject *
-security_line_impl(PyObject *event, PyObject *redactor, PyObject *stamps, PyObject *keep)
+security_line_impl(PyObject *event, PyObject *redactor, PyObject *stamps, Keep *keep, int custom)
 {
     Event e;
     Buf b;
@@ -965,7 +989,7 @@ security_line_impl(PyObject *event, PyObject *redactor, PyObject *stamps, PyObje
     buf_init(&b);
     rc = event_read(&e, event);
     if (rc == 0) {
-        rc = format_security(&b, &e, redactor, &user, &request_id, &alert);
+        rc = format_security(&b, &e, redactor, custom, &user, &request_id, &alert);
     }
     if (rc != 0) {
         buf_free(&b);
@@ -978,7 +1002,7 @@ security_line_impl(PyObject *event, PyObject *redactor, PyObject *stamps, PyObje
         return PyObject_CallFunctionObjArgs(security_fallback, event, redactor, stamps, NULL);
     }
     line = PyBytes_FromStringAndSize(b.data, b.len);
-    rc = keep == NULL ? 1 : PySet_Contains(keep, e.outcome);
+    rc = keep == NULL ? 1 : keeps(keep, e.outcome);
     if (line != NULL && rc == 0) {
         result = PyTuple_Pack(2, line, Py_None);
         Py_DECREF(line);
@@ -1048,7 +1072,7 @@ access_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!configured()) {
         return NULL;
     }
-    return access_line_impl(args[0], args[1], args[2]);
+    return access_line_impl(args[0], args[1], args[2], -1);
 }
 
 static PyObject *
@@ -1062,7 +1086,7 @@ security_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!configured()) {
         return NULL;
     }
-    return security_line_impl(args[0], args[1], nargs == 3 ? args[2] : Py_None, NULL);
+    return security_line_impl(args[0], args[1], nargs == 3 ? args[2] : Py_None, NULL, -1);
 }
 
 /* A failure the writer counts and logs (the Python loop catches the same): formatting errors. */
@@ -1094,7 +1118,8 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *buffer, *redactor, *stamps, *keep, *lines, *stored, *failures, *popleft;
     Py_ssize_t limit, taken = 0;
-    int with_access;
+    int with_access, custom;
+    Keep kept_outcomes = {NULL, NULL, 0};
     (void)module;
     if (nargs != 9) {
         PyErr_SetString(PyExc_TypeError, "drain() takes 9 arguments");
@@ -1123,10 +1148,15 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "drain(): lines, stored, failures lists; keep a set");
         return NULL;
     }
+    custom = custom_paths(redactor); /* once per slice: a redactor's rules are fixed */
+    if (custom < 0) {
+        return NULL;
+    }
     popleft = PyObject_GetAttr(buffer, s_popleft);
     if (popleft == NULL) {
         return NULL;
     }
+    kept_outcomes.set = keep;
     while (taken < limit) {
         PyObject *item, *formatted;
         Py_ssize_t size = PyObject_Size(buffer);
@@ -1146,7 +1176,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 Py_DECREF(item);
                 continue;
             }
-            formatted = access_line_impl(item, redactor, stamps);
+            formatted = access_line_impl(item, redactor, stamps, custom);
             Py_DECREF(item);
             if (formatted == NULL) {
                 if (keep_failure(failures) < 0) {
@@ -1161,7 +1191,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(formatted);
             continue;
         }
-        formatted = security_line_impl(item, redactor, stamps, keep);
+        formatted = security_line_impl(item, redactor, stamps, &kept_outcomes, custom);
         Py_DECREF(item);
         if (formatted == NULL) {
             if (keep_failure(failures) < 0) {
@@ -1193,9 +1223,11 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(formatted);
     }
     Py_DECREF(popleft);
+    Py_XDECREF(kept_outcomes.last);
     return PyLong_FromSsize_t(taken);
 error:
     Py_DECREF(popleft);
+    Py_XDECREF(kept_outcomes.last);
     return NULL;
 }
 
@@ -1371,7 +1403,8 @@ PyInit__bastion_ecs(void)
         intern(&s_reason, "reason") < 0 || intern(&s_user_id, "user_id") < 0 ||
         intern(&s_fields, "fields") < 0 || intern(&s_popleft, "popleft") < 0 ||
         intern(&s_append, "append") < 0 || intern(&s_alert_dataset, "bastion.alert") < 0 ||
-        intern(&s_security_dataset, "bastion.security") < 0) {
+        intern(&s_security_dataset, "bastion.security") < 0 || intern(&s_success, "success") < 0 ||
+        intern(&s_failure, "failure") < 0) {
         return NULL;
     }
     {
