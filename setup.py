@@ -145,7 +145,27 @@ def _native_extensions() -> list[Any]:
     ]
 
 
+ECS_DIR = "src/bastion/observability/native"
+
+
+def _ecs_extension() -> list[Any]:
+    """The event writer's line formatting in C (``_bastion_ecs``). Optional: without it (no C
+    compiler, or ``BASTION_PURE_PYTHON=1``) the writer formats with the Python functions of
+    ``bastion.observability.ecs``, which produce the same bytes, slower. Top-level like
+    ``_bastion_libinjection``, and built for editable installs too, so that the source tree
+    (``PYTHONPATH=src``) is measured with it."""
+    if os.environ.get("BASTION_PURE_PYTHON") == "1":
+        return []
+    building = any(
+        arg in ("bdist_wheel", "build_ext", "develop") or arg.startswith("editable")
+        for arg in sys.argv[1:]
+    )
+    if not building:
+        return []
+    return [Extension("_bastion_ecs", sources=[f"{ECS_DIR}/bastion_ecs.c"])]
+
+
 setup(
-    ext_modules=[*_extensions(), *_native_extensions()],
+    ext_modules=[*_extensions(), *_native_extensions(), *_ecs_extension()],
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from bastion.config.events import RotationConfig
+from bastion.observability.sinks import rotating
 from bastion.observability.sinks.rotating import RotatingFileSink
 
 
@@ -95,3 +98,51 @@ def test_follows_a_rotation_done_by_another_worker(tmp_path: Path) -> None:
     second.close()
     assert line(99) in path.read_bytes()
     assert sorted(every_line(tmp_path)) == sorted(line(n).rstrip() for n in [*range(12), 99])
+
+
+def test_pages_well_behind_the_write_head_are_left_to_the_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ADVISE_EVERY bytes, the sink advises DONTNEED from the start of the file to
+    KEEP_CACHED bytes behind what it wrote (a shipper tailing the file reads that from cache);
+    the lines themselves are untouched."""
+    advised: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(rotating, "KEEP_CACHED", 4096)
+    monkeypatch.setattr(rotating, "ADVISE_EVERY", 2048)
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: advised.append(
+        (offset, length, advice)))  # fmt: skip
+    sink = RotatingFileSink(tmp_path / "events.jsonl", RotationConfig(interval=None))
+    lines = [line(n) for n in range(200)]
+    for n in range(0, 200, 10):
+        sink.write(lines[n : n + 10])
+    size = len(b"".join(lines))
+    assert advised, "no advice given"
+    assert all(offset == 0 and advice == os.POSIX_FADV_DONTNEED for offset, _, advice in advised)
+    ends = [length for _, length, _ in advised]
+    assert ends == sorted(ends)
+    assert size - 4096 - 2 * 2048 <= ends[-1] <= size - 4096
+    sink.close()
+    assert (tmp_path / "events.jsonl").read_bytes() == b"".join(lines)
+
+
+def test_the_advice_follows_the_file_that_several_workers_append_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    advised: list[int] = []
+    monkeypatch.setattr(rotating, "KEEP_CACHED", 1024)
+    monkeypatch.setattr(rotating, "ADVISE_EVERY", 1024)
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: advised.append(
+        length))  # fmt: skip
+    path = tmp_path / "events.jsonl"
+    first = RotatingFileSink(path, RotationConfig(interval=None))
+    second = RotatingFileSink(path, RotationConfig(interval=None))
+    for n in range(0, 100, 10):
+        first.write([line(i) for i in range(n, n + 10)])
+    advised.clear()
+    for n in range(0, 100, 10):
+        second.write([line(i) for i in range(n, n + 10)])
+    # the second worker wrote half the file, and advises up to near the end of all of it
+    assert advised[-1] > path.stat().st_size - 1024 - 2 * 1024
+    assert advised[-1] > path.stat().st_size // 2
+    first.close()
+    second.close()

@@ -1,0 +1,1434 @@
+/*
+ * _bastion_ecs: the event writer's formatting of access and security events as ECS JSON lines,
+ * in C. The reference is bastion.observability.ecs (access_line, security_line), and the output
+ * here is byte for byte the same: the tests (tests/observability/test_native_lines.py) hold the
+ * two to it on escapes, non-ASCII text, credentials to redact and unusual values.
+ *
+ * Redaction stays where it is: every value a client controls goes through the Python Redactor's
+ * methods, called from here whenever its own quick test (which this file repeats, to skip the
+ * call) does not already prove the value clean. What this file does in C is the rest: reading
+ * the record, the JSON escaping (as orjson's: the two-character escapes, \u00XX in lower-case
+ * hex for the other control characters, everything else as UTF-8) and assembling the line.
+ * A record or event with a value of a type the fast path does not know (a float among the
+ * fields, a Mapping that is not a dict, an int beyond 64 bits) is handed to the Python function,
+ * whole, so that nothing unusual is ever formatted differently.
+ *
+ * drain() formats a slice of the writer's buffer in one call; an Appender appends an event or an
+ * access record to it, after untracking it from the garbage collector (see Appender).
+ *
+ * Licensed under the Apache License 2.0, like bastion.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <structmember.h>
+
+#include <stdint.h>
+
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+/* -- configuration, set once by bastion.observability.writer through configure() */
+
+static PyObject *stored_type;       /* bastion.observability.ecs.StoredEvent */
+static PyObject *access_fallback;   /* bastion.observability.ecs.access_line */
+static PyObject *security_fallback; /* bastion.observability.ecs.security_line */
+static Py_ssize_t shortest_secret = -1;
+
+static PyObject *s_path, *s_request_id, *s_text, *s_secret_name, *s_custom_paths;
+static PyObject *s_action, *s_outcome, *s_timestamp, *s_guard, *s_client_ip, *s_method;
+static PyObject *s_status, *s_reason, *s_user_id, *s_fields, *s_popleft, *s_append;
+static PyObject *s_alert_dataset, *s_security_dataset, *s_success, *s_failure;
+
+#define FALLBACK 1 /* a formatter's answer: not for the fast path, use the Python function */
+
+/* -- an output buffer */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+    char small[1024];
+} Buf;
+
+static void
+buf_init(Buf *b)
+{
+    b->data = b->small;
+    b->len = 0;
+    b->cap = (Py_ssize_t)sizeof(b->small);
+}
+
+static void
+buf_free(Buf *b)
+{
+    if (b->data != b->small) {
+        PyMem_Free(b->data);
+    }
+}
+
+static int
+buf_grow(Buf *b, Py_ssize_t need)
+{
+    char *data;
+    Py_ssize_t cap = b->cap * 2;
+    while (cap < need) {
+        cap *= 2;
+    }
+    if (b->data == b->small) {
+        data = PyMem_Malloc((size_t)cap);
+        if (data != NULL) {
+            memcpy(data, b->small, (size_t)b->len);
+        }
+    }
+    else {
+        data = PyMem_Realloc(b->data, (size_t)cap);
+    }
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int
+buf_reserve(Buf *b, Py_ssize_t more)
+{
+    return b->len + more <= b->cap ? 0 : buf_grow(b, b->len + more);
+}
+
+static inline int
+put(Buf *b, const char *s, Py_ssize_t n)
+{
+    if (buf_reserve(b, n) < 0) {
+        return -1;
+    }
+    memcpy(b->data + b->len, s, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+#define PUT(b, literal) put((b), (literal), (Py_ssize_t)(sizeof(literal) - 1))
+
+static int
+put_ll(Buf *b, long long value)
+{
+    char digits[24];
+    char *end = digits + sizeof(digits), *p = end;
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
+                                             : (unsigned long long)value;
+    do {
+        *--p = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (value < 0) {
+        *--p = '-';
+    }
+    return put(b, p, end - p);
+}
+
+/* which bytes a JSON string escapes: 0 none, else the letter of the two-character escape, or
+ * 'u' for \u00XX */
+static char escapes[256];
+
+static void
+init_escapes(void)
+{
+    for (int c = 0; c < 0x20; c++) {
+        escapes[c] = 'u';
+    }
+    escapes['\b'] = 'b';
+    escapes['\t'] = 't';
+    escapes['\n'] = 'n';
+    escapes['\f'] = 'f';
+    escapes['\r'] = 'r';
+    escapes['"'] = '"';
+    escapes['\\'] = '\\';
+}
+
+/* ``s`` as the body of a JSON string, escaped as orjson escapes it */
+static int
+put_escaped(Buf *b, const char *s, Py_ssize_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char escape[6];
+        Py_ssize_t size = 2;
+        if (!escapes[c]) {
+            continue;
+        }
+        escape[0] = '\\';
+        escape[1] = escapes[c];
+        if (escape[1] == 'u') {
+            memcpy(escape + 2, "00", 2);
+            escape[4] = hex[c >> 4];
+            escape[5] = hex[c & 15];
+            size = 6;
+        }
+        if (put(b, s + start, i - start) < 0 || put(b, escape, size) < 0) {
+            return -1;
+        }
+        start = i + 1;
+    }
+    return put(b, s + start, n - start);
+}
+
+/* a str as a JSON string (quoted); a str that is not valid UTF-8 (a lone surrogate) raises
+ * UnicodeEncodeError, a ValueError as orjson's refusal is a TypeError: the writer drops either */
+static int
+put_json_str_uncached(Buf *b, PyObject *str)
+{
+    Py_ssize_t n;
+    const char *s;
+    if (!PyUnicode_Check(str)) {
+        PyErr_SetString(PyExc_TypeError, "the redactor answered something else than a str");
+        return -1;
+    }
+    s = PyUnicode_AsUTF8AndSize(str, &n);
+    if (s == NULL) {
+        return -1;
+    }
+    if (PUT(b, "\"") < 0 || put_escaped(b, s, n) < 0) {
+        return -1;
+    }
+    return PUT(b, "\"");
+}
+
+/* The JSON form of the short strings that repeat from event to event (actions, outcomes,
+ * guards, methods, field names, consumers, key ids, addresses), by identity: a slot holds a
+ * reference to its str, so the str cannot be freed and its address reused while cached, and a
+ * str never changes. Direct-mapped: a miss replaces the slot. */
+#define QUOTED_SLOTS 512
+#define QUOTED_MAX 62
+typedef struct {
+    PyObject *str;
+    unsigned char len;
+    char json[QUOTED_MAX + 1];
+} Quoted;
+static Quoted quoted[QUOTED_SLOTS];
+
+static int
+put_json_str(Buf *b, PyObject *str)
+{
+    Quoted *slot = &quoted[((uintptr_t)str >> 4) % QUOTED_SLOTS];
+    Py_ssize_t start = b->len, n;
+    if (slot->str == str) {
+        return put(b, slot->json, slot->len);
+    }
+    if (put_json_str_uncached(b, str) < 0) {
+        return -1;
+    }
+    n = b->len - start;
+    if (n <= QUOTED_MAX && PyUnicode_CheckExact(str)) {
+        Py_XSETREF(slot->str, Py_NewRef(str));
+        memcpy(slot->json, b->data + start, (size_t)n);
+        slot->len = (unsigned char)n;
+    }
+    return 0;
+}
+
+/* a str as it is (values the engine or the config validated: ips, route names) */
+static int
+put_raw_str(Buf *b, PyObject *str)
+{
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(str, &n);
+    return s == NULL ? -1 : put(b, s, n);
+}
+
+/* -- timestamps: RFC 3339 UTC with milliseconds, the seconds part formatted once per second */
+
+static long long stamp_second = LLONG_MIN;
+static char stamp_text[64];
+static Py_ssize_t stamp_len;
+#define LAST_STAMP 253402300800.0 /* year 10000: beyond it, the Python function answers */
+
+/* a timestamp (float, or int) the fast path can format; 0 if so */
+static int
+stamp_value(PyObject *obj, double *value)
+{
+    if (PyFloat_CheckExact(obj)) {
+        *value = PyFloat_AS_DOUBLE(obj);
+    }
+    else if (PyLong_CheckExact(obj)) {
+        *value = PyLong_AsDouble(obj);
+        if (*value == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return FALLBACK;
+        }
+    }
+    else {
+        return FALLBACK;
+    }
+    return (*value >= 0.0 && *value < LAST_STAMP) ? 0 : FALLBACK;
+}
+
+static int
+put_stamp(Buf *b, double ts)
+{
+    long long second = (long long)ts;
+    int millis;
+    char tail[8];
+    if (second != stamp_second) {
+        time_t t = (time_t)second;
+        struct tm tm;
+        size_t n;
+        if (gmtime_r(&t, &tm) == NULL) {
+            PyErr_SetString(PyExc_ValueError, "timestamp out of range");
+            return -1;
+        }
+        n = strftime(stamp_text, sizeof(stamp_text), "%Y-%m-%dT%H:%M:%S", &tm);
+        if (n == 0) {
+            PyErr_SetString(PyExc_ValueError, "timestamp out of range");
+            return -1;
+        }
+        stamp_len = (Py_ssize_t)n;
+        stamp_second = second;
+    }
+    millis = (int)((ts - (double)second) * 1000.0);
+    if (millis < 0 || millis > 999) {
+        PyErr_SetString(PyExc_ValueError, "timestamp out of range");
+        return -1;
+    }
+    tail[0] = '.';
+    tail[1] = (char)('0' + millis / 100);
+    tail[2] = (char)('0' + millis / 10 % 10);
+    tail[3] = (char)('0' + millis % 10);
+    tail[4] = 'Z';
+    if (put(b, stamp_text, stamp_len) < 0) {
+        return -1;
+    }
+    return put(b, tail, 5);
+}
+
+/* int(seconds * 1e9) for a float (or int) duration; FALLBACK when Python would not get a
+ * 64-bit int (inf, nan, absurd) */
+static int
+nanoseconds(PyObject *obj, long long *value)
+{
+    double seconds, ns;
+    if (PyFloat_CheckExact(obj)) {
+        seconds = PyFloat_AS_DOUBLE(obj);
+    }
+    else if (PyLong_CheckExact(obj)) {
+        seconds = PyLong_AsDouble(obj);
+        if (seconds == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return FALLBACK;
+        }
+    }
+    else {
+        return FALLBACK;
+    }
+    ns = seconds * 1e9;
+    if (!isfinite(ns) || ns >= 9.0e18 || ns <= -9.0e18) {
+        return FALLBACK;
+    }
+    *value = (long long)ns;
+    return 0;
+}
+
+static int
+long_value(PyObject *obj, long long *value)
+{
+    int overflow;
+    if (!PyLong_CheckExact(obj)) {
+        return FALLBACK;
+    }
+    *value = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (overflow) {
+        return FALLBACK;
+    }
+    if (*value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return 0;
+}
+
+static double
+float_value(PyObject *obj)
+{
+    return PyFloat_CheckExact(obj) ? PyFloat_AS_DOUBLE(obj) : PyLong_AsDouble(obj);
+}
+
+/* -- the redactor's quick tests, repeated so that clean values skip the call */
+
+static int
+ascii_alnum(PyObject *str)
+{
+    const Py_UCS1 *s;
+    Py_ssize_t n;
+    if (!PyUnicode_IS_ASCII(str)) {
+        return 0;
+    }
+    s = PyUnicode_1BYTE_DATA(str);
+    n = PyUnicode_GET_LENGTH(str);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS1 c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
+/* The Redactor's answers for the names and texts that repeat (field names, consumers), by the
+ * identity of the redactor and of the str asked about (both referenced while cached, so neither
+ * address can be reused): its answer depends on nothing else (its rules are fixed when it is
+ * built). Direct-mapped, like the quoted strings. */
+#define MEMO_SLOTS 256
+#define MEMO_MAX 256
+typedef struct {
+    PyObject *redactor;
+    PyObject *method;
+    PyObject *arg;
+    PyObject *answer;
+} Memo;
+static Memo memo[MEMO_SLOTS];
+
+static PyObject *
+ask_redactor(PyObject *redactor, PyObject *method, PyObject *arg)
+{
+    uintptr_t key = ((uintptr_t)arg >> 4) ^ ((uintptr_t)redactor >> 6) ^ ((uintptr_t)method >> 4);
+    Memo *slot = &memo[key % MEMO_SLOTS];
+    PyObject *answer;
+    if (slot->arg == arg && slot->redactor == redactor && slot->method == method) {
+        return Py_NewRef(slot->answer);
+    }
+    answer = PyObject_CallMethodOneArg(redactor, method, arg);
+    if (answer != NULL && PyUnicode_CheckExact(arg) && PyUnicode_GET_LENGTH(arg) <= MEMO_MAX) {
+        Py_XSETREF(slot->answer, Py_NewRef(answer));
+        Py_XSETREF(slot->arg, Py_NewRef(arg));
+        Py_XSETREF(slot->redactor, Py_NewRef(redactor));
+        slot->method = method; /* an interned name this module holds */
+    }
+    return answer;
+}
+
+/* Redactor.text(value): a new reference */
+static PyObject *
+redact_text(PyObject *redactor, PyObject *value)
+{
+    if (PyUnicode_GET_LENGTH(value) < 8 || ascii_alnum(value)) {
+        return Py_NewRef(value);
+    }
+    return ask_redactor(redactor, s_text, value);
+}
+
+/* Redactor.request_id(value): a new reference */
+static PyObject *
+redact_request_id(PyObject *redactor, PyObject *value)
+{
+    if (PyUnicode_GET_LENGTH(value) < shortest_secret || ascii_alnum(value)) {
+        return Py_NewRef(value);
+    }
+    return PyObject_CallMethodOneArg(redactor, s_request_id, value);
+}
+
+static int
+custom_paths(PyObject *redactor)
+{
+    PyObject *flag = PyObject_GetAttr(redactor, s_custom_paths);
+    int truth;
+    if (flag == NULL) {
+        return -1;
+    }
+    truth = PyObject_IsTrue(flag);
+    Py_DECREF(flag);
+    return truth;
+}
+
+/* bastion.observability.ecs._plain: ASCII, and none of the characters a JSON string escapes
+ * or a credential pattern needs */
+static char unplain[256]; /* the bytes plain() refuses */
+
+static int
+plain(const char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (unplain[(unsigned char)s[i]]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void
+init_unplain(void)
+{
+    for (int c = 0x80; c < 256; c++) {
+        unplain[c] = 1;
+    }
+    for (const char *c = "\"\\\t_. ="; *c; c++) {
+        unplain[(unsigned char)*c] = 1;
+    }
+}
+
+/* bytes from the wire (latin-1) through a Redactor method, then as a JSON string */
+static int
+put_redacted_bytes(Buf *b, PyObject *redactor, PyObject *method, const char *s, Py_ssize_t n)
+{
+    PyObject *text = PyUnicode_DecodeLatin1(s, n, NULL);
+    PyObject *done;
+    int rc;
+    if (text == NULL) {
+        return -1;
+    }
+    done = PyObject_CallMethodOneArg(redactor, method, text);
+    Py_DECREF(text);
+    if (done == NULL) {
+        return -1;
+    }
+    rc = put_json_str(b, done);
+    Py_DECREF(done);
+    return rc;
+}
+
+/* -- access lines: bastion.observability.ecs.access_line */
+
+static int
+format_access(Buf *b, PyObject *record, PyObject *redactor, int custom)
+{
+    PyObject **v;
+    double ts;
+    long long status, body_in, bytes_out, duration, upstream = -1;
+    int has_upstream, rc;
+    const char *path, *rid;
+    Py_ssize_t path_len, rid_len;
+    PyObject *user = NULL;
+
+    if (!PyTuple_CheckExact(record) || PyTuple_GET_SIZE(record) != 14) {
+        return FALLBACK;
+    }
+    v = &PyTuple_GET_ITEM(record, 0);
+    if (!PyBytes_CheckExact(v[1]) || !PyBytes_CheckExact(v[2]) || !PyUnicode_CheckExact(v[7]) ||
+        !PyBytes_CheckExact(v[8]) || !PyUnicode_CheckExact(v[9]) ||
+        !(v[10] == Py_None || PyUnicode_CheckExact(v[10])) || !PyUnicode_CheckExact(v[11]) ||
+        !PyUnicode_CheckExact(v[13]) || !(PyFloat_CheckExact(v[12]) || PyLong_CheckExact(v[12]))) {
+        return FALLBACK;
+    }
+    if ((rc = stamp_value(v[0], &ts)) != 0 || (rc = long_value(v[3], &status)) != 0 ||
+        (rc = long_value(v[4], &body_in)) != 0 || (rc = long_value(v[5], &bytes_out)) != 0 ||
+        (rc = nanoseconds(v[6], &duration)) != 0) {
+        return rc;
+    }
+    has_upstream = float_value(v[12]) >= 0.0;
+    if (has_upstream && (rc = nanoseconds(v[12], &upstream)) != 0) {
+        return rc;
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    if (custom < 0 && (custom = custom_paths(redactor)) < 0) {
+        return -1;
+    }
+
+    if (PUT(b, "{\"@timestamp\":\"") < 0 || put_stamp(b, ts) < 0 ||
+        PUT(b, "\",\"event\":{\"kind\":\"event\",\"dataset\":\"bastion.access\","
+               "\"category\":[\"web\"],\"type\":[\"access\"],\"action\":\"http.request\","
+               "\"outcome\":\"") < 0 ||
+        (status >= 400 ? PUT(b, "failure") : PUT(b, "success")) < 0 ||
+        PUT(b, "\",\"duration\":") < 0 || put_ll(b, duration) < 0 ||
+        PUT(b, "},\"source\":{\"ip\":\"") < 0 || put_raw_str(b, v[7]) < 0 ||
+        PUT(b, "\"},\"client\":{\"ip\":\"") < 0 || put_raw_str(b, v[7]) < 0 ||
+        PUT(b, "\"},\"url\":{\"path\":") < 0) {
+        return -1;
+    }
+    path = PyBytes_AS_STRING(v[2]);
+    path_len = PyBytes_GET_SIZE(v[2]);
+    if (path_len < shortest_secret && !custom && plain(path, path_len)) {
+        rc = PUT(b, "\"") < 0 || put(b, path, path_len) < 0 || PUT(b, "\"") < 0 ? -1 : 0;
+    }
+    else {
+        rc = put_redacted_bytes(b, redactor, s_path, path, path_len);
+    }
+    if (rc < 0) {
+        return -1;
+    }
+    if (PyUnicode_GET_LENGTH(v[11]) > 0) {
+        if (PUT(b, ",\"domain\":") < 0 || put_json_str(b, v[11]) < 0) {
+            return -1;
+        }
+    }
+    if (PUT(b, "},\"http\":{\"request\":{\"method\":\"") < 0 ||
+        put(b, PyBytes_AS_STRING(v[1]), PyBytes_GET_SIZE(v[1])) < 0 ||
+        PUT(b, "\",\"id\":") < 0) {
+        return -1;
+    }
+    {
+        /* rid[rid.find(b": ") + 2 : -2], with Python's slice bounds */
+        const char *field = PyBytes_AS_STRING(v[8]);
+        Py_ssize_t n = PyBytes_GET_SIZE(v[8]), found = -1, start, stop;
+        for (Py_ssize_t i = 0; i + 1 < n; i++) {
+            if (field[i] == ':' && field[i + 1] == ' ') {
+                found = i;
+                break;
+            }
+        }
+        start = found + 2;
+        if (start > n) {
+            start = n;
+        }
+        stop = n >= 2 ? n - 2 : 0;
+        rid = field + start;
+        rid_len = stop > start ? stop - start : 0;
+    }
+    if (plain(rid, rid_len)) {
+        rc = PUT(b, "\"") < 0 || put(b, rid, rid_len) < 0 || PUT(b, "\"") < 0 ? -1 : 0;
+    }
+    else {
+        rc = put_redacted_bytes(b, redactor, s_request_id, rid, rid_len);
+    }
+    if (rc < 0 || PUT(b, ",\"body\":{\"bytes\":") < 0 || put_ll(b, body_in) < 0 ||
+        PUT(b, "}},\"response\":{\"status_code\":") < 0 || put_ll(b, status) < 0 ||
+        PUT(b, ",\"bytes\":") < 0 || put_ll(b, bytes_out) < 0 || PUT(b, "}}") < 0) {
+        return -1;
+    }
+    if (v[10] != Py_None) {
+        user = redact_text(redactor, v[10]);
+        if (user == NULL) {
+            return -1;
+        }
+        rc = PUT(b, ",\"user\":{\"id\":") < 0 || put_json_str(b, user) < 0 || PUT(b, "}") < 0;
+        Py_DECREF(user);
+        if (rc) {
+            return -1;
+        }
+    }
+    if (PUT(b, ",\"bastion\":{\"route\":\"") < 0 || put_raw_str(b, v[9]) < 0 || PUT(b, "\"") < 0) {
+        return -1;
+    }
+    if (has_upstream) {
+        if (PUT(b, ",\"upstream\":{\"duration\":") < 0 || put_ll(b, upstream) < 0 ||
+            PUT(b, "}") < 0) {
+            return -1;
+        }
+    }
+    rc = v[13] == v[7] ? 0 : PyUnicode_Compare(v[13], v[7]);
+    if (rc == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (rc != 0) {
+        if (PUT(b, ",\"peer\":{\"ip\":\"") < 0 || put_raw_str(b, v[13]) < 0 ||
+            PUT(b, "\"}") < 0) {
+            return -1;
+        }
+    }
+    return PUT(b, "}}\n");
+}
+
+static PyObject *
+finish(Buf *b)
+{
+    PyObject *line = PyBytes_FromStringAndSize(b->data, b->len);
+    buf_free(b);
+    return line;
+}
+
+static PyObject *
+access_line_impl(PyObject *record, PyObject *redactor, PyObject *stamps, int custom)
+{
+    Buf b;
+    int rc;
+    buf_init(&b);
+    rc = format_access(&b, record, redactor, custom);
+    if (rc == 0) {
+        return finish(&b);
+    }
+    buf_free(&b);
+    if (rc < 0) {
+        return NULL;
+    }
+    return PyObject_CallFunctionObjArgs(access_fallback, record, redactor, stamps, NULL);
+}
+
+/* -- security lines: bastion.observability.ecs.security_line */
+
+typedef struct {
+    PyObject *action, *outcome, *timestamp, *guard, *request_id, *client_ip, *method, *path;
+    PyObject *status, *reason, *user_id, *fields;
+} Event;
+
+static void
+event_clear(Event *e)
+{
+    Py_CLEAR(e->action);
+    Py_CLEAR(e->outcome);
+    Py_CLEAR(e->timestamp);
+    Py_CLEAR(e->guard);
+    Py_CLEAR(e->request_id);
+    Py_CLEAR(e->client_ip);
+    Py_CLEAR(e->method);
+    Py_CLEAR(e->path);
+    Py_CLEAR(e->status);
+    Py_CLEAR(e->reason);
+    Py_CLEAR(e->user_id);
+    Py_CLEAR(e->fields);
+}
+
+/* Reading an event's attributes through the descriptors of its class, looked up once per class
+ * (while its version tag, which any change to the class resets, stays the same): the getter of
+ * a mypyc attribute, the slot of a Python __slots__ attribute; anything else generically. */
+#define EVENT_FIELDS 12
+typedef struct {
+    getter get;       /* a getset descriptor's */
+    void *closure;
+    Py_ssize_t offset; /* a T_OBJECT_EX member's slot, or -1 */
+} Reader;
+static PyTypeObject *reader_type;
+static unsigned int reader_version;
+static Reader readers[EVENT_FIELDS];
+
+static PyObject *event_names[EVENT_FIELDS]; /* as the Event struct orders them */
+
+static void
+readers_for(PyTypeObject *type)
+{
+    PyObject **names = event_names;
+    Py_CLEAR(reader_type);
+    if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG) || type->tp_version_tag == 0) {
+        return;
+    }
+    for (int i = 0; i < EVENT_FIELDS; i++) {
+        PyObject *descr = _PyType_Lookup(type, names[i]); /* borrowed */
+        readers[i].get = NULL;
+        readers[i].offset = -1;
+        if (descr != NULL && Py_IS_TYPE(descr, &PyGetSetDescr_Type)) {
+            PyGetSetDef *def = ((PyGetSetDescrObject *)descr)->d_getset;
+            readers[i].get = def->get;
+            readers[i].closure = def->closure;
+        }
+        else if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *def = ((PyMemberDescrObject *)descr)->d_member;
+            if (def->type == T_OBJECT_EX) {
+                readers[i].offset = def->offset;
+            }
+        }
+    }
+    reader_type = (PyTypeObject *)Py_NewRef(type);
+    reader_version = type->tp_version_tag;
+}
+
+static PyObject *
+read_field(PyObject *event, int i, PyObject *name)
+{
+    Reader *reader = &readers[i];
+    if (reader->get != NULL) {
+        return reader->get(event, reader->closure);
+    }
+    if (reader->offset >= 0) {
+        PyObject *value = *(PyObject **)((char *)event + reader->offset);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+    }
+    return PyObject_GetAttr(event, name);
+}
+
+static int
+event_read(Event *e, PyObject *event)
+{
+    PyObject **slots[EVENT_FIELDS] = {
+        &e->action, &e->outcome, &e->timestamp, &e->guard, &e->request_id, &e->client_ip,
+        &e->method, &e->path, &e->status, &e->reason, &e->user_id, &e->fields,
+    };
+    PyObject **names = event_names;
+    PyTypeObject *type = Py_TYPE(event);
+    int cached;
+    memset(e, 0, sizeof(*e));
+    if (type != reader_type || type->tp_version_tag != reader_version) {
+        readers_for(type);
+    }
+    cached = reader_type == type;
+    for (int i = 0; i < EVENT_FIELDS; i++) {
+        *slots[i] = cached ? read_field(event, i, names[i]) : PyObject_GetAttr(event, names[i]);
+        if (*slots[i] == NULL) {
+            return -1;
+        }
+    }
+    if (!PyUnicode_CheckExact(e->action) || !PyUnicode_CheckExact(e->outcome) ||
+        !PyUnicode_CheckExact(e->guard) || !PyUnicode_CheckExact(e->request_id) ||
+        !PyUnicode_CheckExact(e->client_ip) || !PyUnicode_CheckExact(e->method) ||
+        !PyUnicode_CheckExact(e->path) || !PyUnicode_CheckExact(e->reason) ||
+        !(e->user_id == Py_None || PyUnicode_CheckExact(e->user_id)) ||
+        !(e->status == Py_None || PyLong_CheckExact(e->status))) {
+        return FALLBACK;
+    }
+    return 0;
+}
+
+static int
+starts_with(PyObject *str, const char *prefix, Py_ssize_t n)
+{
+    return PyUnicode_IS_ASCII(str) && PyUnicode_GET_LENGTH(str) >= n &&
+           memcmp(PyUnicode_1BYTE_DATA(str), prefix, (size_t)n) == 0;
+}
+
+/* the fields of an event, redacted (Redactor.fields) and as orjson writes them; FALLBACK for a
+ * value other than str, bool, None or a 64-bit int */
+static int
+put_fields(Buf *b, PyObject *redactor, PyObject *fields)
+{
+    Py_ssize_t pos = 0;
+    PyObject *name, *value;
+    int first = 1;
+    if (PUT(b, "{") < 0) {
+        return -1;
+    }
+    while (PyDict_Next(fields, &pos, &name, &value)) {
+        PyObject *secret;
+        int is_secret, rc;
+        if (!PyUnicode_CheckExact(name)) {
+            return FALLBACK;
+        }
+        if (!(PyUnicode_CheckExact(value) || value == Py_None || PyBool_Check(value) ||
+              PyLong_CheckExact(value))) {
+            return FALLBACK;
+        }
+        Py_INCREF(name);
+        Py_INCREF(value);
+        secret = ask_redactor(redactor, s_secret_name, name);
+        is_secret = secret == NULL ? -1 : PyObject_IsTrue(secret);
+        Py_XDECREF(secret);
+        rc = is_secret < 0 ? -1 : 0;
+        if (rc == 0 && (first ? 0 : PUT(b, ",")) < 0) {
+            rc = -1;
+        }
+        if (rc == 0 && (put_json_str(b, name) < 0 || PUT(b, ":") < 0)) {
+            rc = -1;
+        }
+        if (rc == 0) {
+            if (is_secret) {
+                rc = PUT(b, "\"[REDACTED]\"");
+            }
+            else if (PyUnicode_CheckExact(value)) {
+                PyObject *clean = redact_text(redactor, value);
+                rc = clean == NULL ? -1 : put_json_str(b, clean);
+                Py_XDECREF(clean);
+            }
+            else if (value == Py_None) {
+                rc = PUT(b, "null");
+            }
+            else if (PyBool_Check(value)) {
+                rc = value == Py_True ? PUT(b, "true") : PUT(b, "false");
+            }
+            else {
+                long long number;
+                rc = long_value(value, &number);
+                if (rc == 0) {
+                    rc = put_ll(b, number);
+                }
+            }
+        }
+        Py_DECREF(name);
+        Py_DECREF(value);
+        if (rc != 0) {
+            return rc;
+        }
+        first = 0;
+    }
+    return PUT(b, "}");
+}
+
+/* the line of ``e`` into ``b``; the redacted user and request id (new references) out */
+static int
+format_security(Buf *b, Event *e, PyObject *redactor, int custom, PyObject **user,
+                PyObject **request_id, int *alert)
+{
+    double ts;
+    int rc, has_fields;
+    long long status = 0;
+    PyObject *path;
+
+    if ((rc = stamp_value(e->timestamp, &ts)) != 0) {
+        return rc;
+    }
+    if (e->status != Py_None && (rc = long_value(e->status, &status)) != 0) {
+        return rc;
+    }
+    has_fields = PyObject_IsTrue(e->fields);
+    if (has_fields < 0) {
+        return -1;
+    }
+    if (has_fields && !PyDict_CheckExact(e->fields)) {
+        return FALLBACK;
+    }
+    if (custom < 0 && (custom = custom_paths(redactor)) < 0) {
+        return -1;
+    }
+    *alert = starts_with(e->action, "alert.", 6);
+    if (PUT(b, "{\"@timestamp\":\"") < 0 || put_stamp(b, ts) < 0 ||
+        (*alert ? PUT(b, "\",\"event\":{\"kind\":\"alert\",\"dataset\":\"bastion.alert\",")
+                : PUT(b, "\",\"event\":{\"kind\":\"event\",\"dataset\":\"bastion.security\",")) < 0 ||
+        (starts_with(e->action, "auth.", 5) ? PUT(b, "\"category\":[\"authentication\",\"web\"],")
+                                             : PUT(b, "\"category\":[\"web\"],")) < 0) {
+        return -1;
+    }
+    if (e->outcome == s_success || PyUnicode_CompareWithASCIIString(e->outcome, "success") == 0) {
+        rc = PUT(b, "\"type\":[\"allowed\"],\"action\":");
+    }
+    else if (e->outcome == s_failure ||
+             PyUnicode_CompareWithASCIIString(e->outcome, "failure") == 0) {
+        rc = PUT(b, "\"type\":[\"denied\"],\"action\":");
+    }
+    else {
+        rc = PUT(b, "\"type\":[\"info\"],\"action\":");
+    }
+    if (rc < 0 || put_json_str(b, e->action) < 0 || PUT(b, ",\"outcome\":") < 0 ||
+        put_json_str(b, e->outcome) < 0 || PUT(b, "},\"url\":{\"path\":") < 0) {
+        return -1;
+    }
+    if (PyUnicode_GET_LENGTH(e->path) >= shortest_secret || custom) {
+        path = PyObject_CallMethodOneArg(redactor, s_path, e->path);
+        if (path == NULL) {
+            return -1;
+        }
+    }
+    else {
+        path = Py_NewRef(e->path);
+    }
+    rc = put_json_str(b, path);
+    Py_DECREF(path);
+    if (rc < 0 || PUT(b, "},\"http\":{\"request\":{\"method\":") < 0 ||
+        put_json_str(b, e->method) < 0 || PUT(b, ",\"id\":") < 0) {
+        return -1;
+    }
+    *request_id = redact_request_id(redactor, e->request_id);
+    if (*request_id == NULL || put_json_str(b, *request_id) < 0 || PUT(b, "}") < 0) {
+        return -1;
+    }
+    if (e->status != Py_None) {
+        if (PUT(b, ",\"response\":{\"status_code\":") < 0 || put_ll(b, status) < 0 ||
+            PUT(b, "}") < 0) {
+            return -1;
+        }
+    }
+    if (PUT(b, "},\"bastion\":{\"guard\":") < 0 || put_json_str(b, e->guard) < 0) {
+        return -1;
+    }
+    if (PyUnicode_GET_LENGTH(e->reason) > 0) {
+        PyObject *reason = redact_text(redactor, e->reason);
+        if (reason == NULL) {
+            return -1;
+        }
+        rc = PUT(b, ",\"reason\":") < 0 || put_json_str(b, reason) < 0 ? -1 : 0;
+        Py_DECREF(reason);
+        if (rc < 0) {
+            return -1;
+        }
+    }
+    if (has_fields) {
+        if (PUT(b, ",\"fields\":") < 0) {
+            return -1;
+        }
+        if ((rc = put_fields(b, redactor, e->fields)) != 0) {
+            return rc;
+        }
+    }
+    if (PUT(b, "}") < 0) {
+        return -1;
+    }
+    if (PyUnicode_GET_LENGTH(e->client_ip) > 0) {
+        if (PUT(b, ",\"source\":{\"ip\":") < 0 || put_json_str(b, e->client_ip) < 0 ||
+            PUT(b, "},\"client\":{\"ip\":") < 0 || put_json_str(b, e->client_ip) < 0 ||
+            PUT(b, "}") < 0) {
+            return -1;
+        }
+    }
+    if (e->user_id != Py_None) {
+        *user = redact_text(redactor, e->user_id);
+        if (*user == NULL || PUT(b, ",\"user\":{\"id\":") < 0 || put_json_str(b, *user) < 0 ||
+            PUT(b, "}") < 0) {
+            return -1;
+        }
+    }
+    else {
+        *user = Py_NewRef(Py_None);
+    }
+    return PUT(b, "}\n");
+}
+
+/* The outcomes the event store keeps, and the answer for the last outcome asked about (a
+ * reference held, so that its address cannot be reused during a drain) */
+typedef struct {
+    PyObject *set;
+    PyObject *last;
+    int kept;
+} Keep;
+
+static int
+keeps(Keep *keep, PyObject *outcome)
+{
+    if (outcome != keep->last) {
+        int kept = PySet_Contains(keep->set, outcome);
+        if (kept < 0) {
+            return -1;
+        }
+        Py_XSETREF(keep->last, Py_NewRef(outcome));
+        keep->kept = kept;
+    }
+    return keep->kept;
+}
+
+/* (line, StoredEvent) of ``event``, or NULL; with ``keep``, the row is None unless the event's
+ * outcome is one the store keeps (the writer stores only those). ``custom``: whether the
+ * redactor has path patterns of its own, -1 to ask it. */
+static PyObject *
+security_line_impl(PyObject *event, PyObject *redactor, PyObject *stamps, Keep *keep, int custom)
+{
+    Event e;
+    Buf b;
+    PyObject *user = NULL, *request_id = NULL, *line, *row, *result = NULL;
+    int rc, alert = 0;
+    buf_init(&b);
+    rc = event_read(&e, event);
+    if (rc == 0) {
+        rc = format_security(&b, &e, redactor, custom, &user, &request_id, &alert);
+    }
+    if (rc != 0) {
+        buf_free(&b);
+        Py_XDECREF(user);
+        Py_XDECREF(request_id);
+        event_clear(&e);
+        if (rc < 0) {
+            return NULL;
+        }
+        return PyObject_CallFunctionObjArgs(security_fallback, event, redactor, stamps, NULL);
+    }
+    line = PyBytes_FromStringAndSize(b.data, b.len);
+    rc = keep == NULL ? 1 : keeps(keep, e.outcome);
+    if (line != NULL && rc == 0) {
+        result = PyTuple_Pack(2, line, Py_None);
+        Py_DECREF(line);
+    }
+    else if (line != NULL && rc < 0) {
+        Py_DECREF(line);
+    }
+    else if (line != NULL) {
+        PyObject *document = PyBytes_FromStringAndSize(b.data, b.len - 1);
+        if (document != NULL) {
+            PyObject *args[9] = {
+                e.timestamp, alert ? s_alert_dataset : s_security_dataset, e.action, e.outcome,
+                user, e.client_ip, request_id, e.status, document,
+            };
+            row = PyObject_Vectorcall(stored_type, args, 9, NULL);
+            Py_DECREF(document);
+            if (row != NULL) {
+                result = PyTuple_Pack(2, line, row);
+                Py_DECREF(row);
+            }
+        }
+        Py_DECREF(line);
+    }
+    buf_free(&b);
+    Py_XDECREF(user);
+    Py_XDECREF(request_id);
+    event_clear(&e);
+    return result;
+}
+
+/* -- module functions */
+
+static int
+configured(void)
+{
+    if (stored_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_bastion_ecs.configure() was not called");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *args)
+{
+    PyObject *stored, *access, *security;
+    Py_ssize_t shortest;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OOOn", &stored, &access, &security, &shortest)) {
+        return NULL;
+    }
+    Py_XSETREF(stored_type, Py_NewRef(stored));
+    Py_XSETREF(access_fallback, Py_NewRef(access));
+    Py_XSETREF(security_fallback, Py_NewRef(security));
+    shortest_secret = shortest;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+access_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "access_line(record, redactor, stamps)");
+        return NULL;
+    }
+    if (!configured()) {
+        return NULL;
+    }
+    return access_line_impl(args[0], args[1], args[2], -1);
+}
+
+static PyObject *
+security_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs < 2 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "security_line(event, redactor, stamps=None)");
+        return NULL;
+    }
+    if (!configured()) {
+        return NULL;
+    }
+    return security_line_impl(args[0], args[1], nargs == 3 ? args[2] : Py_None, NULL, -1);
+}
+
+/* A failure the writer counts and logs (the Python loop catches the same): formatting errors. */
+static int
+keep_failure(PyObject *failures)
+{
+    PyObject *type, *value, *traceback;
+    int rc;
+    if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError)) {
+        return -1;
+    }
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    rc = PyList_Append(failures, value != NULL ? value : type);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    return rc;
+}
+
+/* drain(buffer, limit, redactor, stamps, keep, with_access, lines, stored, failures) -> count
+ *
+ * Pops up to ``limit`` items off the deque ``buffer``: access records (tuples) become lines
+ * when ``with_access``; security events become lines, and rows in ``stored`` when their outcome
+ * is in the set ``keep``. Items that cannot be formatted (TypeError, ValueError) leave their
+ * exception in ``failures``. Returns how many items were taken. */
+static PyObject *
+drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *buffer, *redactor, *stamps, *keep, *lines, *stored, *failures, *popleft;
+    Py_ssize_t limit, taken = 0;
+    int with_access, custom;
+    Keep kept_outcomes = {NULL, NULL, 0};
+    (void)module;
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "drain() takes 9 arguments");
+        return NULL;
+    }
+    if (!configured()) {
+        return NULL;
+    }
+    buffer = args[0];
+    limit = PyLong_AsSsize_t(args[1]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    redactor = args[2];
+    stamps = args[3];
+    keep = args[4];
+    with_access = PyObject_IsTrue(args[5]);
+    lines = args[6];
+    stored = args[7];
+    failures = args[8];
+    if (with_access < 0) {
+        return NULL;
+    }
+    if (!PyList_Check(lines) || !PyList_Check(stored) || !PyList_Check(failures) ||
+        !PyAnySet_Check(keep)) {
+        PyErr_SetString(PyExc_TypeError, "drain(): lines, stored, failures lists; keep a set");
+        return NULL;
+    }
+    custom = custom_paths(redactor); /* once per slice: a redactor's rules are fixed */
+    if (custom < 0) {
+        return NULL;
+    }
+    popleft = PyObject_GetAttr(buffer, s_popleft);
+    if (popleft == NULL) {
+        return NULL;
+    }
+    kept_outcomes.set = keep;
+    while (taken < limit) {
+        PyObject *item, *formatted;
+        Py_ssize_t size = PyObject_Size(buffer);
+        if (size <= 0) {
+            if (size < 0) {
+                goto error;
+            }
+            break;
+        }
+        item = PyObject_CallNoArgs(popleft);
+        if (item == NULL) {
+            goto error;
+        }
+        taken++;
+        if (PyTuple_CheckExact(item)) {
+            if (!with_access) {
+                Py_DECREF(item);
+                continue;
+            }
+            formatted = access_line_impl(item, redactor, stamps, custom);
+            Py_DECREF(item);
+            if (formatted == NULL) {
+                if (keep_failure(failures) < 0) {
+                    goto error;
+                }
+                continue;
+            }
+            if (PyList_Append(lines, formatted) < 0) {
+                Py_DECREF(formatted);
+                goto error;
+            }
+            Py_DECREF(formatted);
+            continue;
+        }
+        formatted = security_line_impl(item, redactor, stamps, &kept_outcomes, custom);
+        Py_DECREF(item);
+        if (formatted == NULL) {
+            if (keep_failure(failures) < 0) {
+                goto error;
+            }
+            continue;
+        }
+        if (!PyTuple_Check(formatted) || PyTuple_GET_SIZE(formatted) != 2) {
+            Py_DECREF(formatted);
+            PyErr_SetString(PyExc_TypeError, "security_line answered something else");
+            goto error;
+        }
+        {
+            PyObject *line = PyTuple_GET_ITEM(formatted, 0);
+            PyObject *row = PyTuple_GET_ITEM(formatted, 1);
+            int kept = 0;
+            if (PyList_Append(lines, line) < 0) {
+                Py_DECREF(formatted);
+                goto error;
+            }
+            if (row != Py_None && PyTuple_Check(row) && PyTuple_GET_SIZE(row) > 3) {
+                kept = PySet_Contains(keep, PyTuple_GET_ITEM(row, 3));
+            }
+            if (kept < 0 || (kept && PyList_Append(stored, row) < 0)) {
+                Py_DECREF(formatted);
+                goto error;
+            }
+        }
+        Py_DECREF(formatted);
+    }
+    Py_DECREF(popleft);
+    Py_XDECREF(kept_outcomes.last);
+    return PyLong_FromSsize_t(taken);
+error:
+    Py_DECREF(popleft);
+    Py_XDECREF(kept_outcomes.last);
+    return NULL;
+}
+
+/* Appender(buffer, capacity): called with an item, appends it to the deque ``buffer`` unless
+ * that holds ``capacity`` items already (then counts it in ``dropped``). What the engine calls
+ * per finished request (EventWriter.access) and the writer per security event: in C, so that
+ * neither pays for a Python frame.
+ *
+ * The item is first untracked from the garbage collector: it waits in the buffer for up to a
+ * flush interval, thousands of them at a time, long enough to be promoted to the oldest
+ * generation and make full collections frequent, for objects that can be in no reference cycle
+ * (an event or record refers to strings, numbers and its fields; nothing refers back to it but
+ * the buffer and the writer's readers). An untracked object is freed by its reference count as
+ * any other; were one ever part of a cycle, the cycle would leak, nothing worse. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *buffer;
+    PyObject *append;
+    Py_ssize_t capacity;
+    Py_ssize_t dropped;
+    vectorcallfunc vectorcall;
+} Appender;
+
+static PyObject *appender_vectorcall(PyObject *, PyObject *const *, size_t, PyObject *);
+
+static int
+appender_init(Appender *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *buffer, *append;
+    Py_ssize_t capacity;
+    static char *names[] = {"buffer", "capacity", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "On", names, &buffer, &capacity)) {
+        return -1;
+    }
+    append = PyObject_GetAttr(buffer, s_append);
+    if (append == NULL) {
+        return -1;
+    }
+    Py_XSETREF(self->buffer, Py_NewRef(buffer));
+    Py_XSETREF(self->append, append);
+    self->capacity = capacity;
+    self->dropped = 0;
+    return 0;
+}
+
+static PyObject *
+appender_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Appender *self = (Appender *)callable;
+    PyObject *item, *done;
+    Py_ssize_t size;
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "Appender takes one item");
+        return NULL;
+    }
+    if (self->buffer == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Appender not initialised");
+        return NULL;
+    }
+    size = PyObject_Size(self->buffer);
+    if (size < 0) {
+        return NULL;
+    }
+    if (size >= self->capacity) {
+        self->dropped++;
+        Py_RETURN_NONE;
+    }
+    item = args[0];
+    if (PyObject_IS_GC(item) && PyObject_GC_IsTracked(item)) {
+        PyObject_GC_UnTrack(item);
+    }
+    done = PyObject_CallOneArg(self->append, item);
+    if (done == NULL) {
+        return NULL;
+    }
+    Py_DECREF(done);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+appender_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    Appender *self = (Appender *)type->tp_alloc(type, 0);
+    (void)args;
+    (void)kwargs;
+    if (self != NULL) {
+        self->vectorcall = appender_vectorcall;
+    }
+    return (PyObject *)self;
+}
+
+static int
+appender_traverse(Appender *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->buffer);
+    Py_VISIT(self->append);
+    return 0;
+}
+
+static int
+appender_clear(Appender *self)
+{
+    Py_CLEAR(self->buffer);
+    Py_CLEAR(self->append);
+    return 0;
+}
+
+static void
+appender_dealloc(Appender *self)
+{
+    PyObject_GC_UnTrack(self);
+    appender_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef appender_members[] = {
+    {"dropped", T_PYSSIZET, offsetof(Appender, dropped), 0, "items refused: the buffer was full"},
+    {"capacity", T_PYSSIZET, offsetof(Appender, capacity), READONLY, "the buffer's bound"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject AppenderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_bastion_ecs.Appender",
+    .tp_basicsize = sizeof(Appender),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "Appender(buffer, capacity): a bounded append to a deque, untracking the item",
+    .tp_new = appender_new,
+    .tp_init = (initproc)appender_init,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Appender, vectorcall),
+    .tp_traverse = (traverseproc)appender_traverse,
+    .tp_clear = (inquiry)appender_clear,
+    .tp_dealloc = (destructor)appender_dealloc,
+    .tp_members = appender_members,
+};
+
+static PyMethodDef methods[] = {
+    {"configure", configure, METH_VARARGS,
+     "configure(StoredEvent, access_line, security_line, shortest_secret): the Python reference"},
+    {"access_line", (PyCFunction)(void (*)(void))access_line, METH_FASTCALL,
+     "access_line(record, redactor, stamps) -> bytes, as bastion.observability.ecs.access_line"},
+    {"security_line", (PyCFunction)(void (*)(void))security_line, METH_FASTCALL,
+     "security_line(event, redactor, stamps=None) -> (bytes, StoredEvent), as the ecs one"},
+    {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
+     "drain(buffer, limit, redactor, stamps, keep, with_access, lines, stored, failures) -> int"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_bastion_ecs", "bastion's ECS event line formatting in C", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+static int
+intern(PyObject **slot, const char *text)
+{
+    *slot = PyUnicode_InternFromString(text);
+    return *slot == NULL ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__bastion_ecs(void)
+{
+    init_escapes();
+    init_unplain();
+    if (intern(&s_path, "path") < 0 || intern(&s_request_id, "request_id") < 0 ||
+        intern(&s_text, "text") < 0 || intern(&s_secret_name, "secret_name") < 0 ||
+        intern(&s_custom_paths, "custom_paths") < 0 || intern(&s_action, "action") < 0 ||
+        intern(&s_outcome, "outcome") < 0 || intern(&s_timestamp, "timestamp") < 0 ||
+        intern(&s_guard, "guard") < 0 || intern(&s_client_ip, "client_ip") < 0 ||
+        intern(&s_method, "method") < 0 || intern(&s_status, "status") < 0 ||
+        intern(&s_reason, "reason") < 0 || intern(&s_user_id, "user_id") < 0 ||
+        intern(&s_fields, "fields") < 0 || intern(&s_popleft, "popleft") < 0 ||
+        intern(&s_append, "append") < 0 || intern(&s_alert_dataset, "bastion.alert") < 0 ||
+        intern(&s_security_dataset, "bastion.security") < 0 || intern(&s_success, "success") < 0 ||
+        intern(&s_failure, "failure") < 0) {
+        return NULL;
+    }
+    {
+        PyObject *fields[EVENT_FIELDS] = {
+            s_action, s_outcome, s_timestamp, s_guard, s_request_id, s_client_ip,
+            s_method, s_path, s_status, s_reason, s_user_id, s_fields,
+        };
+        memcpy(event_names, fields, sizeof(fields));
+    }
+    {
+        PyObject *module;
+        if (PyType_Ready(&AppenderType) < 0) {
+            return NULL;
+        }
+        module = PyModule_Create(&module_def);
+        if (module == NULL) {
+            return NULL;
+        }
+        Py_INCREF(&AppenderType);
+        if (PyModule_AddObject(module, "Appender", (PyObject *)&AppenderType) < 0) {
+            Py_DECREF(&AppenderType);
+            Py_DECREF(module);
+            return NULL;
+        }
+        return module;
+    }
+}

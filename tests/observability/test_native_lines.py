@@ -1,0 +1,299 @@
+"""The C formatter (``_bastion_ecs``) writes the very bytes of the Python functions of
+:mod:`bastion.observability.ecs`, which stay the reference: on escapes, non-ASCII text,
+credentials to redact, and values of unusual types (handed to the Python functions whole)."""
+
+from __future__ import annotations
+
+import collections
+import gc
+import io
+import math
+from typing import Any
+
+import pytest
+
+from bastion.observability import ecs
+from bastion.observability.ecs import AccessRecord, Stamps
+from bastion.observability.events import SecurityEvent
+from bastion.observability.redact import REDACTED, Redactor
+from bastion.observability.sinks.stream import StreamSink
+from bastion.observability.writer import NATIVE, EventWriter
+from tests.observability.helpers import check_line
+
+if NATIVE is None:  # pragma: no cover - built with bastion wherever a C compiler is
+    pytest.skip("the _bastion_ecs extension is not built", allow_module_level=True)
+native: Any = NATIVE
+
+KEY = "bst_AbCdEf012345_" + "x9" * 19
+JWT = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhY21lIn0.c2lnbmF0dXJl"
+REDACTORS = [Redactor(), Redactor(fields=["customer"], path_patterns=[r"(?<=/users/)[^/]+"])]
+
+
+def record(**changes: object) -> AccessRecord:
+    values: dict[str, object] = {
+        "ts": 1_764_000_000.5,
+        "method": b"GET",
+        "path": b"/orders/42",
+        "status": 200,
+        "body_in": 0,
+        "bytes_out": 180,
+        "seconds": 0.000412,
+        "ip": "127.0.0.1",
+        "rid": b"x-request-id: 0123abcd\r\n",
+        "route": "api",
+        "user": "acme",
+        "host": "127.0.0.1:8080",
+        "upstream": 0.0002,
+        "peer": "127.0.0.1",
+    }
+    values.update(changes)
+    return tuple(values.values())  # type: ignore[return-value]
+
+
+PATHS = [
+    b"/",
+    b"",
+    b"/orders/42",
+    b'/a"b\\c',
+    b"/tab\there",
+    b"/new\nline\x01\x1f\x7f",
+    b"/caf\xe9/\xff",
+    b"/under_score.dot=eq ual",
+    f"/v1/{KEY}".encode(),
+    f"/t/{JWT}/x".encode(),
+    b"/files/AbCdEf0123456789XyZ0123456789",
+    b"/items/123e4567-e89b-12d3-a456-426614174000",
+    b"/users/alice/orders",
+    b"/x" * 40,
+]
+RIDS = [
+    b"x-request-id: abc-1\r\n",
+    b'x-request-id: "q"\r\n',
+    b"x-request-id: lb_1.2 =x\r\n",
+    b"x-request-id: " + f"trace-{KEY}".encode() + b"\r\n",
+    b"x-request-id: caf\xe9\r\n",
+    b"x-request-id: \r\n",
+    b"no-separator",
+    b"",
+]  # (the engine's field is always "name: value\r\n"; the compiled Python slices a shorter one
+#    whose bounds cross into a SystemError, where the uncompiled one and C give b"")
+RECORDS = [
+    record(),
+    record(ts=1_764_000_000.999_999_9, status=404, upstream=-1.0, host="", user=None),
+    record(ts=1_764_000_000, seconds=0, upstream=0, status=499, body_in=2**40),
+    record(ts=0.001, seconds=12.5, peer="10.0.0.2", ip="203.0.113.9"),
+    record(user="mobile-app"),
+    record(user=f"acme {KEY}", host='ex"ample\u00e9.com'),
+    record(user="\u00e9l\u00e8ve-\u4e2d\u6587"),
+    record(user="Abcdefgh12345678"),
+    record(upstream=math.nan),
+    record(method=b"PURGE", route="r\u00e9"),
+    record(seconds=-0.5),
+    *[record(path=path) for path in PATHS],
+    *[record(rid=rid) for rid in RIDS],
+]
+
+
+@pytest.mark.parametrize("redactor", REDACTORS, ids=["default", "custom"])
+@pytest.mark.parametrize("rec", RECORDS)
+def test_access_lines_are_the_python_ones(rec: AccessRecord, redactor: Redactor) -> None:
+    expected = ecs.access_line(rec, redactor, Stamps())
+    assert native.access_line(rec, redactor, Stamps()) == expected
+    if rec[6] >= 0 and b"\n" not in rec[2]:  # else outside the schema (and the engine's input)
+        check_line(expected)
+
+
+@pytest.mark.parametrize(
+    "rec",
+    [
+        record(ts=float("inf")),
+        record(ts=-1.0),
+        record(seconds=float("inf")),
+        record(status=True),
+        record(status=2**70),
+        record(path=bytearray(b"/x")),
+        record(user=42),
+        (1.0, b"GET"),
+    ],
+)
+def test_unusual_records_get_the_python_answer(rec: Any) -> None:
+    """Values outside the engine's types go to the Python function: the same line or the same
+    kind of error (which the writer counts as a drop)."""
+    try:
+        expected: object = ecs.access_line(rec, Redactor(), Stamps())
+    except Exception as exc:
+        with pytest.raises(type(exc)):
+            native.access_line(rec, Redactor(), Stamps())
+        return
+    assert native.access_line(rec, Redactor(), Stamps()) == expected
+
+
+def test_an_ip_that_is_not_utf8_fails_as_in_python() -> None:
+    bad = record(ip="10.0.0.\udc80")
+    with pytest.raises(UnicodeEncodeError):
+        ecs.access_line(bad, Redactor(), Stamps())
+    with pytest.raises(UnicodeEncodeError):
+        native.access_line(bad, Redactor(), Stamps())
+
+
+def event(**changes: Any) -> SecurityEvent:
+    values: dict[str, Any] = {
+        "action": "auth.success",
+        "outcome": "success",
+        "timestamp": 1_764_000_000.123,
+        "guard": "api_key",
+        "request_id": "0123abcd",
+        "client_ip": "127.0.0.1",
+        "method": "GET",
+        "path": "/orders/42",
+        "status": None,
+        "reason": "",
+        "user_id": "acme",
+        "fields": {"consumer": "acme", "key_id": "AbCdEf012345", "auth_method": "api_key"},
+    }
+    values.update(changes)
+    return SecurityEvent(**values)
+
+
+EVENTS = [
+    event(),
+    event(fields={"consumer": "acme", "key_id": "k", "route": "api", "replaced_by": None}),
+    event(action="auth.invalid_credentials", outcome="failure", status=401, user_id=None,
+          reason=f"key {KEY} unknown", path=f"/v1/{KEY}",
+          fields={"password": "hunter2", "key_id": "AbCdEf012345", "n": 3, "ok": True}),
+    event(action="ratelimit.exceeded", outcome="failure", status=429, path='/q"uote\\\t\n',
+          reason='why "not"\x00', fields={}),
+    event(action="alert.enumeration", outcome="unknown", guard="detector", client_ip="",
+          fields={"evidence": [1, 2]}),
+    event(action="alert.x", outcome="unknown", fields={"at": {1, 2}, "f": 1.5, "big": 2**70}),
+    event(action="tls.expiry_warning", outcome="unknown", guard="", method="", path="",
+          user_id=None, fields={}),
+    event(request_id=f"trace {KEY} more", user_id=f"u={KEY}", reason=f"Bearer {JWT}"),
+    event(request_id="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", path="/" + "b" * 30),
+    event(request_id="caf\u00e9-0123456789-abcdefghij"),
+    event(user_id="\u00e9l\u00e8ve", reason="\u00fcber l\u00e4nge \u2028 ok", path="/\u00e9"),
+    event(fields={"Authorization": "Basic abc", "X-Api-Key": KEY, "session_token": "t",
+                  "customer": "alice", "note": f"token={KEY}", "nested": {"secret": "s"}}),
+    event(fields={"n": -(2**63), "m": 2**64 - 1, "e": "", "u": "\u4e2d\u6587 \u00e9"}),
+    event(timestamp=1_764_000_000, status=503),
+    event(timestamp=0.5, method="PO\"ST", guard='g"\\'),
+    event(fields={1: "non-str key"}),
+    event(fields=collections.OrderedDict(a="b")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("redactor", REDACTORS, ids=["default", "custom"])
+@pytest.mark.parametrize("ev", EVENTS)
+def test_security_lines_and_rows_are_the_python_ones(ev: SecurityEvent, redactor: Redactor) -> None:
+    try:
+        expected = ecs.security_line(ev, redactor, Stamps())
+    except Exception as exc:
+        with pytest.raises(type(exc)):
+            native.security_line(ev, redactor, Stamps())
+        return
+    line, row = native.security_line(ev, redactor, Stamps())
+    assert line == expected[0]
+    assert row == expected[1]
+    assert type(row) is type(expected[1])
+    check_line(line)
+
+
+def test_secrets_never_reach_a_native_line() -> None:
+    rec = record(path=f"/v1/{KEY}".encode(), rid=b"x-request-id: t=" + KEY.encode() + b"\r\n")
+    access = native.access_line(rec, Redactor(), Stamps())
+    security, _ = native.security_line(EVENTS[11], Redactor(), Stamps())
+    for line in (access, security):
+        assert KEY.encode() not in line
+        assert REDACTED.encode() in line
+    assert b"Basic abc" not in security
+
+
+def test_the_writer_writes_the_same_lines_either_way() -> None:
+    outputs = []
+    for use_native in (False, True):
+        stream = io.BytesIO()
+        writer = EventWriter([StreamSink(stream)], flush_interval=0.01, native=use_native)
+        events = EVENTS[:-2]  # not the int field name: both writers stop on it (AttributeError)
+        for n, rec in enumerate(RECORDS):
+            writer.access(rec)
+            writer.emit(events[n % len(events)])
+        writer.access(record(ip="10.0.0.\udc80"))  # refused by both: counted as a drop
+        writer.close()
+        outputs.append((stream.getvalue(), writer.written, writer.dropped))
+    assert outputs[0] == outputs[1]
+    assert outputs[1][2] > 0  # the ip above, and the 2**70 field (beyond what orjson writes)
+
+
+def test_drain_keeps_the_rows_of_kept_outcomes_and_takes_a_slice() -> None:
+    buffer: collections.deque[Any] = collections.deque([record(), EVENTS[0], EVENTS[2]] * 3)
+    lines: list[bytes] = []
+    stored: list[Any] = []
+    failures: list[Exception] = []
+    args = (Redactor(), Stamps(), frozenset({"failure"}), True, lines, stored, failures)
+    assert native.drain(buffer, 4, *args) == 4
+    assert len(buffer) == 5
+    assert native.drain(buffer, 100, *args) == 5
+    assert len(lines) == 9
+    assert [row.action for row in stored] == ["auth.invalid_credentials"] * 3
+    assert failures == []
+    buffer.extend([record(), record(ts=float("inf"))])
+    assert native.drain(buffer, 100, Redactor(), Stamps(), frozenset(), False, [], [], failures)
+    assert len(failures) == 0  # access records are skipped, unformatted, without sinks
+
+
+def test_the_appender_bounds_the_buffer_and_untracks_what_it_holds() -> None:
+    buffer: collections.deque[Any] = collections.deque()
+    append = native.Appender(buffer, 2)
+    ev = event()
+    assert gc.is_tracked(ev)
+    append(ev)
+    assert not gc.is_tracked(ev)
+    append(record())
+    append(record())
+    assert (len(buffer), append.dropped) == (2, 1)
+    assert buffer[0] is ev
+    with pytest.raises(TypeError):
+        append()
+
+
+def test_the_writer_counts_what_its_appender_refused() -> None:
+    writer = EventWriter([StreamSink(io.BytesIO())], capacity=1, flush_interval=60)
+    assert writer.access is writer.access  # the engine keeps one callable
+    for _ in range(3):
+        writer.access(record())
+    assert writer.dropped == 2
+    writer.dropped = 5
+    assert writer.dropped == 5
+    writer.close()
+
+
+def test_remembered_answers_stay_with_their_redactor() -> None:
+    """The C side remembers quoted strings and the redactor's answers by identity: the same
+    field name and value are redacted by one redactor and kept by another, in any order."""
+    ev = event(fields={"customer": "alice-in-wonderland", "note": f"api_key={KEY}"})
+    plain, custom = Redactor(), Redactor(fields=["customer"])
+    for redactor in (plain, custom, plain, custom):
+        assert native.security_line(ev, redactor)[0] == ecs.security_line(ev, redactor)[0]
+    assert b"alice-in-wonderland" in native.security_line(ev, plain)[0]
+    assert b"alice-in-wonderland" not in native.security_line(ev, custom)[0]
+
+
+def test_events_of_another_class_are_read_by_their_own_attributes() -> None:
+    """An object with the attributes of a SecurityEvent but another class (read generically,
+    not through SecurityEvent's descriptors)."""
+
+    class Lookalike:
+        def __init__(self, source: SecurityEvent, **changes: Any) -> None:
+            for name in ("action", "outcome", "timestamp", "guard", "request_id", "client_ip",
+                         "method", "path", "status", "reason", "user_id", "fields"):  # fmt: skip
+                setattr(self, name, changes.get(name, getattr(source, name)))
+
+    base = event()
+    other = Lookalike(base, action="auth.other", path="/elsewhere")
+    expected = ecs.security_line(base, Redactor())[0]
+    for _ in range(2):
+        assert native.security_line(base, Redactor())[0] == expected
+        line = native.security_line(other, Redactor())[0]
+        assert line == expected.replace(b"auth.success", b"auth.other").replace(
+            b"/orders/42", b"/elsewhere"
+        )
