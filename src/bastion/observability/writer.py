@@ -191,7 +191,7 @@ class EventWriter:
                     lines.append(line)
                     if row.outcome in keep:
                         stored.append(row)
-            except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
+            except Exception as exc:  # that item only: a bad event must not stop the writer
                 self._dropped += 1
                 logger.error("an event could not be formatted: %s", describe(exc))
         return lines, stored
@@ -243,11 +243,19 @@ class EventWriter:
         while not self._stopped:
             self._wake.wait(self._interval)
             self._wake.clear()
-            self._drain()
+            self._drain_safely()
             self._drained.set()
             self._report_drops()
-        self._drain()
+        self._drain_safely()
         self._drained.set()
+
+    def _drain_safely(self) -> None:
+        """:meth:`_drain`, logging what fails: the thread outlives any one bad batch, else
+        every later event would pile up unwritten until the buffer drops them all."""
+        try:
+            self._drain()
+        except Exception as exc:
+            logger.error("the event writer failed on a batch: %s", describe(exc))
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wake the thread and wait until what is buffered now is written (tests, benchmarks);

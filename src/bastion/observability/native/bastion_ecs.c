@@ -1089,13 +1089,15 @@ security_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return security_line_impl(args[0], args[1], nargs == 3 ? args[2] : Py_None, NULL, -1);
 }
 
-/* A failure the writer counts and logs (the Python loop catches the same): formatting errors. */
+/* A failure the writer counts and logs (the Python loop catches the same): any Exception of one
+ * item (a bad type, an infinite timestamp, a field name that is not a str), which loses that item
+ * only; never the writer thread. */
 static int
 keep_failure(PyObject *failures)
 {
     PyObject *type, *value, *traceback;
     int rc;
-    if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError)) {
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
         return -1;
     }
     PyErr_Fetch(&type, &value, &traceback);
