@@ -22,7 +22,9 @@ class Headers:
     __slots__ = ("_index", "raw")
 
     def __init__(self, raw: RawHeaders) -> None:
-        self.raw = raw
+        # A list (the engine's own, or a copy of an ASGI server's tuple), so that guards that
+        # scan the raw fields run compiled list loops rather than the generic iterator protocol.
+        self.raw: list[tuple[bytes, bytes]] = raw if type(raw) is list else list(raw)
         self._index: dict[str, list[str]] | None = None
 
     def _build(self) -> dict[str, list[str]]:
