@@ -85,6 +85,7 @@ _SLOTS: Final = 16
 """State keys made first (the built-in ones, at import) have a slot of their own in every
 :class:`State`; later ones share a dictionary."""
 _MISSING: Final = object()
+_EMPTY: Final[list[object]] = [_MISSING] * _SLOTS  # copied (one slice) per request
 _made = [0]  # how many keys exist
 
 
@@ -114,7 +115,7 @@ class State:
     __slots__ = ("_extra", "_slots")
 
     def __init__(self) -> None:
-        self._slots: list[object] = [_MISSING] * _SLOTS
+        self._slots: list[object] = _EMPTY[:]
         self._extra: dict[StateKey[Any], Any] | None = None
 
     def __getitem__(self, key: StateKey[T]) -> T:
