@@ -10,6 +10,8 @@ import pytest
 from bastion.auth.keys.format import generate
 from bastion.auth.placement import CredentialPlacement, query_credential
 from bastion.config.loader import build_config
+from bastion.pipeline.decisions import ALLOW, Deny
+from bastion.pipeline.request import ClientAddress, Headers, Request
 
 KEY = generate().secret
 JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln"
@@ -84,3 +86,34 @@ def test_configured_names_join_the_fast_path() -> None:
     assert not guard.clean_query("S-I-G=1")
     assert full(guard, "S-I-G=1") == "sig"
     assert guard.clean_query("token=1")  # no longer a configured name
+
+
+def request(query: str) -> Request:
+    return Request(
+        method="GET",
+        path="/orders",
+        query=query,
+        headers=Headers([]),
+        client=ClientAddress("203.0.113.7", 4000),
+    )
+
+
+def test_clean_queries_are_remembered_and_credentials_never(guard: CredentialPlacement) -> None:
+    assert guard.check(request("page=2")) is ALLOW
+    assert "page=2" in guard._clean  # the next "page=2" is one set lookup
+    assert guard.check(request("page=2")) is ALLOW
+    for _ in range(2):  # refused every time, never remembered
+        denied = guard.check(request("api_key=" + KEY))
+        assert isinstance(denied, Deny)
+        assert denied.code == "auth.credentials_in_query"
+        assert "api_key=" + KEY not in guard._clean
+    guard.check(request("monkey=1"))  # clean, but only after the full check: not remembered
+    assert "monkey=1" not in guard._clean
+
+
+def test_the_memo_is_bounded_in_entries_and_length(guard: CredentialPlacement) -> None:
+    guard.check(request("q=" + "x" * 200))
+    assert not guard._clean  # long queries are scanned every time
+    for page in range(1000):
+        assert guard.check(request(f"page={page}")) is ALLOW
+        assert len(guard._clean) <= 256

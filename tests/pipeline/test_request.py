@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bastion.pipeline.request import ClientAddress, Headers, Request, State, StateKey
 
 
@@ -42,3 +44,24 @@ def test_request_peer_defaults_to_client() -> None:
     )
     assert request.peer == request.client
     assert request.body is None
+
+
+def test_state_holds_values_by_key_whether_slotted_or_not() -> None:
+    keys: list[StateKey[int]] = [StateKey(f"k{n}") for n in range(40)]  # past the slots too
+    state = State()
+    for key in keys:
+        assert key not in state
+        assert state.get(key) is None
+        assert state.get(key, -1) == -1
+        with pytest.raises(KeyError):
+            state[key]
+    for n, key in enumerate(keys):
+        state[key] = n
+    for n, key in enumerate(keys):
+        assert key in state
+        assert state[key] == n
+        assert state.get(key, -1) == n
+    state[keys[0]] = 0  # a falsy value is still a value
+    assert state.get(keys[0], -1) == 0
+    assert "k0" not in state  # only keys are keys
+    assert State().get(keys[-1]) is None  # another request's state is its own

@@ -16,12 +16,12 @@ broken or stolen key never silently degrades to an anonymous call.
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from hmac import compare_digest
 from pathlib import Path
-from typing import ClassVar, cast
+from typing import ClassVar, Final, cast
 
 from bastion.auth.keys.format import ID_LENGTH, KEY_LENGTH, PREFIX, key_id_of
 from bastion.auth.keys.hashing import PEPPER_FILE, KeyHasher, load_pepper
@@ -43,8 +43,14 @@ Clock = Callable[[], float]
 WARNING_EVERY = 3600.0
 """A key near its expiry is reported at most once an hour per gateway process."""
 
-_DUMMY = bytes(32)
-_ID = slice(len(PREFIX), len(PREFIX) + ID_LENGTH)
+_DUMMY: Final = bytes(32)
+# The key's shape as literals, so the compiled request path reads no module globals.
+_PREFIX: Final = "bst_"
+_KEY_LENGTH: Final = 55
+_ID_START: Final = 4
+_ID_END: Final = 16
+if (PREFIX, KEY_LENGTH, len(PREFIX) + ID_LENGTH) != (_PREFIX, _KEY_LENGTH, _ID_END):
+    raise ImportError("bastion.auth.apikey: the key shape differs from bastion.auth.keys.format")
 INVALID_DETAIL = "The API key is not valid."
 EXPIRED_DETAIL = "The API key has expired; ask for a new one."
 
@@ -211,19 +217,20 @@ class ApiKeyGuard:
             return ALLOW  # no key: whether one is needed is the requirements guard's call
         state = request.state
         route = state.get(ROUTE)
-        if route is not None and route.name in self.skip_routes:
+        name = route.name if route is not None else None
+        if name is not None and name in self.skip_routes:
             return ALLOW  # an endpoint that authenticates its clients itself (/oauth/token)
         now = self.clock()
         found = self.authenticate(presented, now)
         if type(found) is not KeyEntry:
             return self._deny(cast(KeyFailure, found))
         entry = found
-        record = entry.record
-        if record.expires_at - now <= self.warning:
+        if entry.expires_at - now <= self.warning:
             self._warn(request, entry, now)
         state[IDENTITY] = entry.identity
-        self._used[record.id] = now  # KeySync.record_use, without a call into the sync
-        return entry.allow(route.name if route is not None else None)
+        self._used[entry.key_id] = now  # KeySync.record_use, without a call into the sync
+        allow = entry.allows.get(name)
+        return allow if allow is not None else entry.allow(name)
 
     def authenticate(self, presented: str, now: float) -> KeyEntry | KeyFailure:
         """The index entry of a valid, current key, or why ``presented`` is refused.
@@ -238,9 +245,9 @@ class ApiKeyGuard:
         index = self.index
         if not index.loaded:
             raise StateError("API keys are not loaded yet (the key store could not be read)")
-        if len(presented) != KEY_LENGTH or not presented.startswith(PREFIX):
+        if len(presented) != _KEY_LENGTH or not presented.startswith(_PREFIX):
             return KeyFailure("malformed")
-        entry = index.entries.get(presented[_ID])
+        entry = index.entries.get(presented[_ID_START:_ID_END])
         hasher = index.hasher
         # The quick MAC first: equal to the one remembered for this key only if this very key
         # verified before. Computed and compared on every path (against a dummy when there is
@@ -248,20 +255,20 @@ class ApiKeyGuard:
         # exists or was used lately.
         quick = hasher.quick(presented) if hasher is not None else _DUMMY
         seen = entry.seen if entry is not None else None
-        matched = hmac.compare_digest(quick, seen if seen is not None else _DUMMY)
-        known = matched and seen is not None
-        if not known:
+        matched = compare_digest(quick, seen if seen is not None else _DUMMY)
+        if not (matched and seen is not None):
             digest = hasher.digest(presented) if hasher is not None else _DUMMY
-            if entry is None or not hmac.compare_digest(digest, entry.digest):
+            if entry is None or not compare_digest(digest, entry.digest):
                 if entry is None:
-                    hmac.compare_digest(digest, _DUMMY)  # the same work whether the id exists
+                    compare_digest(digest, _DUMMY)  # the same work whether the id exists
                 return self._refused(presented, entry)
             entry.seen = quick
         assert entry is not None
-        record = entry.record
-        if record.revoked_at is not None:
+        if entry.revoked:
+            record = entry.record
             return KeyFailure("revoked", record.id, record.consumer)
-        if record.expires_at <= now:
+        if entry.expires_at <= now:
+            record = entry.record
             return KeyFailure("expired", record.id, record.consumer, record.expires_at)
         return entry
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import ClassVar, Final
 from urllib.parse import unquote_plus
 
 from bastion.auth.keys.format import looks_like_key
@@ -31,6 +31,8 @@ from bastion.pipeline.request import Request
 _SEPARATORS = re.compile(r"[&;]")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
+_MEMO_ENTRIES: Final = 256
+_MEMO_LENGTH: Final = 128
 IN_QUERY_DETAIL = "Credentials must be sent in a request header, never in the URL query string."
 AMBIGUOUS_DETAIL = "The request carries more than one credential; send exactly one."
 
@@ -103,6 +105,10 @@ class CredentialPlacement:
             sorted(n for n in self.names if not any(o != n and o in n for o in self.names))
         )
         self._plain_names = bool(self.names) and all(n.isascii() and n for n in self.names)
+        self._clean: set[str] = set()
+        """Short queries :meth:`clean_query` passed lately (``?page=2`` comes back often): a
+        set lookup instead of the scan. Exact, since the answer depends on the query alone;
+        bounded, and it holds only queries that carry no credential."""
 
     def clean_query(self, query: str) -> bool:
         """Whether ``query`` certainly holds no credential, decided without the regular
@@ -120,6 +126,13 @@ class CredentialPlacement:
             folded = folded.replace("-", "").replace("_", "").replace(".", "")
         return all(needle not in folded for needle in self._needles)
 
+    def _remember(self, query: str) -> None:
+        if len(query) <= _MEMO_LENGTH:
+            clean = self._clean
+            if len(clean) >= _MEMO_ENTRIES:
+                clean.clear()
+            clean.add(query)
+
     def in_query(self, what: str) -> Deny:
         deny = self._in_query.get(what)
         if deny is None:
@@ -130,10 +143,13 @@ class CredentialPlacement:
 
     def check(self, request: Request) -> Decision:
         query = request.query
-        if query and not self.clean_query(query):
-            found = query_credential(query, self.names, self.pattern)
-            if found is not None:
-                return self.in_query(found)
+        if query and query not in self._clean:
+            if self.clean_query(query):
+                self._remember(query)
+            else:
+                found = query_credential(query, self.names, self.pattern)
+                if found is not None:
+                    return self.in_query(found)
         key_header = self._key_bytes
         count = 0
         for name, _ in request.headers.raw:  # raw bytes: no other field is decoded

@@ -92,11 +92,20 @@ class IdentityHeaders:
         consumed = set() if config.forward_credentials else credentials
         self.authenticated_remove = frozenset(stripped | consumed)
         self._cache: dict[int, tuple[Identity, UpstreamHeaders]] = {}
+        self._last: tuple[Identity, UpstreamHeaders] | None = None
 
     def for_identity(self, identity: Identity) -> UpstreamHeaders:
         """The edits for ``identity``, cached by the identity object: an API key's identity is
         built once per key, a cached token's once per token. The cache holds the identity
         itself, so its ``id`` cannot be reused by another object while cached."""
+        last = self._last  # the caller of the request before: one identity check
+        if last is not None and last[0] is identity:
+            return last[1]
+        edits = self._cached(identity)
+        self._last = (identity, edits)  # one assignment: never an identity with other edits
+        return edits
+
+    def _cached(self, identity: Identity) -> UpstreamHeaders:
         cached = self._cache.get(id(identity))
         if cached is not None and cached[0] is identity:
             return cached[1]
@@ -163,7 +172,13 @@ class AuthRequirements:
 
     def check(self, request: Request) -> Decision:
         state = request.state
-        route, policy = self.policy(request)
+        matched = state.get(ROUTE)
+        if matched is None:
+            route, policy = None, self.default
+        else:
+            route = matched.name
+            found = self.policies.get(route)
+            policy = found if found is not None else self.default
         if self.operations is not None and route not in self.configured:
             operation = self.operations.lookup(request.method, request.path)
             if operation is not None:
@@ -175,7 +190,7 @@ class AuthRequirements:
                 return self.missing(route)
             state[UPSTREAM_HEADERS] = self.headers.anonymous
             return ALLOW
-        needed = policy.needed(request.method)
+        needed = policy.needed(request.method) if policy.method_scopes else policy.scopes
         if needed and not needed <= identity.scopes:
             return self.insufficient(route, identity, needed)
         state[UPSTREAM_HEADERS] = self.headers.for_identity(identity)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Coroutine, Sequence
-from typing import Any, cast
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final, cast
 
 from bastion.errors import describe
 from bastion.observability.events import EventSink, SecurityEvent
@@ -21,6 +23,9 @@ from bastion.pipeline.order import ordered
 from bastion.pipeline.request import Request
 
 logger = logging.getLogger("bastion.pipeline")
+
+_NO_FIELDS: Final[Mapping[str, Any]] = MappingProxyType({})
+_now: Final[Callable[[], float]] = time.time
 
 GUARD_FAILED = Deny(
     503,
@@ -38,10 +43,18 @@ def _name(hook: object) -> str:
 class GuardChain:
     """An immutable, ordered set of guards plus the sink their decisions go to."""
 
-    __slots__ = ("_complete_hooks", "_response_hooks", "events", "guards", "requires_body")
+    __slots__ = (
+        "_complete_hooks",
+        "_names",
+        "_response_hooks",
+        "events",
+        "guards",
+        "requires_body",
+    )
 
     def __init__(self, guards: Sequence[Guard], events: EventSink) -> None:
         self.guards: tuple[Guard, ...] = tuple(ordered(guards))
+        self._names: tuple[str, ...] = tuple(g.name for g in self.guards)
         self.events = events
         self.requires_body = any(g.requires_body for g in self.guards)
         self._response_hooks = tuple(
@@ -102,9 +115,14 @@ class GuardChain:
                     return self._resume(request, index, result, added)
             except Exception as exc:
                 result = self._failed(guard, request, exc)
-            if self._absorb(guard, request, cast(Decision, result)):
-                return cast(Deny, result)
-            headers = cast(Allow, result).headers
+            if isinstance(result, Deny):
+                self._record(guard, request, result)
+                return result
+            allow = cast(Allow, result)
+            event = allow.event
+            if event is not None:
+                self._succeeded(self._names[index], request, event, allow)
+            headers = allow.headers
             if headers:
                 if added is None:
                     added = []
@@ -112,6 +130,27 @@ class GuardChain:
         if added is None:
             return ALLOW
         return Allow(tuple(added))
+
+    def _succeeded(self, guard: str, request: Request, event: str, allow: Allow) -> None:
+        """The success event of ``allow`` (an ``auth.success`` per authenticated request): the
+        same event as :meth:`_record` builds, from the values at hand."""
+        identity = request.state.get(IDENTITY)
+        self.events.emit(
+            SecurityEvent(
+                event,
+                "success",
+                _now(),
+                guard,
+                request.request_id,
+                request.client.ip,
+                request.method,
+                request.path,
+                None,
+                "",
+                identity.consumer if identity is not None else None,
+                allow.fields or _NO_FIELDS,
+            )
+        )
 
     async def _resume(
         self,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 HeaderPairs = tuple[tuple[str, str], ...]
 
-_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+_NO_FIELDS: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class Allow:
         return f"Allow(headers={self.headers!r}, event={self.event!r}, fields={self.fields!r})"
 
 
-ALLOW = Allow()
+ALLOW: Final = Allow()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from bastion.pipeline.request import StateKey
 
@@ -32,4 +32,4 @@ class Identity:
     claims: Mapping[str, Any] = field(default_factory=dict)
 
 
-IDENTITY: StateKey[Identity] = StateKey("identity")
+IDENTITY: Final[StateKey[Identity]] = StateKey("identity")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import Any, Final, Generic, TypeVar, cast, overload
 
 T = TypeVar("T")
 
@@ -22,7 +22,9 @@ class Headers:
     __slots__ = ("_index", "raw")
 
     def __init__(self, raw: RawHeaders) -> None:
-        self.raw = raw
+        # A list (the engine's own, or a copy of an ASGI server's tuple), so that guards that
+        # scan the raw fields run compiled list loops rather than the generic iterator protocol.
+        self.raw: list[tuple[bytes, bytes]] = raw if type(raw) is list else list(raw)
         self._index: dict[str, list[str]] | None = None
 
     def _build(self) -> dict[str, list[str]]:
@@ -79,44 +81,86 @@ class TLSInfo:
     client_cert_der: bytes | None = None
 
 
+_SLOTS: Final = 16
+"""State keys made first (the built-in ones, at import) have a slot of their own in every
+:class:`State`; later ones share a dictionary."""
+_MISSING: Final = object()
+_EMPTY: Final[list[object]] = [_MISSING] * _SLOTS  # copied (one slice) per request
+_made = [0]  # how many keys exist
+
+
 class StateKey(Generic[T]):
     """A typed key into :class:`State`, so guards share values without stringly-typed casts.
 
     ``IDENTITY = StateKey[Identity]("identity")`` then ``request.state[IDENTITY] = identity``.
     """
 
-    __slots__ = ("name",)
+    __slots__ = ("index", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.index = _made[0]
+        _made[0] += 1
 
     def __repr__(self) -> str:
         return f"StateKey({self.name!r})"
 
 
 class State:
-    """Per-request values shared along the guard chain, keyed by :class:`StateKey`."""
+    """Per-request values shared along the guard chain, keyed by :class:`StateKey`.
 
-    __slots__ = ("_values",)
+    A list indexed by the key's number (a few stores and loads per request, no hashing), with a
+    dictionary for keys beyond the first :data:`_SLOTS`."""
+
+    __slots__ = ("_extra", "_slots")
 
     def __init__(self) -> None:
-        self._values: dict[StateKey[Any], Any] = {}
+        self._slots: list[object] = _EMPTY[:]
+        self._extra: dict[StateKey[Any], Any] | None = None
 
     def __getitem__(self, key: StateKey[T]) -> T:
-        return cast(T, self._values[key])
+        index = key.index
+        if index < _SLOTS:
+            value = self._slots[index]
+            if value is _MISSING:
+                raise KeyError(key)
+            return cast(T, value)
+        extra = self._extra
+        if extra is None:
+            raise KeyError(key)
+        return cast(T, extra[key])
 
     def __setitem__(self, key: StateKey[T], value: T) -> None:
-        self._values[key] = value
+        index = key.index
+        if index < _SLOTS:
+            self._slots[index] = value
+            return
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = {}
+        extra[key] = value
 
     def __contains__(self, key: object) -> bool:
-        return key in self._values
+        if not isinstance(key, StateKey):
+            return False
+        index = key.index
+        if index < _SLOTS:
+            return self._slots[index] is not _MISSING
+        return self._extra is not None and key in self._extra
 
     @overload
     def get(self, key: StateKey[T]) -> T | None: ...
     @overload
     def get(self, key: StateKey[T], default: T) -> T: ...
     def get(self, key: StateKey[T], default: T | None = None) -> T | None:
-        return cast("T | None", self._values.get(key, default))
+        index = key.index
+        if index < _SLOTS:
+            value = self._slots[index]
+            return default if value is _MISSING else cast(T, value)
+        extra = self._extra
+        if extra is None:
+            return default
+        return cast("T | None", extra.get(key, default))
 
 
 class Request:

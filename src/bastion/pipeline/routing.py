@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from bastion.config.models import RouteConfig
 from bastion.config.types import UpstreamURL
@@ -67,9 +67,9 @@ class Route:
         return base + path if base else path
 
 
-ROUTE: StateKey[Route] = StateKey("route")
+ROUTE: Final[StateKey[Route]] = StateKey("route")
 
-NO_ROUTE = Deny(404, "route.not_found", "Not Found", "No route serves this path.")
+NO_ROUTE: Final = Deny(404, "route.not_found", "Not Found", "No route serves this path.")
 
 
 class Router:

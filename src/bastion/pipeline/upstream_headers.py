@@ -7,6 +7,7 @@ them); the engine and the ASGI middleware apply the edit after their own hop-by-
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from bastion.pipeline.request import StateKey
 
@@ -45,4 +46,4 @@ class UpstreamHeaders:
         return [(n, v) for n, v in headers if n not in remove] + list(self.add)
 
 
-UPSTREAM_HEADERS: StateKey[UpstreamHeaders] = StateKey("upstream_headers")
+UPSTREAM_HEADERS: Final[StateKey[UpstreamHeaders]] = StateKey("upstream_headers")

@@ -23,6 +23,7 @@ import hmac
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from bastion.errors import StateError
@@ -38,7 +39,7 @@ QUICK_BYTES = 32
 class KeyHasher:
     """HMAC-SHA256 of keys under one pepper."""
 
-    __slots__ = ("_inner", "_outer", "_quick", "fingerprint")
+    __slots__ = ("_inner", "_outer", "_quick", "_quick_copy", "fingerprint")
 
     def __init__(self, pepper: bytes) -> None:
         if len(pepper) < MIN_PEPPER_BYTES:
@@ -50,6 +51,8 @@ class KeyHasher:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         self._quick = hashlib.blake2s(key=secrets.token_bytes(32), digest_size=QUICK_BYTES)
+        # Bound once: a copy of the keyed state (the key block already absorbed) per MAC.
+        self._quick_copy: Callable[[], hashlib.blake2s] = self._quick.copy
         check = hmac.digest(pepper, b"bastion api-key pepper fingerprint", "sha256")
         self.fingerprint = check[:16].hex()
 
@@ -62,9 +65,11 @@ class KeyHasher:
 
     def quick(self, key: str) -> bytes:
         """The in-memory MAC of ``key`` (see the module docstring): never stored, never compared
-        across processes, different after every restart."""
-        mac = self._quick.copy()
-        mac.update(key.encode("ascii", "replace"))
+        across processes, different after every restart. The key is encoded as UTF-8, which is
+        one-to-one (a key with other characters than base62 ones never verified, so it can
+        never equal a remembered MAC either way)."""
+        mac = self._quick_copy()
+        mac.update(key.encode())
         return mac.digest()
 
     def hexdigest(self, key: str) -> str:

@@ -10,6 +10,11 @@ verified against it, so that the next request with that key skips the HMAC. It i
 key (bounded by the index), and it is forgotten with the entry: any change to the record
 (revocation, rotation, a new expiry, a restored store) replaces the entry by a new one without
 it. Revocation and expiry are checked on every request either way.
+
+The record's id, expiry and revocation are copied into the entry (a compiled class) because
+the request path reads them on every request, and the record (a plain dataclass) costs an
+attribute lookup by name per read. An entry never changes its record: a new record is a new
+entry.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ class KeyEntry:
     identity: Identity
     allows: dict[str | None, Allow] = field(default_factory=dict)
     seen: bytes | None = None
+    key_id: str = ""
+    expires_at: float = 0.0
+    revoked: bool = False
 
     @classmethod
     def of(cls, record: KeyRecord) -> KeyEntry:
@@ -41,7 +49,14 @@ class KeyEntry:
             scopes=record.scopes,
             tier=record.tier,
         )
-        return cls(record, bytes.fromhex(record.hash), identity)
+        return cls(
+            record,
+            bytes.fromhex(record.hash),
+            identity,
+            key_id=record.id,
+            expires_at=record.expires_at,
+            revoked=record.revoked_at is not None,
+        )
 
     def allow(self, route: str | None) -> Allow:
         """The success decision for a request on ``route`` (built once per key and route)."""
