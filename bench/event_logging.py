@@ -11,7 +11,8 @@ Scenarios:
   is on, and keeps refusals: none here).
 - ``access``: the router alone; the candidate writes the access event of every request.
 
-The baseline has ``events.sink: none``, no access events and no store.
+In both scenarios the candidate also runs every detector (``monitoring.enabled``, defaults).
+The baseline has ``events.sink: none``, no access events, no store and no detectors.
 Target: >= 0.9x (issue 7). It also reports the events/s the candidate wrote during the rounds,
 its drops (``bastion_events_dropped_total``), and the events/s one writer thread sustains
 alone (format + redact + write, measured in this process).
@@ -54,7 +55,9 @@ def logging_config(events_file: Path) -> dict[str, Any]:
             "path": str(events_file),
             "access": True,
             "store": {"enabled": True},
-        }
+        },
+        # "full logging and detectors on" (issue 7): every detector at its defaults.
+        "monitoring": {"enabled": True},
     }
 
 
@@ -176,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
             rp.wait_ready(proc, port, args.ready_timeout)
         names = list(slots)
         print(
-            f"scenario {args.scenario}: {names[1]} (events to a file, event store on)"
+            f"scenario {args.scenario}: {names[1]} (events to a file, event store on, detectors on)"
             f" against {names[0]} (logging off), core {rp.PROXY_CORE};"
             f" wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s"
             + (", API key on every request" if auth else "")

@@ -24,8 +24,6 @@ from collections.abc import Callable, Collection, Sequence
 from types import ModuleType
 from typing import IO, Protocol
 
-import orjson
-
 from bastion.errors import describe
 from bastion.observability.ecs import (
     AccessLog,
