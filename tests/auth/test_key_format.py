@@ -95,4 +95,5 @@ def test_base62_pads_to_width() -> None:
 def test_looks_like_key_finds_a_key_inside_text() -> None:
     key = generate().secret
     assert looks_like_key(f"q=1&x={key}&y=2")
-    assert not looks_like_key(f"q=1&x={key[:-1]}Z&y=2")
+    other = "Z" if key[-1] != "Z" else "Y"  # a checksum character that differs, always
+    assert not looks_like_key(f"q=1&x={key[:-1]}{other}&y=2")
