@@ -393,3 +393,21 @@ async def test_login_lockout_can_be_disabled() -> None:
     chain = chain_for(config({"login": {"enabled": False}}), clock)
     for _ in range(10):
         assert isinstance(await fail(chain, request("/oauth/token")), Allow)
+
+
+async def test_a_repeated_remaining_and_reset_reuses_its_decision_and_values_stay_exact() -> None:
+    clock = FakeClock()
+    chain = chain_for(config(PER_IP), clock)
+    first = await run(chain, request(ip="192.0.2.1"))
+    again = await run(chain, request(ip="192.0.2.2"))  # another key at the same point: same answer
+    later = await run(chain, request(ip="192.0.2.1"))
+    assert isinstance(first, Allow)
+    assert isinstance(later, Allow)
+    # built once per quota, then remembered: the very same header value
+    assert headers_of(again)["ratelimit"] is headers_of(first)["ratelimit"]
+    assert headers_of(first)["ratelimit"] == '"per-ip";r=2;t=20'
+    assert headers_of(later)["ratelimit"] == '"per-ip";r=1;t=40'
+    clock.advance(60)
+    assert headers_of(await run(chain, request(ip="192.0.2.1")))["ratelimit"] == (
+        '"per-ip";r=2;t=20'
+    )

@@ -28,6 +28,23 @@ def _encode_pairs(pairs: Sequence[tuple[str, str]]) -> list[bytes]:
     return [f"{name}: {value}\r\n".encode("latin-1") for name, value in pairs]
 
 
+_LINES: Final[dict[str, tuple[str, bytes]]] = {}
+_LINES_LIMIT: Final = 64
+
+
+def _header_line(name: str, value: str) -> bytes:
+    """``name: value\r\n`` encoded. The last value of each name is remembered with its line
+    (by identity, and the entry holds it): a guard that answers the same header object from
+    request to request (``RateLimit-Policy``, a remembered ``RateLimit``) costs one lookup."""
+    last = _LINES.get(name)
+    if last is not None and last[0] is value:
+        return last[1]
+    line = f"{name}: {value}\r\n".encode("latin-1")
+    if last is not None or len(_LINES) < _LINES_LIMIT:
+        _LINES[name] = (value, line)
+    return line
+
+
 def _connection_field(exchange: Exchange | None, close: bool) -> bytes:
     if close or exchange is None:
         return _CLOSE
@@ -119,7 +136,7 @@ def proxied_head(
         parts[0] = status_line(status)
         # Guards' headers (RateLimit on every limited response): one loop, no generator.
         for name, value in exchange.extra_headers:
-            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+            parts.append(_header_line(name, value))
             if name == "x-content-type-options":
                 nosniff = True
     parts.append(exchange.request_id_field)

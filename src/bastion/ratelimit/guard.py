@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable
-from typing import ClassVar, Protocol, cast
+from typing import ClassVar, Final, Protocol, cast
 
 from bastion.errors import BackendUnavailable
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny
@@ -35,6 +35,10 @@ class Storage(Protocol):
 
     async def close(self) -> None: ...
 
+
+_MEMO_LIMIT: Final = 4096
+"""Admitting decisions remembered per quota (then forgotten all at once)."""
+_SECONDS_CAP: Final = 1 << 32
 
 BACKEND_DOWN = Deny(
     503,
@@ -133,12 +137,24 @@ class RateLimitGuard(StorageLifecycle):
         if self._ietf and not self._legacy:
             reset = verdict.reset_after
             seconds = math.ceil(reset - 1e-9) if reset > 0 else 0
-            return Allow(
-                (
-                    ("ratelimit-policy", quota.item),
-                    ("ratelimit", f"{quota.label}r={verdict.remaining};t={seconds}"),
+            # The same (remaining, reset) pairs repeat: their decision is built once per quota
+            # (an Allow is immutable), which also lets the engine reuse the encoded lines.
+            remaining = verdict.remaining
+            code = remaining << 32 | seconds if seconds < _SECONDS_CAP else -1
+            allows = quota.allows
+            allow = allows.get(code)
+            if allow is None:
+                if len(allows) >= _MEMO_LIMIT:
+                    allows.clear()
+                allow = Allow(
+                    (
+                        ("ratelimit-policy", quota.item),
+                        ("ratelimit", f"{quota.label}r={remaining};t={seconds}"),
+                    )
                 )
-            )
+                if code >= 0:
+                    allows[code] = allow
+            return allow
         return self._admit([quota.item], (quota, verdict))
 
     async def _check_shared(

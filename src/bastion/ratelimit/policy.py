@@ -12,10 +12,11 @@ IP across every route it covers, while ``key: [ip, route]`` counts each route ap
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bastion.config.models import BastionConfig
 from bastion.config.ratelimit import KeyPart, PolicyConfig, parse_rate
+from bastion.pipeline.decisions import Allow
 from bastion.pipeline.identity import Identity
 from bastion.pipeline.request import Request
 from bastion.pipeline.routing import Route
@@ -91,6 +92,9 @@ class Quota:
     item: str
     label: str
     """The ``RateLimit`` member's head, ``"per-ip";``, built once."""
+    allows: dict[int, Allow] = field(default_factory=dict, compare=False, hash=False)
+    """The admitting decisions already built, by ``remaining << 32 | reset seconds`` (see
+    :meth:`RateLimitGuard._check_one`): the same few values repeat from request to request."""
 
 
 @dataclass(frozen=True, slots=True)
