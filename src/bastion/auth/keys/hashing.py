@@ -28,6 +28,7 @@ import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 from bastion.auth.keys.format import ID_LENGTH, PREFIX
 from bastion.errors import StateError
@@ -39,7 +40,9 @@ MIN_PEPPER_BYTES = 32
 _BLOCK = 64
 QUICK_BYTES = 32
 _QUICK_KEY_BYTES = 25  # + the 39 characters after a key's id = one 64-byte block
-_AFTER_ID = len(PREFIX) + ID_LENGTH
+_AFTER_ID: Final = 16  # a literal, so the compiled quick MAC reads no module global
+if len(PREFIX) + ID_LENGTH != _AFTER_ID:
+    raise ImportError("bastion.auth.keys.hashing: the key shape differs from .format")
 
 
 class KeyHasher:
