@@ -76,6 +76,13 @@ class BearerTokenGuard:
         self._max_bytes = verifier.limits.max_token_bytes
         self._clock = verifier.clock
         self._is_revoked: Callable[[VerifiedToken], bool] = verifier.revocations.is_revoked
+        revocations = verifier.revocations
+        # bastion's own revocation, on the verifier's clock: asked with the time already read.
+        self._key_bound = (
+            revocations
+            if type(revocations) is KeyBoundRevocations and revocations.clock is verifier.clock
+            else None
+        )
         self._keys: dict[str, KeySource] = {n: i.keys for n, i in verifier.issuers.items()}
         self._started = False
 
@@ -161,10 +168,15 @@ class BearerTokenGuard:
         if len(token) > self._max_bytes:
             return None
         key, signed = token_parts(token)
-        hit = self._tokens.get(key, signed, self._clock())
+        now = self._clock()
+        hit = self._tokens.get(key, signed, now)
         if hit is None or hit.revision != self._keys[hit.issuer].revision:
             return None
-        if self._is_revoked(hit):
+        key_bound = self._key_bound
+        if key_bound is not None:
+            if key_bound.revoked(hit, now):
+                return None
+        elif self._is_revoked(hit):
             return None
         return hit
 
@@ -246,6 +258,10 @@ class KeyBoundRevocations:
         self.clock = clock
 
     def is_revoked(self, token: VerifiedToken) -> bool:
+        return self.revoked(token, self.clock())
+
+    def revoked(self, token: VerifiedToken, now: float) -> bool:
+        """:meth:`is_revoked` at ``now`` (a time read from :attr:`clock`)."""
         if token.issuer == self.issuer:
             index = self.index
             if not index.loaded:
@@ -256,7 +272,7 @@ class KeyBoundRevocations:
             entry = index.entries.get(client_id) if isinstance(client_id, str) else None
             if entry is None:
                 return True
-            if entry.revoked or entry.expires_at <= self.clock():
+            if entry.revoked or entry.expires_at <= now:
                 return True
         other = self.other
         if type(other) is MemoryRevocations:  # the default: a compiled call, no lookup by name
