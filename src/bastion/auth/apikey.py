@@ -138,6 +138,11 @@ class ApiKeyGuard:
         self._scheme_bytes = (
             (authorization_scheme.lower() + " ").encode("ascii") if authorization_scheme else None
         )
+        # The scheme's first byte in either case: an Authorization field starting otherwise
+        # (Bearer ...) is passed over without a lowered copy of its start.
+        first = self._scheme_bytes[0] if self._scheme_bytes else -1
+        self._first_lower = first
+        self._first_upper = first - 32 if 97 <= first <= 122 else first
         self.challenge = f'{authorization_scheme or "ApiKey"} realm="{realm}"'
         self.warning = expiry_warning
         self.clock = clock
@@ -206,6 +211,8 @@ class ApiKeyGuard:
             if (
                 name == b"authorization"
                 and scheme is not None
+                and value
+                and (value[0] == self._first_lower or value[0] == self._first_upper)
                 and value[: len(scheme)].lower() == scheme
             ):
                 return value[len(scheme) :].decode("latin-1").strip()

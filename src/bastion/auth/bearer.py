@@ -38,6 +38,7 @@ from bastion.pipeline.request import Request
 from bastion.pipeline.routing import ROUTE
 
 _PREFIX: Final = b"bearer "
+_SCHEME: Final = b"Bearer "  # as RFC 6750 writes it: compared first, before a lowered copy
 _ALLOW_CACHE_LIMIT: Final = 10_000
 
 
@@ -74,7 +75,14 @@ class BearerTokenGuard:
         self._tokens = verifier.cache
         self._max_bytes = verifier.limits.max_token_bytes
         self._clock = verifier.clock
-        self._revocations = verifier.revocations
+        self._is_revoked: Callable[[VerifiedToken], bool] = verifier.revocations.is_revoked
+        revocations = verifier.revocations
+        # bastion's own revocation, on the verifier's clock: asked with the time already read.
+        self._key_bound = (
+            revocations
+            if type(revocations) is KeyBoundRevocations and revocations.clock is verifier.clock
+            else None
+        )
         self._keys: dict[str, KeySource] = {n: i.keys for n, i in verifier.issuers.items()}
         self._started = False
 
@@ -125,8 +133,14 @@ class BearerTokenGuard:
         """The bearer token of the request as the header's bytes (decoded only if it must be
         parsed), or ``None``: one pass over the raw header fields."""
         for name, value in request.headers.raw:
-            if name == b"authorization" and value[:7].lower() == _PREFIX:
-                return value[7:].strip()
+            if name == b"authorization":
+                scheme = value[:7]
+                if scheme == _SCHEME or scheme.lower() == _PREFIX:
+                    token = value[7:]
+                    # strip() only when an end may be whitespace (every ASCII space is <= 32)
+                    if token and token[0] > 32 and token[-1] > 32:
+                        return token
+                    return token.strip()
         return None
 
     def check(self, request: Request) -> Decision | Awaitable[Decision]:
@@ -154,10 +168,15 @@ class BearerTokenGuard:
         if len(token) > self._max_bytes:
             return None
         key, signed = token_parts(token)
-        hit = self._tokens.get(key, signed, self._clock())
+        now = self._clock()
+        hit = self._tokens.get(key, signed, now)
         if hit is None or hit.revision != self._keys[hit.issuer].revision:
             return None
-        if self._revocations.is_revoked(hit):
+        key_bound = self._key_bound
+        if key_bound is not None:
+            if key_bound.revoked(hit, now):
+                return None
+        elif self._is_revoked(hit):
             return None
         return hit
 
@@ -177,7 +196,7 @@ class BearerTokenGuard:
         """The success decision (with its ``auth.success`` event fields), built once per token
         and route. The cache holds the token itself, so its ``id`` is not reused meanwhile."""
         last = self._last  # the token and route of the request before: two checks
-        if last is not None and last[0] is token and last[1] == route:
+        if last is not None and last[0] is token and (last[1] is route or last[1] == route):
             return last[2]
         allow = self._allow_of(token, route)
         self._last = (token, route, allow)
@@ -239,15 +258,21 @@ class KeyBoundRevocations:
         self.clock = clock
 
     def is_revoked(self, token: VerifiedToken) -> bool:
+        return self.revoked(token, self.clock())
+
+    def revoked(self, token: VerifiedToken, now: float) -> bool:
+        """:meth:`is_revoked` at ``now`` (a time read from :attr:`clock`)."""
         if token.issuer == self.issuer:
             index = self.index
             if not index.loaded:
                 raise StateError("API keys are not loaded yet: bastion's tokens cannot be judged")
-            client_id = token.claims.get("client_id")
+            claims = token.claims
+            # Item access, not .get: compiled, it costs no method call on the read-only mapping.
+            client_id = claims["client_id"] if "client_id" in claims else None  # noqa: SIM401
             entry = index.entries.get(client_id) if isinstance(client_id, str) else None
             if entry is None:
                 return True
-            if entry.revoked or entry.expires_at <= self.clock():
+            if entry.revoked or entry.expires_at <= now:
                 return True
         other = self.other
         if type(other) is MemoryRevocations:  # the default: a compiled call, no lookup by name

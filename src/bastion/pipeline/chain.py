@@ -26,6 +26,7 @@ logger = logging.getLogger("bastion.pipeline")
 
 _NO_FIELDS: Final[Mapping[str, Any]] = MappingProxyType({})
 _now: Final[Callable[[], float]] = time.time
+Check = Callable[[Request], Decision | Awaitable[Decision]]
 
 GUARD_FAILED = Deny(
     503,
@@ -44,10 +45,12 @@ class GuardChain:
     """An immutable, ordered set of guards plus the sink their decisions go to."""
 
     __slots__ = (
+        "_checks",
         "_complete_hooks",
+        "_emit",
+        "_events",
         "_names",
         "_response_hooks",
-        "events",
         "guards",
         "requires_body",
     )
@@ -55,7 +58,10 @@ class GuardChain:
     def __init__(self, guards: Sequence[Guard], events: EventSink) -> None:
         self.guards: tuple[Guard, ...] = tuple(ordered(guards))
         self._names: tuple[str, ...] = tuple(g.name for g in self.guards)
-        self.events = events
+        # Each guard's check, bound once: a call per guard per request without a lookup by name.
+        self._checks: tuple[Check, ...] = tuple(g.check for g in self.guards)
+        self._events = events
+        self._emit: Callable[[SecurityEvent], None] = events.emit
         self.requires_body = any(g.requires_body for g in self.guards)
         self._response_hooks = tuple(
             cast(ResponseHook, g) for g in self.guards if callable(getattr(g, "on_response", None))
@@ -86,6 +92,16 @@ class GuardChain:
                     logger.error("guard %s did not close cleanly: %s", guard.name, describe(exc))
 
     @property
+    def events(self) -> EventSink:
+        """Where the chain's security events go."""
+        return self._events
+
+    @events.setter
+    def events(self, events: EventSink) -> None:
+        self._events = events
+        self._emit = events.emit
+
+    @property
     def empty(self) -> bool:
         return not self.guards
 
@@ -102,10 +118,10 @@ class GuardChain:
         """
         added: list[tuple[str, str]] | None = None
         guards = self.guards
-        for index in range(len(guards)):
-            guard = guards[index]
+        checks = self._checks
+        for index in range(len(checks)):
             try:
-                result = guard.check(request)
+                result = checks[index](request)
                 # Exact type checks first: far cheaper than inspect.isawaitable, which the chain
                 # would otherwise pay per guard per request.
                 if result is ALLOW:
@@ -114,9 +130,9 @@ class GuardChain:
                 if kind is not Allow and kind is not Deny and inspect.isawaitable(result):
                     return self._resume(request, index, result, added)
             except Exception as exc:
-                result = self._failed(guard, request, exc)
+                result = self._failed(guards[index], request, exc)
             if isinstance(result, Deny):
-                self._record(guard, request, result)
+                self._record(guards[index], request, result)
                 return result
             allow = cast(Allow, result)
             event = allow.event
@@ -135,7 +151,7 @@ class GuardChain:
         """The success event of ``allow`` (an ``auth.success`` per authenticated request): the
         same event as :meth:`_record` builds, from the values at hand."""
         identity = request.state.get(IDENTITY)
-        self.events.emit(
+        self._emit(
             SecurityEvent(
                 event,
                 "success",
@@ -177,13 +193,13 @@ class GuardChain:
             index += 1
             if index == len(guards):
                 break
-            pending = self._answer(guards[index], request)
+            pending = self._answer(index, request)
         if added is None:
             return ALLOW
         return Allow(tuple(added))
 
-    async def _answer(self, guard: Guard, request: Request) -> Decision:
-        result = guard.check(request)
+    async def _answer(self, index: int, request: Request) -> Decision:
+        result = self._checks[index](request)
         if inspect.isawaitable(result):
             return await result
         return result
@@ -222,7 +238,7 @@ class GuardChain:
         logger.error(
             "guard %s failed on request %s: %s", guard.name, request.request_id, describe(exc)
         )
-        self.events.emit(
+        self._emit(
             SecurityEvent.for_request(
                 request,
                 action="guard.failed",
@@ -257,4 +273,4 @@ class GuardChain:
                 user_id=user_id,
                 fields=decision.fields,
             )
-        self.events.emit(event)
+        self._emit(event)

@@ -116,13 +116,9 @@ class IssuerKeys:
         self.fetched_at: float | None = None
         self.last_attempt: float | None = None
         self.fetches = 0  # JWKS requests sent, for metrics and tests
-        self._revision = 0
+        self.revision = 0  # a plain attribute: the cached-token path reads it per request
         self._inflight: asyncio.Task[bool] | None = None
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def revision(self) -> int:
-        return self._revision
 
     # -- the hot path --------------------------------------------------------------------
 
@@ -174,7 +170,7 @@ class IssuerKeys:
         finally:
             self._inflight = None
         if not self.keys.identities() <= keys.identities():
-            self._revision += 1  # a key went away: cached verifications by it must be redone
+            self.revision += 1  # a key went away: cached verifications by it must be redone
         self.keys = keys
         self.fetched_at = self._clock()
         return True

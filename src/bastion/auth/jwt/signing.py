@@ -131,7 +131,7 @@ class SigningKeys:
         self._woken = asyncio.Event()
         self._live: list[_Live] = []  # by activation
         self._keys = KeySet()
-        self._revision = 0
+        self.revision = 0  # a plain attribute: the cached-token path reads it per request
         self._reloaded_at: float | None = None
         self._inflight: asyncio.Task[bool] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -188,7 +188,7 @@ class SigningKeys:
             )
             live.append(_Live(key, private, MappingProxyType(jwk), verification, retired_at))
         if set(previous) - {entry.stored.kid for entry in live}:
-            self._revision += 1
+            self.revision += 1
         self._live = live
         self._keys = KeySet.of(entry.verification for entry in live)
 
@@ -245,10 +245,6 @@ class SigningKeys:
         return max(0, int(self.publish_ahead // 2))
 
     # -- KeySource ---------------------------------------------------------------------------
-
-    @property
-    def revision(self) -> int:
-        return self._revision
 
     def find(self, kid: str | None, alg: str, now: float) -> VerificationKey | None:
         return self._keys.find(kid, alg)
