@@ -12,7 +12,8 @@ before orjson builds anything.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 _STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -25,6 +26,21 @@ def media_type(content_type: str | None) -> str:
     if not content_type:
         return ""
     return content_type.partition(";")[0].strip().lower()
+
+
+M = TypeVar("M")
+
+
+def select_media(exact: dict[str, M], wildcards: Sequence[tuple[str, M]], media: str) -> M | None:
+    """The entry documented for ``media``: its exact type, else the first wildcard (``image/``
+    for ``image/*``) it starts with. Requests' bodies and responses choose alike."""
+    found = exact.get(media)
+    if found is not None:
+        return found
+    for prefix, candidate in wildcards:
+        if media.startswith(prefix):
+            return candidate
+    return None
 
 
 def is_json(media: str) -> bool:

@@ -17,7 +17,7 @@ import jsonschema_rs
 
 from bastion.pipeline.decisions import ProblemField
 from bastion.pipeline.request import Request
-from bastion.validation.bodies import media_type
+from bastion.validation.bodies import media_type, select_media
 from bastion.validation.errors import pointer, violations
 from bastion.validation.params import NOT_JSON, Param, scalar
 from bastion.validation.responses import Responses
@@ -91,21 +91,12 @@ class RequestBody:
         chosen = self._chosen
         if content_type in chosen:
             return chosen[content_type]
-        found = self._select(media_type(content_type))
+        found = select_media(self.media, self.wildcards, media_type(content_type))
         if len(content_type) <= 128:
             if len(chosen) >= 64:
                 chosen.clear()
             chosen[content_type] = found
         return found
-
-    def _select(self, media: str) -> Media | None:
-        found = self.media.get(media)
-        if found is not None:
-            return found
-        for prefix, candidate in self.wildcards:
-            if media.startswith(prefix):
-                return candidate
-        return None
 
 
 @dataclass(slots=True)

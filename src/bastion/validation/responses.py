@@ -27,7 +27,7 @@ import orjson
 
 from bastion.observability.events import EventSink, SecurityEvent
 from bastion.pipeline.request import Request
-from bastion.validation.bodies import is_json, media_type
+from bastion.validation.bodies import is_json, media_type, select_media
 from bastion.validation.errors import WRITE_ONLY_MESSAGE, violations
 from bastion.validation.shapes import Shape, strip
 
@@ -55,13 +55,7 @@ class ResponseContent:
     wildcards: list[tuple[str, ResponseMedia]] = field(default_factory=list)
 
     def select(self, media: str) -> ResponseMedia | None:
-        found = self.media.get(media)
-        if found is not None:
-            return found
-        for prefix, candidate in self.wildcards:
-            if media.startswith(prefix):
-                return candidate
-        return None
+        return select_media(self.media, self.wildcards, media)
 
 
 @dataclass(slots=True)
