@@ -54,7 +54,7 @@ from bastion.observability.events import NullSink
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.routing import Route, Router
 from bastion.store import MemoryKeyStore
-from micro_engine import RESPONSE, FakeTransport, wire
+from micro_engine import RESPONSE, FakeTransport, exchanges, wire
 
 SCENARIOS = ("none", "anonymous", "api-key", "jwt")
 AUTHENTICATED = ("api-key", "jwt")
@@ -161,13 +161,7 @@ def micro_run(scenario: str, n: int, loop: asyncio.AbstractEventLoop) -> float:
         assert b" 200 " in b"".join(sent_client), sent_client
     sent_up.clear()
     sent_client.clear()
-    start = time.perf_counter()
-    for _ in range(n):
-        feed_client(request)
-        feed_up(RESPONSE)
-        sent_up.clear()
-        sent_client.clear()
-    return (time.perf_counter() - start) / n * 1e6
+    return exchanges(client, client_transport, up, up_transport, n, request)
 
 
 def micro(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ from bastion.pipeline.guard import Phase
 from bastion.pipeline.identity import IDENTITY, Identity
 from bastion.pipeline.request import ClientAddress, Headers, Request
 from bastion.pipeline.routing import ROUTE, Route
-from micro_engine import REQUEST, RESPONSE, wire
+from micro_engine import exchanges, wire
 
 
 def config(monitoring: bool) -> BastionConfig:
@@ -80,15 +80,7 @@ def engine_run(
     if noop:
         chain = GuardChain([*chain.guards, NoOpGuard()], chain.events)
     client, client_transport, up, up_transport = wire(cfg, chain, loop)
-    feed_client, feed_up = client.data_received, up.data_received
-    sent_up, sent_client = up_transport.sent, client_transport.sent
-    start = time.perf_counter()
-    for _ in range(n):
-        feed_client(REQUEST)
-        feed_up(RESPONSE)
-        sent_up.clear()
-        sent_client.clear()
-    return (time.perf_counter() - start) / n * 1e6
+    return exchanges(client, client_transport, up, up_transport, n)
 
 
 class NoHook:

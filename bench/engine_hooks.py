@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import collections
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bastion.observability.events import NullSink
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.routing import Router
-from micro_engine import REQUEST, RESPONSE, setup
+from micro_engine import exchanges, setup
 
 MODES = ("off", "access", "reloaded", "reloaded+access")
 
@@ -50,15 +49,7 @@ def run(n: int, loop: asyncio.AbstractEventLoop, mode: str) -> float:
     pool = ctx.pool
     assert pool is not None
     up = next(iter(pool.idle.values()))[0]
-    feed_client, feed_up = client.data_received, up.data_received
-    sent_up, sent_client = up_transport.sent, client_transport.sent
-    start = time.perf_counter()
-    for _ in range(n):
-        feed_client(REQUEST)
-        feed_up(RESPONSE)
-        sent_up.clear()
-        sent_client.clear()
-    return (time.perf_counter() - start) / n * 1e6
+    return exchanges(client, client_transport, up, up_transport, n)
 
 
 def main() -> None:
