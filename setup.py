@@ -49,6 +49,7 @@ COMPILED = [
     "src/bastion/observability/detect/payload.py",
     "src/bastion/observability/detect/spikes.py",
     "src/bastion/observability/detect/stuffing.py",
+    "src/bastion/observability/detect/tee.py",
     "src/bastion/pipeline/chain.py",
     "src/bastion/pipeline/decisions.py",
     "src/bastion/pipeline/forwarding.py",

@@ -10,7 +10,10 @@ request makes an ``auth.success`` event). Two setups, built from the same config
 - ``full``: access events and security events to a rotated JSON-lines file in a temp dir, the
   event store on: the real :class:`EventWriter` and :class:`RotatingFileSink`, wired as
   ``bastion serve`` wires them (``events = Tee([writer, recent])``, ``access=writer.access``,
-  ``stats.events = writer``). Two lines per request.
+  ``stats.events = writer``). Two lines per request;
+- ``monitor``: ``full`` with every detector on (``monitoring.enabled``): the detectors' tee in
+  front of the events and the ``monitor`` guard in the chain, as ``build_gateway_chain`` puts
+  them. This is what issue 7's target compares with ``off``.
 
 The time of a run includes ``writer.flush()`` at its end, so every line of the run is formatted
 and written within it (the writer thread's work is counted, as it is on a core under load).
@@ -52,18 +55,18 @@ from bastion.control.recent import RecentEvents, Tee
 from bastion.engine.protocol import ClientProtocol
 from bastion.engine.upstream import UpstreamConnection
 from bastion.observability.assembly import event_redactor
-from bastion.observability.events import EventSink
+from bastion.observability.detect.assembly import monitored_events, monitoring_guards
 from bastion.observability.writer import EventWriter
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.routing import Route, Router
 from bastion.store import MemoryKeyStore
 from micro_engine import RESPONSE, wire
 
-MODES = ("off", "full")
+MODES = ("off", "full", "monitor")
 
 
 def config_for(mode: str, work: Path) -> BastionConfig:
-    if mode == "full":
+    if mode in ("full", "monitor"):
         events: dict[str, Any] = {
             "sink": "file",
             "path": str(work / "logs" / "events.jsonl"),
@@ -76,6 +79,7 @@ def config_for(mode: str, work: Path) -> BastionConfig:
         {
             "routes": [{"name": "api", "upstream": "http://127.0.0.1:9000"}],
             "events": events,
+            "monitoring": {"enabled": mode == "monitor"},
             "admin": {"enabled": False},
             "auth": {"default": "required"},
             "state_dir": str(work / "state"),
@@ -93,7 +97,7 @@ class Setup:
         # As bastion serve (engine/runtime.py): the writer and the recent ring behind one sink.
         recent = RecentEvents(config.admin.recent_events, redactor=event_redactor(config))
         self.writer: EventWriter = build_events(config)
-        events: EventSink = Tee([self.writer, recent])
+        events = monitored_events(config, Tee([self.writer, recent]))
         store, hasher = MemoryKeyStore(), KeyHasher(b"bench-pepper-" + b"x" * 32)
         guards = auth_guards(config, events, key_store=lambda: (store, hasher), start=False)
         issued = KeyManager(config, store=store, hasher=hasher).create(
@@ -104,7 +108,7 @@ class Setup:
             if sync is not None:
                 sync.refresh()
         routes = [Route.from_config(r) for r in config.routes]
-        chain = GuardChain([Router(routes), *guards], events)
+        chain = GuardChain([Router(routes), *guards, *monitoring_guards(config, events)], events)
         client, self.client_transport, up, self.up_transport = wire(config, chain, loop)
         ctx = client.ctx
         ctx.stats.events = self.writer
@@ -204,10 +208,11 @@ def main() -> int:
         for _ in range(args.runs):
             for mode, setup in setups.items():  # interleaved: a drift of the machine hits all
                 results[mode].append(setup.run(args.n))
-        if "full" in setups and not args.no_check:
-            expected = 2 * (1 + args.n * args.runs)  # access + auth.success per request
-            lines = setups["full"].lines()
-            assert lines == expected, f"{lines} lines written, {expected} expected"
+        for mode in ("full", "monitor"):
+            if mode in setups and not args.no_check:
+                expected = 2 * (1 + args.n * args.runs)  # access + auth.success per request
+                lines = setups[mode].lines()
+                assert lines == expected, f"{mode}: {lines} lines written, {expected} expected"
         print(f"per request, best of {args.runs} runs of {args.n} (writer flushed in the run):")
         base = min(results["off"]) if "off" in results else 0.0
         for mode in modes:

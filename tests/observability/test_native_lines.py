@@ -225,33 +225,61 @@ def test_the_writer_writes_the_same_lines_either_way() -> None:
 
 
 def test_drain_keeps_the_rows_of_kept_outcomes_and_takes_a_slice() -> None:
-    buffer: collections.deque[Any] = collections.deque([record(), EVENTS[0], EVENTS[2]] * 3)
-    lines: list[bytes] = []
+    items: list[Any] = [record(), EVENTS[0], EVENTS[2]] * 3
     stored: list[Any] = []
     failures: list[Exception] = []
-    args = (Redactor(), Stamps(), frozenset({"failure"}), True, lines, stored, failures)
-    assert native.drain(buffer, 4, *args) == 4
-    assert len(buffer) == 5
-    assert native.drain(buffer, 100, *args) == 5
-    assert len(lines) == 9
+    args = (Redactor(), Stamps(), frozenset({"failure"}), True, stored, failures)
+    index, first, count = native.drain(items, 0, 4, *args)
+    assert (index, count) == (4, 4)
+    assert items[:4] == [None] * 4
+    assert items[4] is EVENTS[0]
+    index, rest, count = native.drain(items, index, 100, *args)
+    assert (index, count) == (9, 5)
+    lines = (first + rest).splitlines(keepends=True)
+    redactor = Redactor()
+    expected = [
+        ecs.access_line(record(), redactor, Stamps())
+        if n % 3 == 0
+        else ecs.security_line([EVENTS[0], EVENTS[2]][n % 3 - 1], redactor)[0]
+        for n in range(9)
+    ]
+    assert lines == expected
     assert [row.action for row in stored] == ["auth.invalid_credentials"] * 3
     assert failures == []
-    buffer.extend([record(), record(ts=float("inf"))])
-    assert native.drain(buffer, 100, Redactor(), Stamps(), frozenset(), False, [], [], failures)
+    items = [record(), record(ts=float("inf"))]
+    args = (Redactor(), Stamps(), frozenset(), False, [], failures)
+    assert native.drain(items, 0, 100, *args) == (2, b"", 0)
     assert len(failures) == 0  # access records are skipped, unformatted, without sinks
 
 
+def test_drain_leaves_out_what_it_cannot_format_and_goes_on() -> None:
+    items: list[Any] = [record(), record(ip="10.0.0.\udc80"), EVENTS[0]]
+    failures: list[Exception] = []
+    index, block, count = native.drain(
+        items, 0, 10, Redactor(), Stamps(), frozenset(), True, [], failures
+    )
+    assert (index, count) == (3, 2)
+    assert [type(exc) for exc in failures] == [UnicodeEncodeError]
+    assert block.count(b"\n") == 2
+    assert b"10.0.0." not in block
+
+
 def test_the_appender_bounds_the_buffer_and_untracks_what_it_holds() -> None:
-    buffer: collections.deque[Any] = collections.deque()
-    append = native.Appender(buffer, 2)
+    append = native.Appender(2)
     ev = event()
     assert gc.is_tracked(ev)
     append(ev)
     assert not gc.is_tracked(ev)
     append(record())
     append(record())
-    assert (len(buffer), append.dropped) == (2, 1)
-    assert buffer[0] is ev
+    assert (len(append), append.dropped) == (2, 1)
+    taken = append.take()
+    assert taken[0] is ev
+    assert len(taken) == 2
+    assert len(append) == 0
+    append(record())
+    assert len(append.take()) == 1
+    assert len(taken) == 2
     with pytest.raises(TypeError):
         append()
 

@@ -44,6 +44,39 @@ def test_rotates_by_size_and_loses_nothing(tmp_path: Path) -> None:
     assert os.stat(tmp_path / "events.jsonl").st_mode & 0o777 == 0o600
 
 
+def test_blocks_of_lines_rotate_between_two_lines(tmp_path: Path) -> None:
+    """The event writer hands the file sink blocks of many lines: written whole while they fit,
+    split at a line where a rotation falls within one, nothing lost or cut."""
+    clock = Clock()
+    rotation = RotationConfig(max_bytes=1024, interval=None)
+    sink = RotatingFileSink(tmp_path / "events.jsonl", rotation, clock=clock)
+    sink.write_blocks([line(0) + line(1), line(2)], 3)
+    assert (tmp_path / "events.jsonl").read_bytes() == line(0) + line(1) + line(2)
+    for first in range(3, 50, 7):
+        clock.now += 1
+        block = b"".join(line(n) for n in range(first, min(first + 7, 50)))
+        sink.write_blocks([block], block.count(b"\n"))
+    sink.close()
+    rotated = sink.rotated_files()
+    assert len(rotated) >= 4
+    assert all(p.stat().st_size <= 1024 for p in [*rotated, tmp_path / "events.jsonl"])
+    assert all(p.read_bytes().endswith(b"}\n") for p in rotated)
+    assert sorted(every_line(tmp_path)) == sorted(line(n).rstrip() for n in range(50))
+
+
+def test_blocks_of_lines_rotate_by_age(tmp_path: Path) -> None:
+    clock = Clock()
+    rotation = RotationConfig(max_bytes=10_000_000, interval=3600)
+    sink = RotatingFileSink(tmp_path / "events.jsonl", rotation, clock=clock)
+    sink.write_blocks([line(1) + line(2)], 2)
+    clock.now += 3600
+    sink.write_blocks([line(3), line(4)], 2)
+    sink.close()
+    (rotated,) = sink.rotated_files()
+    assert rotated.read_bytes() == line(1) + line(2)
+    assert (tmp_path / "events.jsonl").read_bytes() == line(3) + line(4)
+
+
 def test_rotates_by_age(tmp_path: Path) -> None:
     clock = Clock()
     rotation = RotationConfig(max_bytes=10_000_000, interval=3600)

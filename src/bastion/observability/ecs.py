@@ -62,9 +62,11 @@ class Stamps:
 
 
 _MILLIS = tuple(b".%03dZ" % n for n in range(1000))
-# A value free of these can go into a JSON string as it is (and holds no credential shape:
-# every pattern of the redactor needs one of "_", ".", " ", "=").
-_PLAIN_DELETE = b'"\\\t_. ='
+# A value free of these can go into a JSON string as it is: nothing JSON escapes (the quote,
+# the backslash, every control character: a raw one would break the line, or split it in two
+# where it is a line break), and no credential shape (every pattern of the redactor needs one of
+# "_", ".", " ", "=").
+_PLAIN_DELETE = b'"\\_. =' + bytes(range(0x20))
 
 
 def _plain(value: bytes) -> bool:

@@ -9,8 +9,11 @@ to every sink, and the security events to the event store.
 The formatting is done by the ``_bastion_ecs`` extension when it was built (setup.py), in slices
 of :data:`NATIVE_SLICE` items per call: the same bytes as the Python functions of :mod:`.ecs`
 (the tests hold the two to it), at a fraction of the cost. Its ``Appender`` is then the bounded
-append of the hot path (no Python frame per request), which also takes the buffered objects out
-of the garbage collector's view (see ``bastion_ecs.c``).
+buffer of the hot path (a C call per request, no Python frame), which also takes the buffered
+objects out of the garbage collector's view and hands everything buffered to the writer thread
+in one step; each slice comes back as one block of lines, which the file sink writes as it is
+(:meth:`~bastion.observability.sinks.rotating.RotatingFileSink.write_blocks`) and other sinks
+get as lines.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from bastion.observability.ecs import (
 )
 from bastion.observability.events import EventSink, SecurityEvent
 from bastion.observability.redact import SHORTEST_SECRET, Redactor
-from bastion.observability.sinks import LineSink
+from bastion.observability.sinks import LineSink, split_lines
 from bastion.observability.sinks.stream import StreamSink
 
 logger = logging.getLogger("bastion.events")
@@ -97,6 +100,7 @@ class EventWriter:
         self.written = 0
         self._reported = 0  # drops already logged
         self._reported_at = 0.0
+        # The pure-Python buffer (without the C appender, which keeps its own list).
         self._buffer: collections.deque[SecurityEvent | AccessRecord] = collections.deque()
         self._capacity = capacity
         self._interval = flush_interval
@@ -111,9 +115,9 @@ class EventWriter:
         self._buffer_all = bool(self.sinks)
         # The C formatter and buffer (same lines); ``native=False`` keeps to the Python ones.
         self._native = NATIVE if native else None
-        self._appender = (
-            None if self._native is None else self._native.Appender(self._buffer, capacity)
-        )
+        self._appender = None if self._native is None else self._native.Appender(capacity)
+        # Sinks that take blocks of whole lines as they are (the file sink), and the others.
+        self._block_writers = [(sink, getattr(sink, "write_blocks", None)) for sink in self.sinks]
         self._push: Callable[[SecurityEvent | AccessRecord], None] = (
             self._appender if self._appender is not None else self._append
         )
@@ -162,9 +166,14 @@ class EventWriter:
 
     # -- the writer thread
 
-    def _format(self) -> tuple[list[bytes], list[StoredEvent]]:
-        if self._native is not None:
-            return self._format_native(self._native)
+    def pending(self) -> int:
+        """Events and records buffered, not yet taken by the writer thread."""
+        return len(self._appender) if self._appender is not None else len(self._buffer)
+
+    def _format(self) -> tuple[list[bytes], int, list[StoredEvent]]:
+        """Blocks of whole lines, how many lines they hold, and the rows for the store."""
+        if self._native is not None and self._appender is not None:
+            return self._format_native(self._native, self._appender.take())
         lines: list[bytes] = []
         stored: list[StoredEvent] = []
         buffer = self._buffer
@@ -192,35 +201,46 @@ class EventWriter:
             except Exception as exc:  # that item only: a bad event must not stop the writer
                 self._dropped += 1
                 logger.error("an event could not be formatted: %s", describe(exc))
-        return lines, stored
+        return lines, len(lines), stored
 
-    def _format_native(self, native: ModuleType) -> tuple[list[bytes], list[StoredEvent]]:
-        lines: list[bytes] = []
+    def _format_native(
+        self, native: ModuleType, items: list[SecurityEvent | AccessRecord]
+    ) -> tuple[list[bytes], int, list[StoredEvent]]:
+        blocks: list[bytes] = []
         stored: list[StoredEvent] = []
         failures: list[Exception] = []
-        buffer, redactor, stamps = self._buffer, self.redactor, self._stamps
+        redactor, stamps, keep = self.redactor, self._stamps, self.store_outcomes
         with_access = bool(self.sinks)  # access lines go to sinks only, never to the store
-        while buffer:
-            native.drain(
-                buffer, NATIVE_SLICE, redactor, stamps, self.store_outcomes, with_access,
-                lines, stored, failures,
-            )  # fmt: skip
-            if buffer:
+        count = index = 0
+        while index < len(items):
+            index, block, lines = native.drain(
+                items, index, NATIVE_SLICE, redactor, stamps, keep, with_access, stored, failures
+            )
+            if lines:
+                blocks.append(block)
+                count += lines
+            if index < len(items):
                 time.sleep(0)  # the GIL to the event loop's thread between slices (see _format)
         for exc in failures:
             self._dropped += 1
             logger.error("an event could not be formatted: %s", describe(exc))
-        return lines, stored
+        return blocks, count, stored
 
     def _drain(self) -> None:
-        lines, stored = self._format()
-        if lines:
-            for sink in self.sinks:
+        blocks, count, stored = self._format()
+        if count:
+            lines: list[bytes] | None = None
+            for sink, write_blocks in self._block_writers:
                 try:
-                    sink.write(lines)
+                    if write_blocks is not None:
+                        write_blocks(blocks, count)
+                    else:
+                        if lines is None:
+                            lines = split_lines(blocks)
+                        sink.write(lines)
                 except Exception as exc:
                     logger.error("event sink %s failed: %s", sink.name, describe(exc))
-            self.written += len(lines)
+            self.written += count
         if stored and self.recorder is not None:
             self.recorder.put(stored)
 
@@ -267,7 +287,7 @@ class EventWriter:
             left = deadline - time.monotonic()
             if left <= 0 or not self._drained.wait(left):
                 return False
-            if not self._buffer:
+            if not self.pending():
                 return True
 
     def sink_drops(self) -> dict[str, int]:

@@ -8,13 +8,15 @@ Two signals per subject (the consumer, else ``ip:<address>``):
   max_gap``) in the same direction as the previous step extends the run, anything else resets it
   (a repeat of the same id does neither). ``sequential`` consecutive steps fire, once per run.
 
-Memory: ``max_keys`` (subject, path shape) pairs and as many 404 windows. With Redis, the 404
-counts of all instances add up (see :mod:`.shared`); walks stay per instance.
+Memory: ``max_keys`` (subject, path shape) pairs and as many 404 windows, plus the shapes of
+the last 4,096 paths of at most 256 characters (a path repeats far more often than it is new).
+With Redis, the 404 counts of all instances add up (see :mod:`.shared`); walks stay per
+instance.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from bastion.config.monitoring import EnumerationConfig
 from bastion.observability.alerts.model import Alert
@@ -22,6 +24,9 @@ from bastion.observability.detect.lru import Lru
 
 _MAX_DIGITS = 18  # larger numbers are not counters
 _MAX_SHAPE = 128  # a client chooses the path: its shape is cut so that memory stays bounded
+_SHAPES = 4096  # paths whose shape is remembered (then all forgotten at once)
+_SHAPED_PATH = 256  # longer paths are parsed each time: the memo stays under about 2 MB
+_UNSEEN = object()  # a sentinel, compared by identity (an object: tuples are unboxed compiled)
 
 
 class _Walk:
@@ -70,6 +75,9 @@ class EnumerationDetector:
         self.misses: Lru[str, _Count] = Lru(config.max_keys)
         self.shared = False  # set by the Redis sharing: then touched 404 windows are remembered
         self.dirty: dict[str, _Count] = {}
+        # numbered(path) by path: most requests repeat a path seen shortly before, and the
+        # same shape object each time keeps its hash for the walk's key.
+        self._shapes: dict[str, object] = {}
 
     def observe(
         self, subject: str, path: str, status: int, consumer: str | None, ip: str, now: float
@@ -113,7 +121,16 @@ class EnumerationDetector:
     def _walked(
         self, subject: str, path: str, consumer: str | None, ip: str, now: float
     ) -> Alert | None:
-        found = numbered(path)
+        shapes = self._shapes
+        known = shapes.get(path, _UNSEEN)
+        if known is _UNSEEN:
+            found = numbered(path)
+            if len(path) <= _SHAPED_PATH:
+                if len(shapes) >= _SHAPES:
+                    shapes.clear()
+                shapes[path] = found
+        else:
+            found = cast("tuple[str, int] | None", known)
         if found is None:
             return None
         shape, number = found

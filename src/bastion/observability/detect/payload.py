@@ -68,7 +68,12 @@ class PayloadDetector:
         self.config = config
         # Route names are few and fixed by the config (plus "-"), so plain dicts, bounded by
         # max_routes (the oldest route dropped first), are enough; no LRU upkeep per request.
-        self.directions: dict[str, dict[str, _Sizes]] = {"request": {}, "response": {}}
+        self._requests: dict[str, _Sizes] = {}
+        self._responses: dict[str, _Sizes] = {}
+        self.directions: dict[str, dict[str, _Sizes]] = {
+            "request": self._requests,
+            "response": self._responses,
+        }
         self._every = max(1, config.samples // 8)
         self._min_bytes = config.min_bytes
 
@@ -81,7 +86,7 @@ class PayloadDetector:
         self, route: str, direction: str, size: int, consumer: str | None, ip: str, now: float
     ) -> Alert | None:
         """Account one size (``direction`` is ``request`` or ``response``)."""
-        table = self.directions[direction]
+        table = self._responses if direction == "response" else self._requests
         sizes = table.get(route)
         if sizes is None:
             sizes = table[route] = _Sizes(self.config.samples)

@@ -2,7 +2,8 @@
 configured sink unchanged, and a copy to the monitor (credential stuffing reads failed logins).
 
 The monitor writes its own alert events to the configured sink directly, never back through
-here, so an alert cannot feed a detector.
+here, so an alert cannot feed a detector. Compiled (setup.py): it is on every security event's
+path.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class MonitoredSink:
     def __getattr__(self, name: str) -> Any:
         """Anything else is the configured sink's (its counters, ``flush``...): the tee is
         transparent to code that inspects the sink it was given."""
-        if name in MonitoredSink.__slots__:  # not set yet: no recursion through self.inner
+        if name == "inner" or name == "monitor":  # not set yet: no recursion through inner
             raise AttributeError(name)
         return getattr(self.inner, name)
 

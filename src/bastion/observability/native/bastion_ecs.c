@@ -13,8 +13,9 @@
  * fields, a Mapping that is not a dict, an int beyond 64 bits) is handed to the Python function,
  * whole, so that nothing unusual is ever formatted differently.
  *
- * drain() formats a slice of the writer's buffer in one call; an Appender appends an event or an
- * access record to it, after untracking it from the garbage collector (see Appender).
+ * An Appender appends an event or an access record to the writer's buffer, after untracking it
+ * from the garbage collector, and hands the whole buffer over; drain() formats a slice of what
+ * it handed over into one block of lines (see both).
  *
  * Licensed under the Apache License 2.0, like bastion.
  */
@@ -39,7 +40,7 @@ static Py_ssize_t shortest_secret = -1;
 
 static PyObject *s_path, *s_request_id, *s_text, *s_secret_name, *s_custom_paths;
 static PyObject *s_action, *s_outcome, *s_timestamp, *s_guard, *s_client_ip, *s_method;
-static PyObject *s_status, *s_reason, *s_user_id, *s_fields, *s_popleft, *s_append;
+static PyObject *s_status, *s_reason, *s_user_id, *s_fields;
 static PyObject *s_alert_dataset, *s_security_dataset, *s_success, *s_failure;
 
 #define FALLBACK 1 /* a formatter's answer: not for the fast path, use the Python function */
@@ -445,7 +446,7 @@ custom_paths(PyObject *redactor)
 }
 
 /* bastion.observability.ecs._plain: ASCII, and none of the characters a JSON string escapes
- * or a credential pattern needs */
+ * (control characters included) or a credential pattern needs */
 static char unplain[256]; /* the bytes plain() refuses */
 
 static int
@@ -465,7 +466,10 @@ init_unplain(void)
     for (int c = 0x80; c < 256; c++) {
         unplain[c] = 1;
     }
-    for (const char *c = "\"\\\t_. ="; *c; c++) {
+    for (int c = 0; c < 0x20; c++) {
+        unplain[c] = 1; /* control characters: JSON escapes them (a raw one breaks the line) */
+    }
+    for (const char *c = "\"\\_. ="; *c; c++) {
         unplain[(unsigned char)*c] = 1;
     }
 }
@@ -631,21 +635,56 @@ finish(Buf *b)
     return line;
 }
 
+/* the Python function's bytes (a new reference, stolen) appended to ``b`` */
+static int
+put_answer(Buf *b, PyObject *line)
+{
+    int rc;
+    if (line == NULL) {
+        return -1;
+    }
+    if (!PyBytes_Check(line)) {
+        Py_DECREF(line);
+        PyErr_SetString(PyExc_TypeError, "the Python formatter answered something else than bytes");
+        return -1;
+    }
+    rc = put(b, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line));
+    Py_DECREF(line);
+    return rc;
+}
+
+/* the access line of ``record`` appended to ``b``: 0, or -1 with an exception and nothing
+ * appended */
+static int
+access_into(Buf *b, PyObject *record, PyObject *redactor, PyObject *stamps, int custom)
+{
+    Py_ssize_t mark = b->len;
+    int rc = format_access(b, record, redactor, custom);
+    if (rc == 0) {
+        return 0;
+    }
+    b->len = mark;
+    if (rc < 0) {
+        return -1;
+    }
+    rc = put_answer(
+        b, PyObject_CallFunctionObjArgs(access_fallback, record, redactor, stamps, NULL));
+    if (rc < 0) {
+        b->len = mark;
+    }
+    return rc;
+}
+
 static PyObject *
 access_line_impl(PyObject *record, PyObject *redactor, PyObject *stamps, int custom)
 {
     Buf b;
-    int rc;
     buf_init(&b);
-    rc = format_access(&b, record, redactor, custom);
-    if (rc == 0) {
-        return finish(&b);
-    }
-    buf_free(&b);
-    if (rc < 0) {
+    if (access_into(&b, record, redactor, stamps, custom) < 0) {
+        buf_free(&b);
         return NULL;
     }
-    return PyObject_CallFunctionObjArgs(access_fallback, record, redactor, stamps, NULL);
+    return finish(&b);
 }
 
 /* -- security lines: bastion.observability.ecs.security_line */
@@ -976,60 +1015,104 @@ keeps(Keep *keep, PyObject *outcome)
     return keep->kept;
 }
 
-/* (line, StoredEvent) of ``event``, or NULL; with ``keep``, the row is None unless the event's
- * outcome is one the store keeps (the writer stores only those). ``custom``: whether the
- * redactor has path patterns of its own, -1 to ask it. */
-static PyObject *
-security_line_impl(PyObject *event, PyObject *redactor, PyObject *stamps, Keep *keep, int custom)
+/* the security line of ``event`` appended to ``b``: 0, or -1 with an exception and nothing
+ * appended. ``*row`` is its StoredEvent (a new reference) when ``keep`` is NULL or keeps the
+ * event's outcome, else NULL. ``custom``: whether the redactor has path patterns of its own,
+ * -1 to ask it. */
+static int
+security_into(Buf *b, PyObject *event, PyObject *redactor, PyObject *stamps, Keep *keep,
+              int custom, PyObject **row)
 {
     Event e;
-    Buf b;
-    PyObject *user = NULL, *request_id = NULL, *line, *row, *result = NULL;
+    PyObject *user = NULL, *request_id = NULL, *pair, *found;
+    Py_ssize_t mark = b->len;
     int rc, alert = 0;
-    buf_init(&b);
+    *row = NULL;
     rc = event_read(&e, event);
     if (rc == 0) {
-        rc = format_security(&b, &e, redactor, custom, &user, &request_id, &alert);
+        rc = format_security(b, &e, redactor, custom, &user, &request_id, &alert);
     }
-    if (rc != 0) {
-        buf_free(&b);
-        Py_XDECREF(user);
-        Py_XDECREF(request_id);
-        event_clear(&e);
-        if (rc < 0) {
-            return NULL;
-        }
-        return PyObject_CallFunctionObjArgs(security_fallback, event, redactor, stamps, NULL);
-    }
-    line = PyBytes_FromStringAndSize(b.data, b.len);
-    rc = keep == NULL ? 1 : keeps(keep, e.outcome);
-    if (line != NULL && rc == 0) {
-        result = PyTuple_Pack(2, line, Py_None);
-        Py_DECREF(line);
-    }
-    else if (line != NULL && rc < 0) {
-        Py_DECREF(line);
-    }
-    else if (line != NULL) {
-        PyObject *document = PyBytes_FromStringAndSize(b.data, b.len - 1);
-        if (document != NULL) {
-            PyObject *args[9] = {
-                e.timestamp, alert ? s_alert_dataset : s_security_dataset, e.action, e.outcome,
-                user, e.client_ip, request_id, e.status, document,
-            };
-            row = PyObject_Vectorcall(stored_type, args, 9, NULL);
-            Py_DECREF(document);
-            if (row != NULL) {
-                result = PyTuple_Pack(2, line, row);
-                Py_DECREF(row);
+    if (rc == 0) {
+        int kept = keep == NULL ? 1 : keeps(keep, e.outcome);
+        if (kept > 0) {
+            /* the stored document is the line without its newline */
+            PyObject *document = PyBytes_FromStringAndSize(b->data + mark, b->len - mark - 1);
+            if (document == NULL) {
+                kept = -1;
+            }
+            else {
+                PyObject *args[9] = {
+                    e.timestamp, alert ? s_alert_dataset : s_security_dataset, e.action,
+                    e.outcome, user, e.client_ip, request_id, e.status, document,
+                };
+                *row = PyObject_Vectorcall(stored_type, args, 9, NULL);
+                Py_DECREF(document);
+                kept = *row == NULL ? -1 : 1;
             }
         }
-        Py_DECREF(line);
+        rc = kept < 0 ? -1 : 0;
     }
-    buf_free(&b);
     Py_XDECREF(user);
     Py_XDECREF(request_id);
     event_clear(&e);
+    if (rc == 0) {
+        return 0;
+    }
+    b->len = mark;
+    if (rc < 0) {
+        return -1;
+    }
+    /* an event the fast path does not know: the Python function's (line, row), whole */
+    pair = PyObject_CallFunctionObjArgs(security_fallback, event, redactor, stamps, NULL);
+    if (pair == NULL) {
+        return -1;
+    }
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        Py_DECREF(pair);
+        PyErr_SetString(PyExc_TypeError, "security_line answered something else");
+        return -1;
+    }
+    found = PyTuple_GET_ITEM(pair, 1);
+    if (keep == NULL) {
+        rc = 1;
+    }
+    else if (PyTuple_Check(found) && PyTuple_GET_SIZE(found) > 3) {
+        rc = PySet_Contains(keep->set, PyTuple_GET_ITEM(found, 3));
+    }
+    else {
+        rc = 0;
+    }
+    if (rc < 0 || put_answer(b, Py_NewRef(PyTuple_GET_ITEM(pair, 0))) < 0) {
+        b->len = mark;
+        Py_DECREF(pair);
+        return -1;
+    }
+    if (rc > 0) {
+        *row = Py_NewRef(found);
+    }
+    Py_DECREF(pair);
+    return 0;
+}
+
+/* (line, StoredEvent) of ``event``, or NULL */
+static PyObject *
+security_line_impl(PyObject *event, PyObject *redactor, PyObject *stamps)
+{
+    Buf b;
+    PyObject *row, *line, *result;
+    buf_init(&b);
+    if (security_into(&b, event, redactor, stamps, NULL, -1, &row) < 0) {
+        buf_free(&b);
+        return NULL;
+    }
+    line = finish(&b);
+    if (line == NULL) {
+        Py_XDECREF(row);
+        return NULL;
+    }
+    result = PyTuple_Pack(2, line, row != NULL ? row : Py_None);
+    Py_DECREF(line);
+    Py_XDECREF(row);
     return result;
 }
 
@@ -1086,7 +1169,7 @@ security_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!configured()) {
         return NULL;
     }
-    return security_line_impl(args[0], args[1], nargs == 3 ? args[2] : Py_None, NULL, -1);
+    return security_line_impl(args[0], args[1], nargs == 3 ? args[2] : Py_None);
 }
 
 /* A failure the writer counts and logs (the Python loop catches the same): any Exception of one
@@ -1109,19 +1192,23 @@ keep_failure(PyObject *failures)
     return rc;
 }
 
-/* drain(buffer, limit, redactor, stamps, keep, with_access, lines, stored, failures) -> count
+/* drain(items, start, limit, redactor, stamps, keep, with_access, stored, failures)
+ *     -> (next, block, count)
  *
- * Pops up to ``limit`` items off the deque ``buffer``: access records (tuples) become lines
- * when ``with_access``; security events become lines, and rows in ``stored`` when their outcome
- * is in the set ``keep``. Items that cannot be formatted (TypeError, ValueError) leave their
- * exception in ``failures``. Returns how many items were taken. */
+ * Formats ``items[start:start + limit]`` (a list an Appender handed over) into one bytes
+ * ``block`` of ``count`` whole lines: access records (tuples) when ``with_access``, security
+ * events always; the rows of the security events whose outcome is in the set ``keep`` go to the
+ * list ``stored``. Each item's slot is set to None once formatted (it is freed then, not with the
+ * list). An item that cannot be formatted (any Exception) leaves its exception in the list
+ * ``failures`` and nothing in the block. ``next`` is the index to go on from. */
 static PyObject *
 drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *buffer, *redactor, *stamps, *keep, *lines, *stored, *failures, *popleft;
-    Py_ssize_t limit, taken = 0;
+    PyObject *items, *redactor, *stamps, *keep, *stored, *failures, *block, *result;
+    Py_ssize_t start, limit, stop, i, count = 0;
     int with_access, custom;
     Keep kept_outcomes = {NULL, NULL, 0};
+    Buf b;
     (void)module;
     if (nargs != 9) {
         PyErr_SetString(PyExc_TypeError, "drain() takes 9 arguments");
@@ -1130,113 +1217,83 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!configured()) {
         return NULL;
     }
-    buffer = args[0];
-    limit = PyLong_AsSsize_t(args[1]);
-    if (limit == -1 && PyErr_Occurred()) {
+    items = args[0];
+    start = PyLong_AsSsize_t(args[1]);
+    limit = PyLong_AsSsize_t(args[2]);
+    if ((start == -1 || limit == -1) && PyErr_Occurred()) {
         return NULL;
     }
-    redactor = args[2];
-    stamps = args[3];
-    keep = args[4];
-    with_access = PyObject_IsTrue(args[5]);
-    lines = args[6];
+    redactor = args[3];
+    stamps = args[4];
+    keep = args[5];
+    with_access = PyObject_IsTrue(args[6]);
     stored = args[7];
     failures = args[8];
     if (with_access < 0) {
         return NULL;
     }
-    if (!PyList_Check(lines) || !PyList_Check(stored) || !PyList_Check(failures) ||
-        !PyAnySet_Check(keep)) {
-        PyErr_SetString(PyExc_TypeError, "drain(): lines, stored, failures lists; keep a set");
+    if (!PyList_CheckExact(items) || !PyList_Check(stored) || !PyList_Check(failures) ||
+        !PyAnySet_Check(keep) || start < 0 || limit < 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "drain(): items, stored, failures lists; keep a set; start, limit >= 0");
         return NULL;
     }
     custom = custom_paths(redactor); /* once per slice: a redactor's rules are fixed */
     if (custom < 0) {
         return NULL;
     }
-    popleft = PyObject_GetAttr(buffer, s_popleft);
-    if (popleft == NULL) {
-        return NULL;
-    }
     kept_outcomes.set = keep;
-    while (taken < limit) {
-        PyObject *item, *formatted;
-        Py_ssize_t size = PyObject_Size(buffer);
-        if (size <= 0) {
-            if (size < 0) {
-                goto error;
-            }
-            break;
-        }
-        item = PyObject_CallNoArgs(popleft);
-        if (item == NULL) {
-            goto error;
-        }
-        taken++;
-        if (PyTuple_CheckExact(item)) {
-            if (!with_access) {
-                Py_DECREF(item);
-                continue;
-            }
-            formatted = access_line_impl(item, redactor, stamps, custom);
-            Py_DECREF(item);
-            if (formatted == NULL) {
-                if (keep_failure(failures) < 0) {
-                    goto error;
-                }
-                continue;
-            }
-            if (PyList_Append(lines, formatted) < 0) {
-                Py_DECREF(formatted);
-                goto error;
-            }
-            Py_DECREF(formatted);
+    buf_init(&b);
+    /* items formatted by Python code (a fallback, the redactor) could change the list: its
+     * length is read again at every step */
+    for (i = start; i < PyList_GET_SIZE(items) && i - start < limit; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i), *row = NULL;
+        Py_ssize_t mark = b.len;
+        int rc;
+        if (item == Py_None) {
             continue;
         }
-        formatted = security_line_impl(item, redactor, stamps, &kept_outcomes, custom);
+        PyList_SET_ITEM(items, i, Py_NewRef(Py_None)); /* the list's reference is ours now */
+        if (PyTuple_CheckExact(item)) {
+            rc = with_access ? access_into(&b, item, redactor, stamps, custom) : 0;
+        }
+        else {
+            rc = security_into(&b, item, redactor, stamps, &kept_outcomes, custom, &row);
+            if (rc == 0 && row != NULL) {
+                rc = PyList_Append(stored, row);
+                Py_DECREF(row);
+            }
+        }
         Py_DECREF(item);
-        if (formatted == NULL) {
+        if (rc < 0) {
+            b.len = mark;
             if (keep_failure(failures) < 0) {
                 goto error;
             }
             continue;
         }
-        if (!PyTuple_Check(formatted) || PyTuple_GET_SIZE(formatted) != 2) {
-            Py_DECREF(formatted);
-            PyErr_SetString(PyExc_TypeError, "security_line answered something else");
-            goto error;
-        }
-        {
-            PyObject *line = PyTuple_GET_ITEM(formatted, 0);
-            PyObject *row = PyTuple_GET_ITEM(formatted, 1);
-            int kept = 0;
-            if (PyList_Append(lines, line) < 0) {
-                Py_DECREF(formatted);
-                goto error;
-            }
-            if (row != Py_None && PyTuple_Check(row) && PyTuple_GET_SIZE(row) > 3) {
-                kept = PySet_Contains(keep, PyTuple_GET_ITEM(row, 3));
-            }
-            if (kept < 0 || (kept && PyList_Append(stored, row) < 0)) {
-                Py_DECREF(formatted);
-                goto error;
-            }
-        }
-        Py_DECREF(formatted);
+        count += b.len > mark;
     }
-    Py_DECREF(popleft);
+    stop = i;
     Py_XDECREF(kept_outcomes.last);
-    return PyLong_FromSsize_t(taken);
+    block = PyBytes_FromStringAndSize(b.data, b.len);
+    buf_free(&b);
+    if (block == NULL) {
+        return NULL;
+    }
+    result = Py_BuildValue("(nNn)", stop, block, count);
+    return result;
 error:
-    Py_DECREF(popleft);
     Py_XDECREF(kept_outcomes.last);
+    buf_free(&b);
     return NULL;
 }
 
-/* Appender(buffer, capacity): called with an item, appends it to the deque ``buffer`` unless
- * that holds ``capacity`` items already (then counts it in ``dropped``). What the engine calls
- * per finished request (EventWriter.access) and the writer per security event: in C, so that
- * neither pays for a Python frame.
+/* Appender(capacity): called with an item, appends it to its list unless that holds
+ * ``capacity`` items already (then counts it in ``dropped``); ``take()`` hands the list over and
+ * starts a new one. What the engine calls per finished request (EventWriter.access) and the
+ * writer per security event: in C, so that neither pays for a Python frame; and the writer takes
+ * everything buffered in one step, not item by item.
  *
  * The item is first untracked from the garbage collector: it waits in the buffer for up to a
  * flush interval, thousands of them at a time, long enough to be promoted to the oldest
@@ -1246,8 +1303,7 @@ error:
  * any other; were one ever part of a cycle, the cycle would leak, nothing worse. */
 typedef struct {
     PyObject_HEAD
-    PyObject *buffer;
-    PyObject *append;
+    PyObject *items;
     Py_ssize_t capacity;
     Py_ssize_t dropped;
     vectorcallfunc vectorcall;
@@ -1258,18 +1314,17 @@ static PyObject *appender_vectorcall(PyObject *, PyObject *const *, size_t, PyOb
 static int
 appender_init(Appender *self, PyObject *args, PyObject *kwargs)
 {
-    PyObject *buffer, *append;
+    PyObject *items;
     Py_ssize_t capacity;
-    static char *names[] = {"buffer", "capacity", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "On", names, &buffer, &capacity)) {
+    static char *names[] = {"capacity", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "n", names, &capacity)) {
         return -1;
     }
-    append = PyObject_GetAttr(buffer, s_append);
-    if (append == NULL) {
+    items = PyList_New(0);
+    if (items == NULL) {
         return -1;
     }
-    Py_XSETREF(self->buffer, Py_NewRef(buffer));
-    Py_XSETREF(self->append, append);
+    Py_XSETREF(self->items, items);
     self->capacity = capacity;
     self->dropped = 0;
     return 0;
@@ -1279,21 +1334,16 @@ static PyObject *
 appender_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Appender *self = (Appender *)callable;
-    PyObject *item, *done;
-    Py_ssize_t size;
+    PyObject *item;
     if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
         PyErr_SetString(PyExc_TypeError, "Appender takes one item");
         return NULL;
     }
-    if (self->buffer == NULL) {
+    if (self->items == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Appender not initialised");
         return NULL;
     }
-    size = PyObject_Size(self->buffer);
-    if (size < 0) {
-        return NULL;
-    }
-    if (size >= self->capacity) {
+    if (PyList_GET_SIZE(self->items) >= self->capacity) {
         self->dropped++;
         Py_RETURN_NONE;
     }
@@ -1301,12 +1351,33 @@ appender_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, Py
     if (PyObject_IS_GC(item) && PyObject_GC_IsTracked(item)) {
         PyObject_GC_UnTrack(item);
     }
-    done = PyObject_CallOneArg(self->append, item);
-    if (done == NULL) {
+    if (PyList_Append(self->items, item) < 0) {
         return NULL;
     }
-    Py_DECREF(done);
     Py_RETURN_NONE;
+}
+
+static PyObject *
+appender_take(Appender *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *fresh, *taken;
+    if (self->items == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Appender not initialised");
+        return NULL;
+    }
+    fresh = PyList_New(0);
+    if (fresh == NULL) {
+        return NULL;
+    }
+    taken = self->items;
+    self->items = fresh;
+    return taken;
+}
+
+static Py_ssize_t
+appender_length(Appender *self)
+{
+    return self->items == NULL ? 0 : PyList_GET_SIZE(self->items);
 }
 
 static PyObject *
@@ -1324,16 +1395,14 @@ appender_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static int
 appender_traverse(Appender *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->buffer);
-    Py_VISIT(self->append);
+    Py_VISIT(self->items);
     return 0;
 }
 
 static int
 appender_clear(Appender *self)
 {
-    Py_CLEAR(self->buffer);
-    Py_CLEAR(self->append);
+    Py_CLEAR(self->items);
     return 0;
 }
 
@@ -1351,12 +1420,22 @@ static PyMemberDef appender_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+static PyMethodDef appender_methods[] = {
+    {"take", (PyCFunction)appender_take, METH_NOARGS,
+     "take() -> list: the items appended so far, in order; the appender starts a new list"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods appender_sequence = {
+    .sq_length = (lenfunc)appender_length,
+};
+
 static PyTypeObject AppenderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "_bastion_ecs.Appender",
     .tp_basicsize = sizeof(Appender),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "Appender(buffer, capacity): a bounded append to a deque, untracking the item",
+    .tp_doc = "Appender(capacity): a bounded append to a list, untracking the item; take()",
     .tp_new = appender_new,
     .tp_init = (initproc)appender_init,
     .tp_call = PyVectorcall_Call,
@@ -1365,6 +1444,8 @@ static PyTypeObject AppenderType = {
     .tp_clear = (inquiry)appender_clear,
     .tp_dealloc = (destructor)appender_dealloc,
     .tp_members = appender_members,
+    .tp_methods = appender_methods,
+    .tp_as_sequence = &appender_sequence,
 };
 
 static PyMethodDef methods[] = {
@@ -1375,7 +1456,8 @@ static PyMethodDef methods[] = {
     {"security_line", (PyCFunction)(void (*)(void))security_line, METH_FASTCALL,
      "security_line(event, redactor, stamps=None) -> (bytes, StoredEvent), as the ecs one"},
     {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
-     "drain(buffer, limit, redactor, stamps, keep, with_access, lines, stored, failures) -> int"},
+     "drain(items, start, limit, redactor, stamps, keep, with_access, stored, failures)"
+     " -> (next, block, count)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1403,8 +1485,7 @@ PyInit__bastion_ecs(void)
         intern(&s_guard, "guard") < 0 || intern(&s_client_ip, "client_ip") < 0 ||
         intern(&s_method, "method") < 0 || intern(&s_status, "status") < 0 ||
         intern(&s_reason, "reason") < 0 || intern(&s_user_id, "user_id") < 0 ||
-        intern(&s_fields, "fields") < 0 || intern(&s_popleft, "popleft") < 0 ||
-        intern(&s_append, "append") < 0 || intern(&s_alert_dataset, "bastion.alert") < 0 ||
+        intern(&s_fields, "fields") < 0 || intern(&s_alert_dataset, "bastion.alert") < 0 ||
         intern(&s_security_dataset, "bastion.security") < 0 || intern(&s_success, "success") < 0 ||
         intern(&s_failure, "failure") < 0) {
         return NULL;

@@ -12,7 +12,11 @@ from typing import Protocol
 
 
 class LineSink(Protocol):
-    """Takes JSON lines (each ending in ``\\n``), already redacted."""
+    """Takes JSON lines (each ending in ``\\n``), already redacted.
+
+    A sink may also have ``write_blocks(blocks: list[bytes], count: int)``: the same lines as
+    blocks of whole lines (``count`` lines in all), which the event writer then hands it instead
+    of single lines (the file sink writes them as they are)."""
 
     name: str
 
@@ -21,3 +25,11 @@ class LineSink(Protocol):
     def dropped(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+def split_lines(blocks: list[bytes]) -> list[bytes]:
+    """The lines of ``blocks`` (each of whole JSON lines), each with its ``\\n``. A JSON line holds
+    no other line break: a string's control characters are escaped."""
+    if len(blocks) == 1:
+        return blocks[0].splitlines(keepends=True)
+    return [line for block in blocks for line in block.splitlines(keepends=True)]
