@@ -156,7 +156,10 @@ def run(args: argparse.Namespace) -> int:
         rp.wait_ready(upstream, up_port, args.ready_timeout)
         events_file = work / "logs" / "events.jsonl"
         candidate = {**logging_config(events_file), "admin": {"enabled": True}}
-        slots: dict[str, tuple[rp.Proc, int]] = {}
+        if os.environ.get("BENCH_CANDIDATE"):  # an experiment: extra candidate settings
+            candidate = merge(candidate, json.loads(os.environ["BENCH_CANDIDATE"]))
+        argvs: dict[str, list[str]] = {}
+        ports: dict[str, int] = {}
         for name, port, extra in (
             ("bastion", base_port, base),
             ("bastion+logging", cand_port, merge(base, candidate)),
@@ -174,53 +177,66 @@ def run(args: argparse.Namespace) -> int:
             argv = [args.bastion, "serve", "--listen", f"{rp.HOST}:{port}", "--config", str(path)]
             if name != "bastion":
                 argv += ["--admin-listen", f"{rp.HOST}:{admin_port}"]
-            slots[name] = (fleet.start(name.replace("+", "_"), argv, rp.PROXY_CORE), port)
-        for proc, port in slots.values():
-            rp.wait_ready(proc, port, args.ready_timeout)
-        names = list(slots)
+            argvs[name], ports[name] = argv, port
+        names = list(argvs)
         print(
             f"scenario {args.scenario}: {names[1]} (events to a file, event store on, detectors on)"
             f" against {names[0]} (logging off), core {rp.PROXY_CORE};"
             f" wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s"
             + (", API key on every request" if auth else "")
+            + "; both gateways started afresh every round"
         )
-        for name in names:
-            proc, port = slots[name]
-            rp.run_wrk(proc, port, args, args.warmup, set(), headers)
-        ours = {proc.popen.pid for proc in fleet.procs}
         ratios: list[float] = []
         cpu_ratios: list[float] = []
-        written = scrape(admin_port).get("bastion_events_written_total", 0.0)
-        busy = 0.0
+        written = busy = dropped = 0.0
         for index in range(1, args.rounds + 1):
+            # A fresh pair each round: a process keeps the memory placement it started with for
+            # its whole life, and on this VM that alone moved one process's speed by several
+            # percent against an identical twin, for every round of a run.
+            slots = {
+                name: (fleet.start(name.replace("+", "_"), argvs[name], rp.PROXY_CORE), ports[name])
+                for name in names
+            }
+            for proc, port in slots.values():
+                rp.wait_ready(proc, port, args.ready_timeout)
+            for name in names:
+                rp.run_wrk(*slots[name], args, args.warmup, set(), headers)
+            ours = {proc.popen.pid for proc in fleet.procs}
+            before = scrape(admin_port).get("bastion_events_written_total", 0.0)
             order = names if index % 2 else names[::-1]
             results = {}
             for name in order:
                 results[name] = rp.run_wrk(*slots[name], args, args.duration, ours, headers)
-                if name == names[1]:
-                    busy += results[name].duration_s
-            base, cand = results[names[0]], results[names[1]]
-            if cand.non_2xx or base.non_2xx:
-                raise RuntimeError(f"non-2xx answers: {base.non_2xx} / {cand.non_2xx}")
-            ratio = cand.rps / base.rps if base.rps else 0.0
-            cpu = cand.cpu_us_per_request / base.cpu_us_per_request if base.requests else 0.0
+            busy += results[names[1]].duration_s
+            time.sleep(0.5)  # the writer's last block of the round
+            after = scrape(admin_port)
+            written += after.get("bastion_events_written_total", 0.0) - before
+            dropped += after.get("bastion_events_dropped_total", 0.0)
+            for name in names:
+                fleet.stop(slots[name][0])
+            base_run, cand = results[names[0]], results[names[1]]
+            base_cpu = base_run.cpu_us_per_request
+            if cand.non_2xx or base_run.non_2xx:
+                raise RuntimeError(f"non-2xx answers: {base_run.non_2xx} / {cand.non_2xx}")
+            ratio = cand.rps / base_run.rps if base_run.rps else 0.0
+            cpu = cand.cpu_us_per_request / base_cpu if base_run.requests else 0.0
             ratios.append(ratio)
             cpu_ratios.append(cpu)
             print(
-                f"round {index}: {names[0]} {base.rps:.0f} req/s ({base.cpu_us_per_request:.1f}"
-                f" us/req), {names[1]} {cand.rps:.0f} req/s ({cand.cpu_us_per_request:.1f}"
-                f" us/req); throughput {ratio:.2f}x, cpu/req {cpu:.2f}x;"
-                f" other processes {max(base.foreign_share, cand.foreign_share):.0%} of a core",
+                f"round {index}: {names[0]} {base_run.rps:.0f} req/s"
+                f" ({base_run.cpu_us_per_request:.1f} us/req), {names[1]} {cand.rps:.0f} req/s"
+                f" ({cand.cpu_us_per_request:.1f} us/req); throughput {ratio:.2f}x,"
+                f" cpu/req {cpu:.2f}x; other processes"
+                f" {max(base_run.foreign_share, cand.foreign_share):.0%} of a core",
                 flush=True,
             )
-        time.sleep(1.0)  # the writer's last batch
-        after = scrape(admin_port)
-        events_per_s = (after.get("bastion_events_written_total", 0.0) - written) / busy
-        dropped = after.get("bastion_events_dropped_total", 0.0)
+        events_per_s = written / busy if busy else 0.0
         capacity = writer_capacity(work)
         median = statistics.median(ratios)
+        low, high = min(ratios), max(ratios)
         print(
-            f"\nmedian over {args.rounds} rounds: throughput {median:.2f}x"
+            f"\nmedian over {args.rounds} rounds (from {low:.2f}x to {high:.2f}x):"
+            f" throughput {median:.2f}x"
             f" (target >= {TARGET}x: {'met' if median >= TARGET else 'NOT met'}),"
             f" cpu/req {statistics.median(cpu_ratios):.2f}x"
         )

@@ -172,22 +172,31 @@ class Fleet:
         return proc
 
     def stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.alive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        for proc in reversed(self.procs):
-            try:
-                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGKILL)
-                proc.popen.wait(timeout=5)
-            # nginx workers outlive a killed master only in pathological cases; be thorough.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.popen.pid, signal.SIGKILL)
+        _stop(list(reversed(self.procs)))
         self.procs.clear()
+
+    def stop(self, proc: Proc) -> None:
+        """Stop one process of the fleet (a benchmark that restarts it between rounds)."""
+        _stop([proc])
+        self.procs.remove(proc)
+
+
+def _stop(procs: list[Proc]) -> None:
+    for proc in procs:
+        if proc.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.popen.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    for proc in procs:
+        try:
+            proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.popen.pid, signal.SIGKILL)
+            proc.popen.wait(timeout=5)
+        # nginx workers outlive a killed master only in pathological cases; be thorough.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.popen.pid, signal.SIGKILL)
 
 
 def core_times() -> dict[str, tuple[int, int]]:

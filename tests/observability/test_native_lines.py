@@ -5,9 +5,9 @@ credentials to redact, and values of unusual types (handed to the Python functio
 from __future__ import annotations
 
 import collections
-import gc
 import io
 import math
+import time
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from bastion.observability.ecs import AccessRecord, Stamps
 from bastion.observability.events import SecurityEvent
 from bastion.observability.redact import REDACTED, Redactor
 from bastion.observability.sinks.stream import StreamSink
-from bastion.observability.writer import NATIVE, EventWriter
+from bastion.observability.writer import NATIVE, WAKE_EVERY, EventWriter
 from tests.observability.helpers import check_line
 
 if NATIVE is None:  # pragma: no cover - built with bastion wherever a C compiler is
@@ -224,64 +224,90 @@ def test_the_writer_writes_the_same_lines_either_way() -> None:
     assert outputs[1][2] > 0  # the ip above, and the 2**70 field (beyond what orjson writes)
 
 
-def test_drain_keeps_the_rows_of_kept_outcomes_and_takes_a_slice() -> None:
+def appender(capacity: int = 100, **options: Any) -> Any:
+    keep = options.pop("keep", frozenset({"failure"}))
+    with_access = options.pop("with_access", True)
+    return native.Appender(capacity, Redactor(), Stamps(), keep, with_access, **options)
+
+
+def test_the_appender_formats_each_item_and_keeps_the_rows_of_kept_outcomes() -> None:
     items: list[Any] = [record(), EVENTS[0], EVENTS[2]] * 3
-    stored: list[Any] = []
-    failures: list[Exception] = []
-    args = (Redactor(), Stamps(), frozenset({"failure"}), True, stored, failures)
-    index, first, count = native.drain(items, 0, 4, *args)
-    assert (index, count) == (4, 4)
-    assert items[:4] == [None] * 4
-    assert items[4] is EVENTS[0]
-    index, rest, count = native.drain(items, index, 100, *args)
-    assert (index, count) == (9, 5)
-    lines = (first + rest).splitlines(keepends=True)
+    append = appender()
+    for item in items:
+        append(item)
+    assert len(append) == 9
+    block, count, rows, failures = append.take()
+    assert count == 9
     redactor = Redactor()
     expected = [
-        ecs.access_line(record(), redactor, Stamps())
-        if n % 3 == 0
-        else ecs.security_line([EVENTS[0], EVENTS[2]][n % 3 - 1], redactor)[0]
-        for n in range(9)
+        ecs.access_line(item, redactor, Stamps())
+        if isinstance(item, tuple)
+        else ecs.security_line(item, redactor)[0]
+        for item in items
     ]
-    assert lines == expected
-    assert [row.action for row in stored] == ["auth.invalid_credentials"] * 3
+    assert block.splitlines(keepends=True) == expected
+    assert [row.action for row in rows] == ["auth.invalid_credentials"] * 3
+    assert rows[0] == ecs.security_line(EVENTS[2], redactor)[1]
     assert failures == []
-    items = [record(), record(ts=float("inf"))]
-    args = (Redactor(), Stamps(), frozenset(), False, [], failures)
-    assert native.drain(items, 0, 100, *args) == (2, b"", 0)
-    assert len(failures) == 0  # access records are skipped, unformatted, without sinks
+    assert append.take() == (b"", 0, [], [])  # handed over: the appender starts afresh
 
 
-def test_drain_leaves_out_what_it_cannot_format_and_goes_on() -> None:
-    items: list[Any] = [record(), record(ip="10.0.0.\udc80"), EVENTS[0]]
-    failures: list[Exception] = []
-    index, block, count = native.drain(
-        items, 0, 10, Redactor(), Stamps(), frozenset(), True, [], failures
-    )
-    assert (index, count) == (3, 2)
+def test_without_sinks_access_records_are_left_out() -> None:
+    append = appender(with_access=False, keep=frozenset())
+    append(record())
+    append(record(ts=float("inf")))
+    assert append.take() == (b"", 0, [], [])  # skipped, unformatted: nothing fails
+
+
+def test_the_appender_leaves_out_what_it_cannot_format_and_goes_on() -> None:
+    append = appender()
+    for item in (record(), record(ip="10.0.0.\udc80"), EVENTS[0]):
+        append(item)
+    block, count, _, failures = append.take()
+    assert count == 2
     assert [type(exc) for exc in failures] == [UnicodeEncodeError]
     assert block.count(b"\n") == 2
     assert b"10.0.0." not in block
 
 
-def test_the_appender_bounds_the_buffer_and_untracks_what_it_holds() -> None:
-    append = native.Appender(2)
-    ev = event()
-    assert gc.is_tracked(ev)
-    append(ev)
-    assert not gc.is_tracked(ev)
-    append(record())
-    append(record())
+def test_the_appender_bounds_the_block() -> None:
+    append = appender(2)
+    for _ in range(3):
+        append(record())
     assert (len(append), append.dropped) == (2, 1)
-    taken = append.take()
-    assert taken[0] is ev
-    assert len(taken) == 2
-    assert len(append) == 0
+    assert append.take()[1] == 2
     append(record())
-    assert len(append.take()) == 1
-    assert len(taken) == 2
+    assert (len(append), append.dropped) == (1, 1)
     with pytest.raises(TypeError):
         append()
+    with pytest.raises(TypeError, match="set"):
+        native.Appender(2, Redactor(), Stamps(), ["failure"], True)
+
+
+def test_the_appender_wakes_the_writer_when_a_batch_is_ready() -> None:
+    woken: list[int] = []
+    append = appender(wake=lambda: woken.append(len(append)), every=3)
+    for _ in range(7):
+        append(record())
+    assert woken == [3]  # once, when the block reached 3 lines
+    append.take()
+    for _ in range(3):
+        append(record())
+    assert woken == [3, 3]  # and again for the next block
+    with pytest.raises(TypeError, match="callable"):
+        appender(wake=42, every=1)
+
+
+def test_a_busy_writer_does_not_wait_for_its_interval() -> None:
+    stream = io.BytesIO()
+    writer = EventWriter([StreamSink(stream)], flush_interval=60)
+    for _ in range(2 * WAKE_EVERY):
+        writer.access(record())
+    deadline = time.monotonic() + 10
+    while writer.written < WAKE_EVERY and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert writer.written >= WAKE_EVERY  # woken by the batch, long before the 60 s interval
+    writer.close()
 
 
 def test_the_writer_counts_what_its_appender_refused() -> None:

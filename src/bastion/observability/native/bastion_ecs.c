@@ -13,9 +13,8 @@
  * fields, a Mapping that is not a dict, an int beyond 64 bits) is handed to the Python function,
  * whole, so that nothing unusual is ever formatted differently.
  *
- * An Appender appends an event or an access record to the writer's buffer, after untracking it
- * from the garbage collector, and hands the whole buffer over; drain() formats a slice of what
- * it handed over into one block of lines (see both).
+ * An Appender is the event writer's buffer: it formats each event or access record into a block
+ * of lines as it comes, and hands the block over to the writer thread (see Appender).
  *
  * Licensed under the Apache License 2.0, like bastion.
  */
@@ -994,7 +993,7 @@ format_security(Buf *b, Event *e, PyObject *redactor, int custom, PyObject **use
 }
 
 /* The outcomes the event store keeps, and the answer for the last outcome asked about (a
- * reference held, so that its address cannot be reused during a drain) */
+ * reference held, so that its address cannot be reused while it is remembered) */
 typedef struct {
     PyObject *set;
     PyObject *last;
@@ -1192,139 +1191,91 @@ keep_failure(PyObject *failures)
     return rc;
 }
 
-/* drain(items, start, limit, redactor, stamps, keep, with_access, stored, failures)
- *     -> (next, block, count)
+/* Appender(capacity, redactor, stamps, keep, with_access, *, wake=None, every=0)
  *
- * Formats ``items[start:start + limit]`` (a list an Appender handed over) into one bytes
- * ``block`` of ``count`` whole lines: access records (tuples) when ``with_access``, security
- * events always; the rows of the security events whose outcome is in the set ``keep`` go to the
- * list ``stored``. Each item's slot is set to None once formatted (it is freed then, not with the
- * list). An item that cannot be formatted (any Exception) leaves its exception in the list
- * ``failures`` and nothing in the block. ``next`` is the index to go on from. */
-static PyObject *
-drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    PyObject *items, *redactor, *stamps, *keep, *stored, *failures, *block, *result;
-    Py_ssize_t start, limit, stop, i, count = 0;
-    int with_access, custom;
-    Keep kept_outcomes = {NULL, NULL, 0};
-    Buf b;
-    (void)module;
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "drain() takes 9 arguments");
-        return NULL;
-    }
-    if (!configured()) {
-        return NULL;
-    }
-    items = args[0];
-    start = PyLong_AsSsize_t(args[1]);
-    limit = PyLong_AsSsize_t(args[2]);
-    if ((start == -1 || limit == -1) && PyErr_Occurred()) {
-        return NULL;
-    }
-    redactor = args[3];
-    stamps = args[4];
-    keep = args[5];
-    with_access = PyObject_IsTrue(args[6]);
-    stored = args[7];
-    failures = args[8];
-    if (with_access < 0) {
-        return NULL;
-    }
-    if (!PyList_CheckExact(items) || !PyList_Check(stored) || !PyList_Check(failures) ||
-        !PyAnySet_Check(keep) || start < 0 || limit < 0) {
-        PyErr_SetString(PyExc_TypeError,
-                        "drain(): items, stored, failures lists; keep a set; start, limit >= 0");
-        return NULL;
-    }
-    custom = custom_paths(redactor); /* once per slice: a redactor's rules are fixed */
-    if (custom < 0) {
-        return NULL;
-    }
-    kept_outcomes.set = keep;
-    buf_init(&b);
-    /* items formatted by Python code (a fallback, the redactor) could change the list: its
-     * length is read again at every step */
-    for (i = start; i < PyList_GET_SIZE(items) && i - start < limit; i++) {
-        PyObject *item = PyList_GET_ITEM(items, i), *row = NULL;
-        Py_ssize_t mark = b.len;
-        int rc;
-        if (item == Py_None) {
-            continue;
-        }
-        PyList_SET_ITEM(items, i, Py_NewRef(Py_None)); /* the list's reference is ours now */
-        if (PyTuple_CheckExact(item)) {
-            rc = with_access ? access_into(&b, item, redactor, stamps, custom) : 0;
-        }
-        else {
-            rc = security_into(&b, item, redactor, stamps, &kept_outcomes, custom, &row);
-            if (rc == 0 && row != NULL) {
-                rc = PyList_Append(stored, row);
-                Py_DECREF(row);
-            }
-        }
-        Py_DECREF(item);
-        if (rc < 0) {
-            b.len = mark;
-            if (keep_failure(failures) < 0) {
-                goto error;
-            }
-            continue;
-        }
-        count += b.len > mark;
-    }
-    stop = i;
-    Py_XDECREF(kept_outcomes.last);
-    block = PyBytes_FromStringAndSize(b.data, b.len);
-    buf_free(&b);
-    if (block == NULL) {
-        return NULL;
-    }
-    result = Py_BuildValue("(nNn)", stop, block, count);
-    return result;
-error:
-    Py_XDECREF(kept_outcomes.last);
-    buf_free(&b);
-    return NULL;
-}
-
-/* Appender(capacity): called with an item, appends it to its list unless that holds
- * ``capacity`` items already (then counts it in ``dropped``); ``take()`` hands the list over and
- * starts a new one. What the engine calls per finished request (EventWriter.access) and the
- * writer per security event: in C, so that neither pays for a Python frame; and the writer takes
- * everything buffered in one step, not item by item.
+ * The event writer's buffer. Called with an item (an access record, a tuple; or a security
+ * event), it formats the item's line at once, while the item is still in the CPU's caches, and
+ * appends it to a block of lines: access records only when ``with_access``; a security event's
+ * row (StoredEvent) goes to a list too when its outcome is in the set ``keep``. Once ``capacity``
+ * lines wait, further items are counted in ``dropped`` and left out. ``wake()`` is called when
+ * ``every`` lines wait. ``take()`` hands over (block, lines, rows, failures) and starts afresh:
+ * the writer thread only writes.
  *
- * The item is first untracked from the garbage collector: it waits in the buffer for up to a
- * flush interval, thousands of them at a time, long enough to be promoted to the oldest
- * generation and make full collections frequent, for objects that can be in no reference cycle
- * (an event or record refers to strings, numbers and its fields; nothing refers back to it but
- * the buffer and the writer's readers). An untracked object is freed by its reference count as
- * any other; were one ever part of a cycle, the cycle would leak, nothing worse. */
+ * No item is kept: nothing waits for the writer thread but bytes (before, thousands of event
+ * objects waited for it, read back from main memory, and held the garbage collector's
+ * allocation count up). An item that cannot be formatted (any Exception) costs that item only:
+ * its exception waits in ``failures`` for the writer to count and log. A line is formatted into
+ * a buffer of its own first and appended whole, so that the redactor's Python code, during which
+ * another thread may append, never sees half a line in the block. */
 typedef struct {
     PyObject_HEAD
-    PyObject *items;
+    Buf out;
+    Py_ssize_t lines;
+    PyObject *rows;
+    PyObject *failures;
+    PyObject *redactor;
+    PyObject *stamps;
+    Keep keep;
+    int with_access;
+    int custom;
+    PyObject *wake; /* or NULL */
+    Py_ssize_t every;
     Py_ssize_t capacity;
     Py_ssize_t dropped;
     vectorcallfunc vectorcall;
 } Appender;
+
+#define APPENDER_KEPT_BYTES (4 * 1024 * 1024) /* a block buffer larger than this is let go */
 
 static PyObject *appender_vectorcall(PyObject *, PyObject *const *, size_t, PyObject *);
 
 static int
 appender_init(Appender *self, PyObject *args, PyObject *kwargs)
 {
-    PyObject *items;
-    Py_ssize_t capacity;
-    static char *names[] = {"capacity", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "n", names, &capacity)) {
+    PyObject *redactor, *stamps, *keep, *wake = Py_None, *rows, *failures;
+    Py_ssize_t capacity, every = 0;
+    int with_access, custom;
+    static char *names[] = {"capacity", "redactor", "stamps", "keep", "with_access",
+                            "wake", "every", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nOOOp|$On", names, &capacity, &redactor,
+                                     &stamps, &keep, &with_access, &wake, &every)) {
         return -1;
     }
-    items = PyList_New(0);
-    if (items == NULL) {
+    if (!configured()) {
         return -1;
     }
-    Py_XSETREF(self->items, items);
+    if (!PyAnySet_Check(keep)) {
+        PyErr_SetString(PyExc_TypeError, "Appender(keep=...) takes a set of outcomes");
+        return -1;
+    }
+    if (wake != Py_None && !PyCallable_Check(wake)) {
+        PyErr_SetString(PyExc_TypeError, "Appender(wake=...) takes a callable");
+        return -1;
+    }
+    custom = custom_paths(redactor); /* a redactor's rules are fixed when it is built */
+    if (custom < 0) {
+        return -1;
+    }
+    rows = PyList_New(0);
+    failures = PyList_New(0);
+    if (rows == NULL || failures == NULL) {
+        Py_XDECREF(rows);
+        Py_XDECREF(failures);
+        return -1;
+    }
+    buf_free(&self->out);
+    buf_init(&self->out);
+    self->lines = 0;
+    Py_XSETREF(self->rows, rows);
+    Py_XSETREF(self->failures, failures);
+    Py_XSETREF(self->redactor, Py_NewRef(redactor));
+    Py_XSETREF(self->stamps, Py_NewRef(stamps));
+    Py_XSETREF(self->keep.set, Py_NewRef(keep));
+    Py_CLEAR(self->keep.last);
+    self->with_access = with_access;
+    self->custom = custom;
+    Py_XSETREF(self->wake, wake == Py_None ? NULL : Py_NewRef(wake));
+    self->every = every;
     self->capacity = capacity;
     self->dropped = 0;
     return 0;
@@ -1334,50 +1285,102 @@ static PyObject *
 appender_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Appender *self = (Appender *)callable;
-    PyObject *item;
+    PyObject *item, *row = NULL;
+    Buf line;
+    int rc;
     if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
         PyErr_SetString(PyExc_TypeError, "Appender takes one item");
         return NULL;
     }
-    if (self->items == NULL) {
+    if (self->rows == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Appender not initialised");
         return NULL;
     }
-    if (PyList_GET_SIZE(self->items) >= self->capacity) {
+    if (self->lines >= self->capacity) {
         self->dropped++;
         Py_RETURN_NONE;
     }
     item = args[0];
-    if (PyObject_IS_GC(item) && PyObject_GC_IsTracked(item)) {
-        PyObject_GC_UnTrack(item);
+    buf_init(&line);
+    if (PyTuple_CheckExact(item)) {
+        if (!self->with_access) { /* access lines go to sinks only, never to the store */
+            Py_RETURN_NONE;
+        }
+        rc = access_into(&line, item, self->redactor, self->stamps, self->custom);
     }
-    if (PyList_Append(self->items, item) < 0) {
+    else {
+        rc = security_into(&line, item, self->redactor, self->stamps, &self->keep, self->custom,
+                           &row);
+    }
+    if (rc < 0) {
+        buf_free(&line);
+        if (keep_failure(self->failures) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    rc = put(&self->out, line.data, line.len);
+    buf_free(&line);
+    if (rc == 0 && row != NULL) {
+        rc = PyList_Append(self->rows, row);
+    }
+    Py_XDECREF(row);
+    if (rc < 0) {
         return NULL;
+    }
+    self->lines++;
+    if (self->wake != NULL && self->lines == self->every) {
+        PyObject *done = PyObject_CallNoArgs(self->wake);
+        if (done == NULL) {
+            return NULL;
+        }
+        Py_DECREF(done);
     }
     Py_RETURN_NONE;
 }
 
+/* take() -> (block, lines, rows, failures) */
 static PyObject *
 appender_take(Appender *self, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *fresh, *taken;
-    if (self->items == NULL) {
+    PyObject *block, *count, *rows, *failures, *result;
+    if (self->rows == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Appender not initialised");
         return NULL;
     }
-    fresh = PyList_New(0);
-    if (fresh == NULL) {
+    block = PyBytes_FromStringAndSize(self->out.data, self->out.len);
+    count = PyLong_FromSsize_t(self->lines);
+    rows = PyList_New(0);
+    failures = PyList_New(0);
+    result = PyTuple_New(4);
+    if (block == NULL || count == NULL || rows == NULL || failures == NULL || result == NULL) {
+        Py_XDECREF(block);
+        Py_XDECREF(count);
+        Py_XDECREF(rows);
+        Py_XDECREF(failures);
+        Py_XDECREF(result);
         return NULL;
     }
-    taken = self->items;
-    self->items = fresh;
-    return taken;
+    PyTuple_SET_ITEM(result, 0, block);
+    PyTuple_SET_ITEM(result, 1, count);
+    PyTuple_SET_ITEM(result, 2, self->rows); /* the appender's references, handed over */
+    PyTuple_SET_ITEM(result, 3, self->failures);
+    self->rows = rows;
+    self->failures = failures;
+    self->lines = 0;
+    /* the buffer is kept for the next block (its memory stays warm), unless a burst made it big */
+    if (self->out.cap > APPENDER_KEPT_BYTES) {
+        buf_free(&self->out);
+        buf_init(&self->out);
+    }
+    self->out.len = 0;
+    return result;
 }
 
 static Py_ssize_t
 appender_length(Appender *self)
 {
-    return self->items == NULL ? 0 : PyList_GET_SIZE(self->items);
+    return self->lines;
 }
 
 static PyObject *
@@ -1387,6 +1390,7 @@ appender_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     (void)args;
     (void)kwargs;
     if (self != NULL) {
+        buf_init(&self->out);
         self->vectorcall = appender_vectorcall;
     }
     return (PyObject *)self;
@@ -1395,14 +1399,26 @@ appender_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static int
 appender_traverse(Appender *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->items);
+    Py_VISIT(self->rows);
+    Py_VISIT(self->failures);
+    Py_VISIT(self->redactor);
+    Py_VISIT(self->stamps);
+    Py_VISIT(self->keep.set);
+    Py_VISIT(self->keep.last);
+    Py_VISIT(self->wake);
     return 0;
 }
 
 static int
 appender_clear(Appender *self)
 {
-    Py_CLEAR(self->items);
+    Py_CLEAR(self->rows);
+    Py_CLEAR(self->failures);
+    Py_CLEAR(self->redactor);
+    Py_CLEAR(self->stamps);
+    Py_CLEAR(self->keep.set);
+    Py_CLEAR(self->keep.last);
+    Py_CLEAR(self->wake);
     return 0;
 }
 
@@ -1411,18 +1427,20 @@ appender_dealloc(Appender *self)
 {
     PyObject_GC_UnTrack(self);
     appender_clear(self);
+    buf_free(&self->out);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMemberDef appender_members[] = {
-    {"dropped", T_PYSSIZET, offsetof(Appender, dropped), 0, "items refused: the buffer was full"},
-    {"capacity", T_PYSSIZET, offsetof(Appender, capacity), READONLY, "the buffer's bound"},
+    {"dropped", T_PYSSIZET, offsetof(Appender, dropped), 0, "items refused: the block was full"},
+    {"capacity", T_PYSSIZET, offsetof(Appender, capacity), READONLY, "lines the block holds"},
     {NULL, 0, 0, 0, NULL},
 };
 
 static PyMethodDef appender_methods[] = {
     {"take", (PyCFunction)appender_take, METH_NOARGS,
-     "take() -> list: the items appended so far, in order; the appender starts a new list"},
+     "take() -> (block, lines, rows, failures): what waits, handed over; the appender starts"
+     " afresh"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1435,7 +1453,8 @@ static PyTypeObject AppenderType = {
     .tp_name = "_bastion_ecs.Appender",
     .tp_basicsize = sizeof(Appender),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "Appender(capacity): a bounded append to a list, untracking the item; take()",
+    .tp_doc = "Appender(capacity, redactor, stamps, keep, with_access, *, wake=None, every=0):"
+              " formats each item into a bounded block of lines; take() hands it over",
     .tp_new = appender_new,
     .tp_init = (initproc)appender_init,
     .tp_call = PyVectorcall_Call,
@@ -1455,9 +1474,6 @@ static PyMethodDef methods[] = {
      "access_line(record, redactor, stamps) -> bytes, as bastion.observability.ecs.access_line"},
     {"security_line", (PyCFunction)(void (*)(void))security_line, METH_FASTCALL,
      "security_line(event, redactor, stamps=None) -> (bytes, StoredEvent), as the ecs one"},
-    {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
-     "drain(items, start, limit, redactor, stamps, keep, with_access, stored, failures)"
-     " -> (next, block, count)"},
     {NULL, NULL, 0, NULL},
 };
 
