@@ -47,6 +47,7 @@ class GuardChain:
     __slots__ = (
         "_checks",
         "_complete_hooks",
+        "_completes",
         "_emit",
         "_events",
         "_names",
@@ -70,6 +71,10 @@ class GuardChain:
             cast(CompletionHook, g)
             for g in self.guards
             if callable(getattr(g, "on_complete", None))
+        )
+        # Bound once too: completion hooks run for every exchange (the detectors' feed).
+        self._completes: tuple[Callable[[Request, int, int, float], None], ...] = tuple(
+            hook.on_complete for hook in self._complete_hooks
         )
 
     async def start(self) -> None:
@@ -228,10 +233,12 @@ class GuardChain:
                 logger.error("response hook of %s failed: %s", _name(hook), describe(exc))
 
     def on_complete(self, request: Request, status: int, bytes_sent: int, seconds: float) -> None:
-        for hook in self._complete_hooks:
+        completes = self._completes
+        for index in range(len(completes)):
             try:
-                hook.on_complete(request, status, bytes_sent, seconds)
+                completes[index](request, status, bytes_sent, seconds)
             except Exception as exc:
+                hook = self._complete_hooks[index]
                 logger.error("completion hook of %s failed: %s", _name(hook), describe(exc))
 
     def _failed(self, guard: Guard, request: Request, exc: Exception) -> Decision:
