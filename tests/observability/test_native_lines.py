@@ -332,6 +332,28 @@ def test_remembered_answers_stay_with_their_redactor() -> None:
     assert b"alice-in-wonderland" not in native.security_line(ev, custom)[0]
 
 
+def test_remembered_fields_follow_the_content_of_the_dict() -> None:
+    """The C side remembers the JSON of a fields dict by its content: the same dict with another
+    value (a secret, here), another name or another size is written anew, never from memory."""
+    fields: dict[str, object] = {"consumer": "acme", "key_id": "AbCdEf012345", "n": 7}
+    ev = event(fields=fields)
+    redactor = Redactor()
+    for change in (
+        lambda: None,
+        lambda: fields.update(key_id=f"api_key={KEY}"),
+        lambda: fields.update(n=8),
+        lambda: fields.update(extra=True),
+        lambda: fields.pop("consumer"),
+    ):
+        change()
+        for _ in range(2):  # the second time from memory
+            line = native.security_line(ev, redactor)[0]
+            assert line == ecs.security_line(ev, redactor)[0]
+            assert KEY.encode() not in line
+    copy = event(fields=dict(fields))  # equal content in another dict: the same line
+    assert native.security_line(copy, redactor)[0] == native.security_line(ev, redactor)[0]
+
+
 def test_events_of_another_class_are_read_by_their_own_attributes() -> None:
     """An object with the attributes of a SecurityEvent but another class (read generically,
     not through SecurityEvent's descriptors)."""

@@ -874,6 +874,74 @@ put_fields(Buf *b, PyObject *redactor, PyObject *fields)
     return PUT(b, "}");
 }
 
+/* The JSON of the fields dicts that repeat, by content: a guard hands the same fields for every
+ * request of one key and route (the API-key and bearer guards keep their Allow decisions), and
+ * writing them costs more than the rest of the line. A slot holds references to the redactor and
+ * to every name and value it was built from, compared by identity in order (names are str,
+ * values str, int, bool or None: none can change, and none can be freed and its address reused
+ * while held), so a slot answers only for the very same content, redacted by the very same
+ * redactor; any other dict at that address is a miss. Direct-mapped by the dict's address. */
+#define FIELDS_SLOTS 64
+#define FIELDS_ITEMS 8
+#define FIELDS_JSON 480
+typedef struct {
+    PyObject *redactor;
+    Py_ssize_t n;
+    PyObject *items[2 * FIELDS_ITEMS]; /* name, value, name, value... in the dict's order */
+    Py_ssize_t len;
+    char json[FIELDS_JSON];
+} FieldsMemo;
+static FieldsMemo fields_memo[FIELDS_SLOTS];
+
+static int
+put_fields_remembered(Buf *b, PyObject *redactor, PyObject *fields)
+{
+    Py_ssize_t n = PyDict_GET_SIZE(fields), start = b->len, pos = 0, i = 0;
+    FieldsMemo *slot =
+        &fields_memo[(((uintptr_t)fields >> 4) ^ ((uintptr_t)redactor >> 6)) % FIELDS_SLOTS];
+    PyObject *name, *value, *old[2 * FIELDS_ITEMS + 1];
+    Py_ssize_t old_count = 0;
+    int rc;
+    if (n <= FIELDS_ITEMS && slot->redactor == redactor && slot->n == n) {
+        int same = 1;
+        while (PyDict_Next(fields, &pos, &name, &value)) {
+            if (slot->items[i] != name || slot->items[i + 1] != value) {
+                same = 0;
+                break;
+            }
+            i += 2;
+        }
+        if (same) {
+            return put(b, slot->json, slot->len);
+        }
+    }
+    if ((rc = put_fields(b, redactor, fields)) != 0 || n > FIELDS_ITEMS ||
+        b->len - start > FIELDS_JSON) {
+        return rc;
+    }
+    /* remember it: the old references are let go once the slot is whole again */
+    if (slot->redactor != NULL) {
+        old[old_count++] = slot->redactor;
+        for (i = 0; i < 2 * slot->n; i++) {
+            old[old_count++] = slot->items[i];
+        }
+    }
+    slot->redactor = Py_NewRef(redactor);
+    pos = 0;
+    i = 0;
+    while (PyDict_Next(fields, &pos, &name, &value)) {
+        slot->items[i++] = Py_NewRef(name);
+        slot->items[i++] = Py_NewRef(value);
+    }
+    slot->n = n;
+    slot->len = b->len - start;
+    memcpy(slot->json, b->data + start, (size_t)slot->len);
+    for (i = 0; i < old_count; i++) {
+        Py_DECREF(old[i]);
+    }
+    return 0;
+}
+
 /* the line of ``e`` into ``b``; the redacted user and request id (new references) out */
 static int
 format_security(Buf *b, Event *e, PyObject *redactor, int custom, PyObject **user,
@@ -965,7 +1033,7 @@ format_security(Buf *b, Event *e, PyObject *redactor, int custom, PyObject **use
         if (PUT(b, ",\"fields\":") < 0) {
             return -1;
         }
-        if ((rc = put_fields(b, redactor, e->fields)) != 0) {
+        if ((rc = put_fields_remembered(b, redactor, e->fields)) != 0) {
             return rc;
         }
     }
