@@ -298,6 +298,19 @@ def test_the_appender_wakes_the_writer_when_a_batch_is_ready() -> None:
         appender(wake=42, every=1)
 
 
+def test_a_failing_wake_up_never_fails_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    unraisable: list[Any] = []
+    monkeypatch.setattr("sys.unraisablehook", unraisable.append)
+
+    def broken() -> None:
+        raise RuntimeError("no")
+
+    append = appender(wake=broken, every=1)
+    append(record())  # no exception here
+    assert len(append) == 1
+    assert [type(u.exc_value) for u in unraisable] == [RuntimeError]
+
+
 def test_a_busy_writer_does_not_wait_for_its_interval() -> None:
     stream = io.BytesIO()
     writer = EventWriter([StreamSink(stream)], flush_interval=60)

@@ -1355,6 +1355,7 @@ appender_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, Py
     Appender *self = (Appender *)callable;
     PyObject *item, *row = NULL;
     Buf line;
+    Py_ssize_t mark;
     int rc;
     if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
         PyErr_SetString(PyExc_TypeError, "Appender takes one item");
@@ -1387,10 +1388,11 @@ appender_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, Py
         }
         Py_RETURN_NONE;
     }
+    mark = self->out.len;
     rc = put(&self->out, line.data, line.len);
     buf_free(&line);
-    if (rc == 0 && row != NULL) {
-        rc = PyList_Append(self->rows, row);
+    if (rc == 0 && row != NULL && (rc = PyList_Append(self->rows, row)) < 0) {
+        self->out.len = mark; /* the line and its row, or neither */
     }
     Py_XDECREF(row);
     if (rc < 0) {
@@ -1398,11 +1400,13 @@ appender_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, Py
     }
     self->lines++;
     if (self->wake != NULL && self->lines == self->every) {
+        /* the writer's own wake-up: were it ever to fail, the request must not (the thread still
+         * comes at its interval) */
         PyObject *done = PyObject_CallNoArgs(self->wake);
         if (done == NULL) {
-            return NULL;
+            PyErr_WriteUnraisable(self->wake);
         }
-        Py_DECREF(done);
+        Py_XDECREF(done);
     }
     Py_RETURN_NONE;
 }
