@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from pathlib import Path
 
 import orjson
 import pytest
@@ -19,7 +20,7 @@ from bastion.observability.ecs import (
 )
 from bastion.observability.events import SecurityEvent
 from bastion.observability.redact import REDACTED, Redactor
-from bastion.observability.sinks.stream import StreamSink, chunks
+from bastion.observability.sinks.stream import ATOMIC, StreamSink, chunks
 from bastion.observability.writer import EventWriter
 from tests.observability.helpers import check_line
 
@@ -184,6 +185,34 @@ def test_stdout_pieces_are_whole_lines_no_larger_than_an_atomic_pipe_write() -> 
     os.close(write)
     with os.fdopen(read, "rb") as pipe:
         assert pipe.read() == b"".join(lines)
+
+
+def test_blocks_of_lines_go_whole_to_a_regular_file_and_in_atomic_pieces_to_a_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [b"x" * 100 + b"\n"] * 100 + [b"z\n"]
+    blocks = [b"".join(lines[:60]), b"".join(lines[60:])]
+    written: list[int] = []
+    real_write = os.write
+
+    def counted(fd: int, data: bytes | memoryview) -> int:
+        written.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", counted)
+    with (tmp_path / "out.jsonl").open("wb") as out:
+        StreamSink(out).write_blocks(blocks, len(lines))
+    assert (tmp_path / "out.jsonl").read_bytes() == b"".join(lines)
+    assert written == [len(blocks[0]), len(blocks[1])]  # each block whole
+    written.clear()
+    read, write = os.pipe()
+    piped = os.fdopen(write, "wb")
+    StreamSink(piped).write_blocks(blocks, len(lines))
+    piped.close()
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"".join(lines)
+    assert len(written) > 2  # cut into pieces of whole lines
+    assert max(written) <= ATOMIC
 
 
 def test_plain_paths_and_ids_take_the_short_way_and_others_are_escaped() -> None:
