@@ -2,7 +2,9 @@
 with logging off, side by side in one run.
 
 Same machine layout as ``run_proxy.py`` and ``guards.py`` (nginx upstream and wrk on core 0, the
-two gateways pinned to core 1, loaded one at a time, interleaved rounds, ratios within a round).
+two gateways pinned to core 1, loaded one at a time, interleaved rounds, ratios within a round),
+except that both gateways are started afresh for every round (a process keeps its memory
+placement for its whole life, which alone moved an identical twin by several percent).
 Scenarios:
 
 - ``auth`` (default): both gateways run the same API-key guard (routes ``optional``; wrk sends a
@@ -17,8 +19,10 @@ Target: >= 0.9x (issue 7). It also reports the events/s the candidate wrote duri
 its drops (``bastion_events_dropped_total``), and the events/s one writer thread sustains
 alone (format + redact + write, measured in this process).
 
-    bench/event_logging.sh               # 5 rounds of 10 s
-    bench/event_logging.sh --quick       # smoke run
+    bench/event_logging.sh                              # 5 rounds of 10 s
+    bench/event_logging.sh --rounds 10 --duration 5     # issue 7's figures
+    bench/event_logging.sh --quick                      # smoke run
+    BENCH_CANDIDATE='{"monitoring": {"enabled": false}}' bench/event_logging.sh   # one part off
 
 (Not ``bench/logging.py``: a script here named so would shadow the standard library's
 ``logging`` module for every benchmark run from this directory.)

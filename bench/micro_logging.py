@@ -60,7 +60,7 @@ from bastion.observability.writer import EventWriter
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.routing import Route, Router
 from bastion.store import MemoryKeyStore
-from micro_engine import RESPONSE, wire
+from micro_engine import RESPONSE, exchanges, wire
 
 MODES = ("off", "full", "monitor")
 
@@ -132,16 +132,10 @@ class Setup:
         assert self.writer.flush()
 
     def run(self, n: int) -> float:
-        """Seconds per request for ``n`` requests, the writer's backlog written included."""
-        feed_client, feed_up = self.client.data_received, self.up.data_received
-        sent_up, sent_client = self.up_transport.sent, self.client_transport.sent
-        request = self.request
+        """µs per request for ``n`` requests, the writer's backlog written included (the timed
+        loop is ``micro_engine.exchanges``; the flush is timed with it)."""
         start = time.perf_counter()
-        for _ in range(n):
-            feed_client(request)
-            feed_up(RESPONSE)
-            sent_up.clear()
-            sent_client.clear()
+        exchanges(self.client, self.client_transport, self.up, self.up_transport, n, self.request)
         assert self.writer.flush(60.0)
         return (time.perf_counter() - start) / n * 1e6
 

@@ -10,16 +10,16 @@ middleware, whose server may pass them on. Both formatters now escape them, as J
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import orjson
 import pytest
 
 from bastion.observability import ecs
-from bastion.observability.ecs import Stamps
+from bastion.observability.ecs import AccessRecord, Stamps
 from bastion.observability.redact import Redactor
 from bastion.observability.sinks.stream import StreamSink
 from bastion.observability.writer import NATIVE, EventWriter
+from tests.observability.helpers import access_record
 
 WRITERS = [pytest.param(False, id="python")]
 if NATIVE is not None:
@@ -28,9 +28,26 @@ if NATIVE is not None:
 TARGETS = [b"/a\nb", b"/a\rb", b"/nul\x00", b"/esc\x1b[2J", b"/bell\x07", b"/tab\tx"]
 
 
-def record(path: bytes, rid: bytes = b"x-request-id: abc\r\n") -> Any:
-    return (1_764_000_000.5, b"GET", path, 200, 0, 10, 0.001, "127.0.0.1", rid, "api", None,
-            "", 0.0005, "127.0.0.1")  # fmt: skip
+BASE: dict[str, object] = {
+    "ts": 1_764_000_000.5,
+    "method": b"GET",
+    "path": b"/",
+    "status": 200,
+    "body_in": 0,
+    "bytes_out": 10,
+    "seconds": 0.001,
+    "ip": "127.0.0.1",
+    "rid": b"x-request-id: abc\r\n",
+    "route": "api",
+    "user": None,
+    "host": "",
+    "upstream": 0.0005,
+    "peer": "127.0.0.1",
+}
+
+
+def record(path: bytes, rid: bytes = b"x-request-id: abc\r\n") -> AccessRecord:
+    return access_record(BASE, path=path, rid=rid)
 
 
 @pytest.mark.parametrize("native", WRITERS)

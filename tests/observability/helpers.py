@@ -14,6 +14,8 @@ from typing import Any
 
 import jsonschema
 
+from bastion.observability.ecs import AccessRecord
+
 SCHEMA_PATH = Path(__file__).parents[2] / "docs" / "logging.schema.json"
 
 
@@ -30,6 +32,19 @@ def check_line(line: bytes | str) -> dict[str, Any]:
     errors = sorted(validator().iter_errors(doc), key=lambda e: list(e.path))
     assert not errors, f"{doc}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors)
     return doc
+
+
+ACCESS_FIELDS = ("ts", "method", "path", "status", "body_in", "bytes_out", "seconds", "ip", "rid",
+                 "route", "user", "host", "upstream", "peer")  # fmt: skip
+"""The fields of the engine's access record (:data:`bastion.observability.ecs.AccessRecord`)."""
+
+
+def access_record(defaults: dict[str, object], **changes: object) -> AccessRecord:
+    """The access record of ``defaults`` with ``changes``, both by field name (every field of
+    :data:`ACCESS_FIELDS`, no other)."""
+    values = {**defaults, **changes}
+    assert set(values) == set(ACCESS_FIELDS), sorted(set(values) ^ set(ACCESS_FIELDS))
+    return tuple(values[name] for name in ACCESS_FIELDS)  # type: ignore[return-value]
 
 
 @dataclass

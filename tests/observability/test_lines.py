@@ -22,30 +22,31 @@ from bastion.observability.events import SecurityEvent
 from bastion.observability.redact import REDACTED, Redactor
 from bastion.observability.sinks.stream import ATOMIC, StreamSink, chunks
 from bastion.observability.writer import EventWriter
-from tests.observability.helpers import check_line
+from tests.observability.helpers import access_record, check_line
 
 KEY = "bst_AbCdEf012345_" + "x9" * 19
 
 
+ORDER: dict[str, object] = {
+    "ts": 1_764_000_000.5,
+    "method": b"POST",
+    "path": b"/orders/7",
+    "status": 201,
+    "body_in": 17,
+    "bytes_out": 230,
+    "seconds": 0.0021,
+    "ip": "203.0.113.9",
+    "rid": b"x-request-id: abc-1\r\n",
+    "route": "orders",
+    "user": "alice",
+    "host": "api.example.com",
+    "upstream": 0.0015,
+    "peer": "10.0.0.2",
+}
+
+
 def record(**changes: object) -> AccessRecord:
-    values: dict[str, object] = {
-        "ts": 1_764_000_000.5,
-        "method": b"POST",
-        "path": b"/orders/7",
-        "status": 201,
-        "body_in": 17,
-        "bytes_out": 230,
-        "seconds": 0.0021,
-        "ip": "203.0.113.9",
-        "rid": b"x-request-id: abc-1\r\n",
-        "route": "orders",
-        "user": "alice",
-        "host": "api.example.com",
-        "upstream": 0.0015,
-        "peer": "10.0.0.2",
-    }
-    values.update(changes)
-    return tuple(values.values())  # type: ignore[return-value]
+    return access_record(ORDER, **changes)
 
 
 def test_an_access_line_is_ecs_and_complete() -> None:

@@ -18,7 +18,7 @@ from bastion.observability.events import SecurityEvent
 from bastion.observability.redact import REDACTED, Redactor
 from bastion.observability.sinks.stream import StreamSink
 from bastion.observability.writer import NATIVE, WAKE_EVERY, EventWriter
-from tests.observability.helpers import check_line
+from tests.observability.helpers import access_record, check_line
 
 if NATIVE is None:  # pragma: no cover - built with bastion wherever a C compiler is
     pytest.skip("the _bastion_ecs extension is not built", allow_module_level=True)
@@ -29,25 +29,26 @@ JWT = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhY21lIn0.c2lnbmF0dXJl"
 REDACTORS = [Redactor(), Redactor(fields=["customer"], path_patterns=[r"(?<=/users/)[^/]+"])]
 
 
+BASE: dict[str, object] = {
+    "ts": 1_764_000_000.5,
+    "method": b"GET",
+    "path": b"/orders/42",
+    "status": 200,
+    "body_in": 0,
+    "bytes_out": 180,
+    "seconds": 0.000412,
+    "ip": "127.0.0.1",
+    "rid": b"x-request-id: 0123abcd\r\n",
+    "route": "api",
+    "user": "acme",
+    "host": "127.0.0.1:8080",
+    "upstream": 0.0002,
+    "peer": "127.0.0.1",
+}
+
+
 def record(**changes: object) -> AccessRecord:
-    values: dict[str, object] = {
-        "ts": 1_764_000_000.5,
-        "method": b"GET",
-        "path": b"/orders/42",
-        "status": 200,
-        "body_in": 0,
-        "bytes_out": 180,
-        "seconds": 0.000412,
-        "ip": "127.0.0.1",
-        "rid": b"x-request-id: 0123abcd\r\n",
-        "route": "api",
-        "user": "acme",
-        "host": "127.0.0.1:8080",
-        "upstream": 0.0002,
-        "peer": "127.0.0.1",
-    }
-    values.update(changes)
-    return tuple(values.values())  # type: ignore[return-value]
+    return access_record(BASE, **changes)
 
 
 PATHS = [

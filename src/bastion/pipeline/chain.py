@@ -10,8 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final, cast
 
 from bastion.errors import describe
@@ -24,7 +23,6 @@ from bastion.pipeline.request import Request
 
 logger = logging.getLogger("bastion.pipeline")
 
-_NO_FIELDS: Final[Mapping[str, Any]] = MappingProxyType({})
 _now: Final[Callable[[], float]] = time.time
 Check = Callable[[Request], Decision | Awaitable[Decision]]
 
@@ -169,7 +167,7 @@ class GuardChain:
                 None,
                 "",
                 identity.consumer if identity is not None else None,
-                allow.fields or _NO_FIELDS,
+                allow.fields,  # the shared empty mapping unless the guard gave fields
             )
         )
 
