@@ -70,17 +70,13 @@ class PayloadDetector:
         # max_routes (the oldest route dropped first), are enough; no LRU upkeep per request.
         self._requests: dict[str, _Sizes] = {}
         self._responses: dict[str, _Sizes] = {}
-        self.directions: dict[str, dict[str, _Sizes]] = {
-            "request": self._requests,
-            "response": self._responses,
-        }
         self._every = max(1, config.samples // 8)
         self._min_bytes = config.min_bytes
 
     @property
     def routes(self) -> list[tuple[str, str]]:
         """The (route, direction) pairs with sizes kept."""
-        return [(r, d) for d, table in self.directions.items() for r in table]
+        return [(r, "request") for r in self._requests] + [(r, "response") for r in self._responses]
 
     def observe(
         self, route: str, direction: str, size: int, consumer: str | None, ip: str, now: float
