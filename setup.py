@@ -41,6 +41,7 @@ COMPILED = [
     "src/bastion/observability/events.py",
     "src/bastion/observability/ecs.py",
     "src/bastion/observability/redact.py",
+    "src/bastion/observability/writer.py",
     "src/bastion/observability/detect/enumeration.py",
     "src/bastion/observability/detect/guard.py",
     "src/bastion/observability/detect/lru.py",

@@ -387,3 +387,51 @@ def test_events_of_another_class_are_read_by_their_own_attributes() -> None:
         assert line == expected.replace(b"auth.success", b"auth.other").replace(
             b"/orders/42", b"/elsewhere"
         )
+
+
+# The escape scan and the plain() test read eight bytes at a time, and a string's last bytes as
+# a word of their own: each special byte, at every position of strings of every length around
+# the word size, must be found as the byte loop found it.
+SPECIALS = ['"', "\\", "\n", "\x01", "\x1f", "_", ".", " ", "=", "\u00e9", "\u20ac"]
+
+
+@pytest.mark.parametrize("special", SPECIALS)
+def test_every_position_of_a_special_character_is_found(special: str) -> None:
+    redactor = Redactor()
+    for length in range(1, 20):
+        for position in range(length):
+            text = "a" * position + special + "b" * (length - position - 1)
+            rec = record(
+                path=f"/{text}".encode(), host=text, rid=f"x-request-id: {text}\r\n".encode()
+            )
+            assert native.access_line(rec, redactor, Stamps()) == ecs.access_line(
+                rec, redactor, Stamps()
+            ), (special, length, position)
+            ev = event(path=f"/{text}", request_id=text, reason=text, user_id=text)
+            assert native.security_line(ev, redactor, Stamps()) == ecs.security_line(
+                ev, redactor, Stamps()
+            ), (special, length, position)
+
+
+def test_a_block_taken_never_changes_afterwards() -> None:
+    """The block is written in place and handed over without a copy: what the appender writes
+    next goes to a block of its own, and a block that grows keeps every line it had."""
+    append = appender(10_000)
+    expected = [
+        ecs.access_line(record(path=f"/orders/{n}".encode()), Redactor(), Stamps())
+        for n in range(3)
+    ]
+    for n in range(3):
+        append(record(path=f"/orders/{n}".encode()))
+    first = append.take()[0]
+    kept = bytes(bytearray(first))
+    for n in range(2000):  # about 900 kB: the next block grows several times
+        append(record(path=f"/next/{n}".encode()))
+    assert first == kept == b"".join(expected)
+    second, count, _, _ = append.take()
+    assert count == 2000
+    assert second.splitlines(keepends=True) == [
+        ecs.access_line(record(path=f"/next/{n}".encode()), Redactor(), Stamps())
+        for n in range(2000)
+    ]
+    assert append.take()[:2] == (b"", 0)  # taken: the appender starts afresh

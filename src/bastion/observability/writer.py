@@ -9,13 +9,19 @@ security events to the event store. Nothing on the request path waits for a sink
 With the ``_bastion_ecs`` extension (built with bastion, setup.py), the buffer is its
 ``Appender``: one C call per item, which formats the item's line there and then (the same bytes
 as the Python functions of :mod:`.ecs`, which the tests hold it to) into a bounded block of
-lines, while the item is still in the CPU's caches; the thread only hands the block to the sinks
-(the file sink writes it as it is:
+lines, while the item is still in the CPU's caches. The block is a bytes object the appender
+writes in place and hands over as it is, so nothing copies it on its way to the file; the thread
+only hands it to the sinks (the file sink writes it as it is:
 :meth:`~bastion.observability.sinks.rotating.RotatingFileSink.write_blocks`; other sinks get it
-as lines). Holding the items for the thread instead cost more than formatting them: thousands
-of objects read back from main memory a flush interval later, the allocator handing out cold
-memory meanwhile, and the garbage collector's allocation count kept high. Without the extension,
-the thread formats a deque of items with the Python functions.
+as lines). Holding the items for the thread instead cost more than formatting them: thousands of
+objects read back from main memory a flush interval later, the allocator handing out cold memory
+meanwhile, and the garbage collector's allocation count kept high. Without the extension, the
+thread formats a deque of items with the Python functions.
+
+Compiled (setup.py): :meth:`EventWriter.emit` is on the path of every security event, an
+``auth.success`` per authenticated request among them. (The worker thread's attribute is not
+named ``_thread``: mypyc would name a C struct member after it, and ``__thread`` is a keyword of
+GCC's C.)
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from types import ModuleType
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from bastion.errors import describe
 from bastion.observability.ecs import (
@@ -119,7 +125,7 @@ class EventWriter:
         self._buffer_all = bool(self.sinks)
         # The C formatter and buffer (same lines); ``native=False`` keeps to the Python ones.
         self._native = NATIVE if native else None
-        self._appender = None
+        self._appender: Any = None  # the C Appender
         if self._native is not None:
             with_access = bool(self.sinks)  # access lines go to sinks only, never to the store
             self._appender = self._native.Appender(
@@ -131,12 +137,12 @@ class EventWriter:
         self._push: Callable[[SecurityEvent | AccessRecord], None] = (
             self._appender if self._appender is not None else self._append
         )
-        self._thread: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
         if self.active:
-            self._thread = threading.Thread(
+            self._worker = threading.Thread(
                 target=self._run, name="bastion-event-writer", daemon=True
             )
-            self._thread.start()
+            self._worker.start()
 
     # -- the hot path: append or count, nothing else
 
@@ -271,7 +277,7 @@ class EventWriter:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wake the thread and wait until what is buffered now is written (tests, benchmarks);
         false if that took longer than ``timeout``."""
-        if self._thread is None:
+        if self._worker is None:
             return True
         deadline = time.monotonic() + timeout
         while True:
@@ -296,8 +302,8 @@ class EventWriter:
         """Write what is buffered, stop the thread, close the sinks."""
         self._stopped = True
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._worker is not None:
+            self._worker.join(timeout=5)
         for sink in self.sinks:
             sink.close()
         if self.recorder is not None:

@@ -166,7 +166,10 @@ class Monitor:
             if alert is not None:
                 self.fire(alert)
         enumeration = self.enumeration
-        if enumeration is not None and (status == 404 or path[-1:].isdigit() or "/" in path[1:]):
+        # (a path's last character, and a find from index 1: no slice copied per request)
+        if enumeration is not None and (
+            status == 404 or (path != "" and path[-1].isdigit()) or path.find("/", 1) >= 0
+        ):
             subject = consumer if consumer is not None else "ip:" + ip
             alert = enumeration.observe(subject, path, status, consumer, ip, now)
             if alert is not None:

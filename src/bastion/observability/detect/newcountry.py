@@ -31,13 +31,22 @@ class NewCountryDetector:
         self.lookup = countries
         self.pairs: Lru[tuple[str, str], str] = Lru(config.max_addresses)
         self.known: Lru[str, list[str]] = Lru(config.max_consumers)
+        # The last pair found in ``pairs`` (its most recent entry while nothing else was put).
+        self._last_consumer: str | None = None
+        self._last_ip = ""
         # Set by the Redis sharing: takes a (consumer, ip, country, now) over when it can.
         self.remote: Callable[[str, str, str, float], bool] | None = None
 
     def observe(self, consumer: str, ip: str, now: float) -> Alert | None:
+        if consumer is self._last_consumer and ip == self._last_ip:
+            # The pair of the previous request, known and already the LRU's most recent entry:
+            # the probe below would change nothing (a client's requests come in runs).
+            return None
         pair = (consumer, ip)
         if self.pairs.get(pair) is not None:
+            self._last_consumer, self._last_ip = consumer, ip
             return None
+        self._last_consumer = None  # the put below makes another pair the most recent
         country = self.lookup.country(ip) or ""
         self.pairs.put(pair, country)
         if not country:

@@ -95,13 +95,20 @@ buf_grow(Buf *b, Py_ssize_t need)
     return 0;
 }
 
-static inline int
+#if defined(__GNUC__)
+#define HOT_INLINE static inline __attribute__((always_inline))
+#else
+#define HOT_INLINE static inline
+#endif
+
+HOT_INLINE int
 buf_reserve(Buf *b, Py_ssize_t more)
 {
     return b->len + more <= b->cap ? 0 : buf_grow(b, b->len + more);
 }
 
-static inline int
+/* inlined everywhere: a literal's copy (PUT) is then a few moves of a known size, not a call */
+HOT_INLINE int
 put(Buf *b, const char *s, Py_ssize_t n)
 {
     if (buf_reserve(b, n) < 0) {
@@ -114,6 +121,12 @@ put(Buf *b, const char *s, Py_ssize_t n)
 
 #define PUT(b, literal) put((b), (literal), (Py_ssize_t)(sizeof(literal) - 1))
 
+static const char two_digits[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* an integer in decimal, two digits per step */
 static int
 put_ll(Buf *b, long long value)
 {
@@ -121,10 +134,19 @@ put_ll(Buf *b, long long value)
     char *end = digits + sizeof(digits), *p = end;
     unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
                                              : (unsigned long long)value;
-    do {
-        *--p = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude);
+    while (magnitude >= 100) {
+        unsigned int pair = (unsigned int)(magnitude % 100);
+        magnitude /= 100;
+        p -= 2;
+        memcpy(p, two_digits + 2 * pair, 2);
+    }
+    if (magnitude >= 10) {
+        p -= 2;
+        memcpy(p, two_digits + 2 * magnitude, 2);
+    }
+    else {
+        *--p = (char)('0' + magnitude);
+    }
     if (value < 0) {
         *--p = '-';
     }
@@ -150,13 +172,63 @@ init_escapes(void)
     escapes['\\'] = '\\';
 }
 
+/* Eight bytes at a time: whether any is a control character, a quote or a backslash (the
+ * bytes a JSON string escapes). The classic SWAR tests (a byte below 0x20; a byte equal to one
+ * value), exact for every byte value, bytes of 0x80 and up (UTF-8) included. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+HOT_INLINE uint64_t
+word_needs_escape(uint64_t w)
+{
+    uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\');
+    return (((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) |
+            ((backslash - ONES) & ~backslash)) & HIGHS;
+}
+
+/* the bytes after the last whole word of ``s`` (``n`` long, ``i`` of them tested) as a word:
+ * the string's last eight bytes when it has eight (some tested twice), else its 1 to 7 bytes
+ * padded with a byte no test flags ('a') */
+HOT_INLINE uint64_t
+tail_word(const char *s, Py_ssize_t n, Py_ssize_t i)
+{
+    uint64_t w = ONES * 'a';
+    if (n >= 8) {
+        memcpy(&w, s + n - 8, 8);
+        return w;
+    }
+    for (Py_ssize_t k = 0; i + k < n; k++) {
+        w = (w & ~(0xffULL << (8 * k))) | ((uint64_t)(unsigned char)s[i + k] << (8 * k));
+    }
+    return w;
+}
+
+/* the length of the prefix of ``s`` that needs no escape: ``n``, or where a word needing one
+ * starts (the byte loop goes on from there) */
+HOT_INLINE Py_ssize_t
+clean_prefix(const char *s, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (word_needs_escape(w)) {
+            return i;
+        }
+    }
+    return i == n || !word_needs_escape(tail_word(s, n, i)) ? n : i;
+}
+
 /* ``s`` as the body of a JSON string, escaped as orjson escapes it */
 static int
 put_escaped(Buf *b, const char *s, Py_ssize_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    Py_ssize_t start = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Py_ssize_t start = 0, i = clean_prefix(s, n);
+    if (i == n) {
+        return put(b, s, n);
+    }
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char escape[6];
         Py_ssize_t size = 2;
@@ -190,8 +262,11 @@ put_json_str_uncached(Buf *b, PyObject *str)
         PyErr_SetString(PyExc_TypeError, "the redactor answered something else than a str");
         return -1;
     }
-    s = PyUnicode_AsUTF8AndSize(str, &n);
-    if (s == NULL) {
+    if (PyUnicode_IS_COMPACT_ASCII(str)) { /* its UTF-8 is its data */
+        s = (const char *)PyUnicode_1BYTE_DATA(str);
+        n = PyUnicode_GET_LENGTH(str);
+    }
+    else if ((s = PyUnicode_AsUTF8AndSize(str, &n)) == NULL) {
         return -1;
     }
     if (PUT(b, "\"") < 0 || put_escaped(b, s, n) < 0) {
@@ -199,6 +274,10 @@ put_json_str_uncached(Buf *b, PyObject *str)
     }
     return PUT(b, "\"");
 }
+
+/* a str that differs from request to request (a path, a request id, a host) as a JSON string:
+ * not through the cache below, where it would only push out the strings that do repeat */
+#define put_json_text put_json_str_uncached
 
 /* The JSON form of the short strings that repeat from event to event (actions, outcomes,
  * guards, methods, field names, consumers, key ids, addresses), by identity: a slot holds a
@@ -445,33 +524,30 @@ custom_paths(PyObject *redactor)
 }
 
 /* bastion.observability.ecs._plain: ASCII, and none of the characters a JSON string escapes
- * (control characters included) or a credential pattern needs */
-static char unplain[256]; /* the bytes plain() refuses */
+ * (control characters included) or a credential pattern needs (quote, backslash, '_', '.', ' ', '='). Eight bytes at a
+ * time, with the SWAR tests of word_needs_escape: whether any byte is one of those. */
+#define BYTE_IS(w, c) ((((w) ^ (ONES * (c))) - ONES) & ~((w) ^ (ONES * (c))))
+HOT_INLINE uint64_t
+word_unplain(uint64_t w)
+{
+    return (w | ((w - ONES * 0x20) & ~w) | BYTE_IS(w, '"') | BYTE_IS(w, '\\') | BYTE_IS(w, '_') |
+            BYTE_IS(w, '.') | BYTE_IS(w, ' ') | BYTE_IS(w, '=')) & HIGHS;
+}
 
 static int
 plain(const char *s, Py_ssize_t n)
 {
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (unplain[(unsigned char)s[i]]) {
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (word_unplain(w)) {
             return 0;
         }
     }
-    return 1;
+    return i == n || !word_unplain(tail_word(s, n, i));
 }
 
-static void
-init_unplain(void)
-{
-    for (int c = 0x80; c < 256; c++) {
-        unplain[c] = 1;
-    }
-    for (int c = 0; c < 0x20; c++) {
-        unplain[c] = 1; /* control characters: JSON escapes them (a raw one breaks the line) */
-    }
-    for (const char *c = "\"\\_. ="; *c; c++) {
-        unplain[(unsigned char)*c] = 1;
-    }
-}
 
 /* bytes from the wire (latin-1) through a Redactor method, then as a JSON string */
 static int
@@ -555,7 +631,7 @@ format_access(Buf *b, PyObject *record, PyObject *redactor, int custom)
         return -1;
     }
     if (PyUnicode_GET_LENGTH(v[11]) > 0) {
-        if (PUT(b, ",\"domain\":") < 0 || put_json_str(b, v[11]) < 0) {
+        if (PUT(b, ",\"domain\":") < 0 || put_json_text(b, v[11]) < 0) {
             return -1;
         }
     }
@@ -999,14 +1075,14 @@ format_security(Buf *b, Event *e, PyObject *redactor, int custom, PyObject **use
     else {
         path = Py_NewRef(e->path);
     }
-    rc = put_json_str(b, path);
+    rc = put_json_text(b, path);
     Py_DECREF(path);
     if (rc < 0 || PUT(b, "},\"http\":{\"request\":{\"method\":") < 0 ||
         put_json_str(b, e->method) < 0 || PUT(b, ",\"id\":") < 0) {
         return -1;
     }
     *request_id = redact_request_id(redactor, e->request_id);
-    if (*request_id == NULL || put_json_str(b, *request_id) < 0 || PUT(b, "}") < 0) {
+    if (*request_id == NULL || put_json_text(b, *request_id) < 0 || PUT(b, "}") < 0) {
         return -1;
     }
     if (e->status != Py_None) {
@@ -1275,9 +1351,87 @@ keep_failure(PyObject *failures)
  * its exception waits in ``failures`` for the writer to count and log. A line is formatted into
  * a buffer of its own first and appended whole, so that the redactor's Python code, during which
  * another thread may append, never sees half a line in the block. */
+/* The block under construction: a bytes object the appender alone references, written in place
+ * (as PyBytes_FromStringAndSize(NULL, n) allows) and handed over by take() as it is, shrunk to
+ * its length: no copy of the block between the lines and the file. */
+typedef struct {
+    PyObject *bytes; /* NULL until the first line of a block */
+    Py_ssize_t len;
+    Py_ssize_t cap;  /* of ``bytes``; 0 without */
+    Py_ssize_t hint; /* the capacity a new block starts with (the last block's, bounded) */
+} Block;
+
+#define BLOCK_FIRST (64 * 1024)
+#define APPENDER_KEPT_BYTES (4 * 1024 * 1024) /* a block larger than this is no size hint */
+
+/* room for ``more`` bytes; a new, larger bytes object when the block grows (the lines in it are
+ * copied, and the old object let go only once the new one exists: a failure loses nothing) */
+static int
+block_reserve(Block *k, Py_ssize_t more)
+{
+    Py_ssize_t cap;
+    PyObject *bigger;
+    if (k->len + more <= k->cap) {
+        return 0;
+    }
+    cap = k->cap ? 2 * k->cap : k->hint;
+    while (cap < k->len + more) {
+        cap *= 2;
+    }
+    bigger = PyBytes_FromStringAndSize(NULL, cap);
+    if (bigger == NULL) {
+        return -1;
+    }
+    if (k->bytes != NULL) {
+        memcpy(PyBytes_AS_STRING(bigger), PyBytes_AS_STRING(k->bytes), (size_t)k->len);
+        Py_DECREF(k->bytes);
+    }
+    k->bytes = bigger;
+    k->cap = cap;
+    return 0;
+}
+
+static int
+block_put(Block *k, const char *s, Py_ssize_t n)
+{
+    if (block_reserve(k, n) < 0) {
+        return -1;
+    }
+    memcpy(PyBytes_AS_STRING(k->bytes) + k->len, s, (size_t)n);
+    k->len += n;
+    return 0;
+}
+
+/* the block's lines as a bytes object (a new reference), the block emptied */
+static PyObject *
+block_take(Block *k)
+{
+    PyObject *taken = k->bytes;
+    if (taken == NULL || k->len == 0) {
+        return PyBytes_FromStringAndSize(NULL, 0);
+    }
+    k->hint = k->cap <= APPENDER_KEPT_BYTES ? k->cap : BLOCK_FIRST;
+    k->bytes = NULL;
+    k->cap = 0;
+    if (k->len < PyBytes_GET_SIZE(taken) && _PyBytes_Resize(&taken, k->len) < 0) {
+        k->len = 0; /* (a smaller realloc that fails: the lines are lost with the memory) */
+        return NULL;
+    }
+    k->len = 0;
+    return taken;
+}
+
+static void
+block_init(Block *k)
+{
+    k->bytes = NULL;
+    k->len = k->cap = 0;
+    k->hint = BLOCK_FIRST;
+}
+
 typedef struct {
     PyObject_HEAD
-    Buf out;
+    Block out;
     Py_ssize_t lines;
     PyObject *rows;
     PyObject *failures;
@@ -1293,7 +1447,6 @@ typedef struct {
     vectorcallfunc vectorcall;
 } Appender;
 
-#define APPENDER_KEPT_BYTES (4 * 1024 * 1024) /* a block buffer larger than this is let go */
 
 static PyObject *appender_vectorcall(PyObject *, PyObject *const *, size_t, PyObject *);
 
@@ -1331,8 +1484,8 @@ appender_init(Appender *self, PyObject *args, PyObject *kwargs)
         Py_XDECREF(failures);
         return -1;
     }
-    buf_free(&self->out);
-    buf_init(&self->out);
+    Py_CLEAR(self->out.bytes);
+    block_init(&self->out);
     self->lines = 0;
     Py_XSETREF(self->rows, rows);
     Py_XSETREF(self->failures, failures);
@@ -1389,7 +1542,7 @@ appender_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, Py
         Py_RETURN_NONE;
     }
     mark = self->out.len;
-    rc = put(&self->out, line.data, line.len);
+    rc = block_put(&self->out, line.data, line.len);
     buf_free(&line);
     if (rc == 0 && row != NULL && (rc = PyList_Append(self->rows, row)) < 0) {
         self->out.len = mark; /* the line and its row, or neither */
@@ -1420,11 +1573,12 @@ appender_take(Appender *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "Appender not initialised");
         return NULL;
     }
-    block = PyBytes_FromStringAndSize(self->out.data, self->out.len);
     count = PyLong_FromSsize_t(self->lines);
     rows = PyList_New(0);
     failures = PyList_New(0);
     result = PyTuple_New(4);
+    /* last: once taken, the block is the result's (a failure before keeps it for the next take) */
+    block = count && rows && failures && result ? block_take(&self->out) : NULL;
     if (block == NULL || count == NULL || rows == NULL || failures == NULL || result == NULL) {
         Py_XDECREF(block);
         Py_XDECREF(count);
@@ -1440,12 +1594,6 @@ appender_take(Appender *self, PyObject *Py_UNUSED(ignored))
     self->rows = rows;
     self->failures = failures;
     self->lines = 0;
-    /* the buffer is kept for the next block (its memory stays warm), unless a burst made it big */
-    if (self->out.cap > APPENDER_KEPT_BYTES) {
-        buf_free(&self->out);
-        buf_init(&self->out);
-    }
-    self->out.len = 0;
     return result;
 }
 
@@ -1462,7 +1610,7 @@ appender_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     (void)args;
     (void)kwargs;
     if (self != NULL) {
-        buf_init(&self->out);
+        block_init(&self->out);
         self->vectorcall = appender_vectorcall;
     }
     return (PyObject *)self;
@@ -1499,7 +1647,7 @@ appender_dealloc(Appender *self)
 {
     PyObject_GC_UnTrack(self);
     appender_clear(self);
-    buf_free(&self->out);
+    Py_CLEAR(self->out.bytes);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1565,7 +1713,6 @@ PyMODINIT_FUNC
 PyInit__bastion_ecs(void)
 {
     init_escapes();
-    init_unplain();
     if (intern(&s_path, "path") < 0 || intern(&s_request_id, "request_id") < 0 ||
         intern(&s_text, "text") < 0 || intern(&s_secret_name, "secret_name") < 0 ||
         intern(&s_custom_paths, "custom_paths") < 0 || intern(&s_action, "action") < 0 ||
