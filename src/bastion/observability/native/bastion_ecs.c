@@ -203,20 +203,20 @@ tail_word(const char *s, Py_ssize_t n, Py_ssize_t i)
     return w;
 }
 
-/* the length of the prefix of ``s`` that needs no escape: ``n``, or where a word needing one
- * starts (the byte loop goes on from there) */
+/* where the first word of ``s`` that ``flags`` flags starts, ``n`` when none does: a whole
+ * string test eight bytes at a time (the byte loops go on from the index answered) */
 HOT_INLINE Py_ssize_t
-clean_prefix(const char *s, Py_ssize_t n)
+first_flagged(const char *s, Py_ssize_t n, uint64_t (*flags)(uint64_t))
 {
     Py_ssize_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, s + i, 8);
-        if (word_needs_escape(w)) {
+        if (flags(w)) {
             return i;
         }
     }
-    return i == n || !word_needs_escape(tail_word(s, n, i)) ? n : i;
+    return i == n || !flags(tail_word(s, n, i)) ? n : i;
 }
 
 /* ``s`` as the body of a JSON string, escaped as orjson escapes it */
@@ -224,7 +224,7 @@ static int
 put_escaped(Buf *b, const char *s, Py_ssize_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    Py_ssize_t start = 0, i = clean_prefix(s, n);
+    Py_ssize_t start = 0, i = first_flagged(s, n, word_needs_escape);
     if (i == n) {
         return put(b, s, n);
     }
@@ -537,15 +537,7 @@ word_unplain(uint64_t w)
 static int
 plain(const char *s, Py_ssize_t n)
 {
-    Py_ssize_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (word_unplain(w)) {
-            return 0;
-        }
-    }
-    return i == n || !word_unplain(tail_word(s, n, i));
+    return first_flagged(s, n, word_unplain) == n;
 }
 
 
