@@ -524,8 +524,8 @@ custom_paths(PyObject *redactor)
 }
 
 /* bastion.observability.ecs._plain: ASCII, and none of the characters a JSON string escapes
- * (control characters included) or a credential pattern needs (quote, backslash, '_', '.', ' ', '='). Eight bytes at a
- * time, with the SWAR tests of word_needs_escape: whether any byte is one of those. */
+ * (control characters included) or a credential pattern needs (quote, backslash, '_', '.', ' ',
+ * '='). Eight bytes at a time, with the SWAR tests of word_needs_escape. */
 #define BYTE_IS(w, c) ((((w) ^ (ONES * (c))) - ONES) & ~((w) ^ (ONES * (c))))
 HOT_INLINE uint64_t
 word_unplain(uint64_t w)
@@ -539,7 +539,6 @@ plain(const char *s, Py_ssize_t n)
 {
     return first_flagged(s, n, word_unplain) == n;
 }
-
 
 /* bytes from the wire (latin-1) through a Redactor method, then as a JSON string */
 static int
@@ -1327,25 +1326,9 @@ keep_failure(PyObject *failures)
     return rc;
 }
 
-/* Appender(capacity, redactor, stamps, keep, with_access, *, wake=None, every=0)
- *
- * The event writer's buffer. Called with an item (an access record, a tuple; or a security
- * event), it formats the item's line at once, while the item is still in the CPU's caches, and
- * appends it to a block of lines: access records only when ``with_access``; a security event's
- * row (StoredEvent) goes to a list too when its outcome is in the set ``keep``. Once ``capacity``
- * lines wait, further items are counted in ``dropped`` and left out. ``wake()`` is called when
- * ``every`` lines wait. ``take()`` hands over (block, lines, rows, failures) and starts afresh:
- * the writer thread only writes.
- *
- * No item is kept: nothing waits for the writer thread but bytes (before, thousands of event
- * objects waited for it, read back from main memory, and held the garbage collector's
- * allocation count up). An item that cannot be formatted (any Exception) costs that item only:
- * its exception waits in ``failures`` for the writer to count and log. A line is formatted into
- * a buffer of its own first and appended whole, so that the redactor's Python code, during which
- * another thread may append, never sees half a line in the block. */
 /* The block under construction: a bytes object the appender alone references, written in place
- * (as PyBytes_FromStringAndSize(NULL, n) allows) and handed over by take() as it is, shrunk to
- * its length: no copy of the block between the lines and the file. */
+ * (as PyBytes_FromStringAndSize(NULL, n) allows) and handed over by take() as it is, given its
+ * length: no copy of the block between the lines and the file. */
 typedef struct {
     PyObject *bytes; /* NULL until the first line of a block */
     Py_ssize_t len;
@@ -1394,7 +1377,9 @@ block_put(Block *k, const char *s, Py_ssize_t n)
     return 0;
 }
 
-/* the block's lines as a bytes object (a new reference), the block emptied */
+/* the block's lines as a bytes object (a new reference), the block emptied. The object keeps
+ * its allocation and gets its length (no realloc, so nothing can fail here): the unused end is
+ * freed with it, once the sinks have written it. */
 static PyObject *
 block_take(Block *k)
 {
@@ -1402,14 +1387,11 @@ block_take(Block *k)
     if (taken == NULL || k->len == 0) {
         return PyBytes_FromStringAndSize(NULL, 0);
     }
+    Py_SET_SIZE(taken, k->len);
+    PyBytes_AS_STRING(taken)[k->len] = '\0';
     k->hint = k->cap <= APPENDER_KEPT_BYTES ? k->cap : BLOCK_FIRST;
     k->bytes = NULL;
-    k->cap = 0;
-    if (k->len < PyBytes_GET_SIZE(taken) && _PyBytes_Resize(&taken, k->len) < 0) {
-        k->len = 0; /* (a smaller realloc that fails: the lines are lost with the memory) */
-        return NULL;
-    }
-    k->len = 0;
+    k->len = k->cap = 0;
     return taken;
 }
 
@@ -1421,6 +1403,22 @@ block_init(Block *k)
     k->hint = BLOCK_FIRST;
 }
 
+/* Appender(capacity, redactor, stamps, keep, with_access, *, wake=None, every=0)
+ *
+ * The event writer's buffer. Called with an item (an access record, a tuple; or a security
+ * event), it formats the item's line at once, while the item is still in the CPU's caches, and
+ * appends it to a block of lines: access records only when ``with_access``; a security event's
+ * row (StoredEvent) goes to a list too when its outcome is in the set ``keep``. Once ``capacity``
+ * lines wait, further items are counted in ``dropped`` and left out. ``wake()`` is called when
+ * ``every`` lines wait. ``take()`` hands over (block, lines, rows, failures) and starts afresh:
+ * the writer thread only writes.
+ *
+ * No item is kept: nothing waits for the writer thread but bytes (before, thousands of event
+ * objects waited for it, read back from main memory, and held the garbage collector's
+ * allocation count up). An item that cannot be formatted (any Exception) costs that item only:
+ * its exception waits in ``failures`` for the writer to count and log. A line is formatted into
+ * a buffer of its own first and appended whole, so that the redactor's Python code, during which
+ * another thread may append, never sees half a line in the block. */
 typedef struct {
     PyObject_HEAD
     Block out;
@@ -1438,7 +1436,6 @@ typedef struct {
     Py_ssize_t dropped;
     vectorcallfunc vectorcall;
 } Appender;
-
 
 static PyObject *appender_vectorcall(PyObject *, PyObject *const *, size_t, PyObject *);
 
