@@ -5,9 +5,10 @@ believed only from ``proxy.trusted_proxies``), so a client cannot pick its own c
 authenticated requests count: a consumer is an identity, an address alone is not.
 
 Each (consumer, address) pair is looked up once (an LRU of ``max_addresses`` pairs), so a
-steady client costs one dictionary probe per request and the GeoIP database is read only for new
-pairs. A consumer's first country is learned silently; a later, different one fires. Addresses
-without a country (private, loopback, unknown) are ignored.
+steady client costs one dictionary probe per request (none when the request before it had the
+same pair) and the GeoIP database is read only for new pairs. A consumer's first country is
+learned silently; a later, different one fires. Addresses without a country (private, loopback,
+unknown) are ignored.
 
 Memory: ``max_addresses`` pairs, ``max_consumers`` x ``max_countries`` country codes.
 """
