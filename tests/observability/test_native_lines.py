@@ -435,3 +435,16 @@ def test_a_block_taken_never_changes_afterwards() -> None:
         for n in range(2000)
     ]
     assert append.take()[:2] == (b"", 0)  # taken: the appender starts afresh
+
+
+def test_a_key_in_a_request_id_is_scrubbed_at_every_alignment() -> None:
+    """plain() lets a request id skip the redactor: its word test must see the key's "_"
+    wherever the key sits against the eight-byte words, the last partial word included."""
+    secret = KEY.rpartition("_")[2]
+    for before in range(17):
+        for after in range(10):
+            rid = "r" * before + KEY + "s" * after
+            rec = record(rid=f"x-request-id: {rid}\r\n".encode())
+            line = native.access_line(rec, Redactor(), Stamps())
+            assert secret.encode() not in line, (before, after)
+            assert line == ecs.access_line(rec, Redactor(), Stamps())

@@ -30,6 +30,8 @@ PASSWORD = "Pw9PasswordSecret4716uv"
 BASIC = "Ba9BasicSecret4717wx"
 CUSTOM = "Cu9CustomSecret4718yz"
 REFUSED = "bst_AAAAAAAAAAAA_" + "Rf9RefusedSecret4719" + "z" * 18
+# A key-shaped Host value: the gateway takes it (a valid reg-name) and logs it lower-cased.
+HOST = "bst_hhhhhhhhhhhh_" + "hs9hostsecret4720" + "h" * 20
 
 
 @pytest.fixture
@@ -65,6 +67,7 @@ async def plant_secrets(base: str, key: str) -> int:
             await client.get("/orders", headers={"x-api-key": REFUSED}),
             await client.get("/orders", headers={"authorization": f"Basic {basic}"}),
             await client.get("/orders", headers={**valid, "x-internal-ref": CUSTOM}),
+            await client.get("/orders", headers={**valid, "host": HOST}),
         ]
         for n in range(20):  # enough lines to rotate the file a few times
             answers.append(await client.get(f"/orders/{n}", headers=valid))
@@ -75,12 +78,14 @@ async def plant_secrets(base: str, key: str) -> int:
     assert statuses[1] == 401
     assert statuses[7] == 401
     assert statuses[3] in (400, 401)
+    assert statuses[10] == 200  # the Host value is valid: the request was served, and logged
     return len(answers)
 
 
 def secrets(key: str) -> list[bytes]:
     found = [BEARER, COOKIE, QUERY_KEY, QUERY_TOKEN, PATH_SECRET, PASSWORD, BASIC, CUSTOM]
     found += [REFUSED, REFUSED.rpartition("_")[2], key, key.rpartition("_")[2]]
+    found += [HOST, HOST.rpartition("_")[2]]
     found.append(base64.b64encode(f"alice:{BASIC}".encode()).decode())
     return [s.encode() for s in found]
 
@@ -160,7 +165,7 @@ events:
         assert {"auth.credentials_in_query", "auth.invalid_credentials"} <= security
     for expected in (
         'bastion_auth_outcomes_total{action="auth.invalid_credentials",outcome="failure"} 1.0',
-        'bastion_upstream_response_duration_seconds_count{route="orders"} 25.0',
+        'bastion_upstream_response_duration_seconds_count{route="orders"} 26.0',
         'bastion_events_dropped_total{stage="buffer"} 0.0',
     ):
         assert expected in metrics

@@ -120,7 +120,8 @@ def access_line(record: AccessRecord, redactor: Redactor, stamps: Stamps) -> byt
         ip_bytes,
         ip_bytes,
         quoted_path,
-        b',"domain":' + dumps(host) if host else b"",
+        # A client picks its Host (any reg-name: "_", "." and "=" included): scrubbed like text.
+        b',"domain":' + dumps(redactor.text(host)) if host else b"",
         method,
         quoted_rid,
         body_in,

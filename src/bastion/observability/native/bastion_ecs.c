@@ -622,7 +622,16 @@ format_access(Buf *b, PyObject *record, PyObject *redactor, int custom)
         return -1;
     }
     if (PyUnicode_GET_LENGTH(v[11]) > 0) {
-        if (PUT(b, ",\"domain\":") < 0 || put_json_text(b, v[11]) < 0) {
+        /* a client picks its Host (any reg-name: "_", "." and "=" included): scrubbed like
+         * text. The engine keeps one host str per connection, so the redactor's answer is
+         * remembered (ask_redactor) for every later request on it. */
+        PyObject *domain = redact_text(redactor, v[11]);
+        if (domain == NULL) {
+            return -1;
+        }
+        rc = PUT(b, ",\"domain\":") < 0 || put_json_text(b, domain) < 0 ? -1 : 0;
+        Py_DECREF(domain);
+        if (rc < 0) {
             return -1;
         }
     }
