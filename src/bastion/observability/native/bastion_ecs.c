@@ -252,9 +252,11 @@ put_escaped(Buf *b, const char *s, Py_ssize_t n)
 }
 
 /* a str as a JSON string (quoted); a str that is not valid UTF-8 (a lone surrogate) raises
- * UnicodeEncodeError, a ValueError as orjson's refusal is a TypeError: the writer drops either */
+ * UnicodeEncodeError, a ValueError as orjson's refusal is a TypeError: the writer drops either.
+ * Called directly for the strs that differ from request to request (a path, a request id, a
+ * host): the cache of put_json_str below would only lose the strings that do repeat to them. */
 static int
-put_json_str_uncached(Buf *b, PyObject *str)
+put_json_text(Buf *b, PyObject *str)
 {
     Py_ssize_t n;
     const char *s;
@@ -274,10 +276,6 @@ put_json_str_uncached(Buf *b, PyObject *str)
     }
     return PUT(b, "\"");
 }
-
-/* a str that differs from request to request (a path, a request id, a host) as a JSON string:
- * not through the cache below, where it would only push out the strings that do repeat */
-#define put_json_text put_json_str_uncached
 
 /* The JSON form of the short strings that repeat from event to event (actions, outcomes,
  * guards, methods, field names, consumers, key ids, addresses), by identity: a slot holds a
@@ -300,7 +298,7 @@ put_json_str(Buf *b, PyObject *str)
     if (slot->str == str) {
         return put(b, slot->json, slot->len);
     }
-    if (put_json_str_uncached(b, str) < 0) {
+    if (put_json_text(b, str) < 0) {
         return -1;
     }
     n = b->len - start;
