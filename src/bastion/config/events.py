@@ -118,6 +118,11 @@ class EventsConfig(_Model):
     sink: SinkName | tuple[SinkName, ...] = "stdout"
     path: Path | None = Field(None, description="the file of the file sink")
     buffer: int = Field(65_536, ge=16, description="events waiting for the writer; beyond: dropped")
+    buffer_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=64 * 1024,
+        description="bytes of lines waiting for the writer; beyond: dropped",
+    )
     access: bool = Field(True, description="an access event for every request")
     rotation: RotationConfig = RotationConfig()
     http: HttpSinkConfig = HttpSinkConfig()

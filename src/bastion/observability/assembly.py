@@ -50,6 +50,7 @@ def build_writer(config: BastionConfig) -> EventWriter:
         recorder=build_recorder(config),
         redactor=redactor,
         capacity=events.buffer,
+        max_bytes=events.buffer_bytes,
         store_outcomes=events.store.outcomes,
     )
 

@@ -72,6 +72,24 @@ NATIVE = _load_native()
 
 DROP_REPORT_INTERVAL = 10.0
 
+BUFFER_BYTES = 64 * 1024 * 1024
+"""Bytes of lines the buffer holds (``events.buffer_bytes``) besides its count of lines: a client
+chooses how long its path, request id and Host are, so lines waiting for a stalled sink are
+bounded in memory too, not only in number."""
+_LINE_BASE = 512  # a line's bytes besides what the client chose (the Python buffer's estimate)
+
+
+def _weight(item: SecurityEvent | AccessRecord) -> int:
+    """About the bytes ``item``'s line takes (the Python buffer holds items, not lines): a
+    fixed part and the texts a client chose."""
+    if type(item) is tuple:
+        return _LINE_BASE + len(item[2]) + len(item[8]) + len(item[11])
+    assert isinstance(item, SecurityEvent)
+    size = _LINE_BASE + len(item.path) + len(item.reason)
+    for value in item.fields.values():
+        size += len(value) if isinstance(value, str) else 16
+    return size
+
 
 class EventRecorder(Protocol):
     """Keeps security events (the event store's sink); ``put`` must not block."""
@@ -96,6 +114,7 @@ class EventWriter:
         recorder: EventRecorder | None = None,
         redactor: Redactor | None = None,
         capacity: int = 65_536,
+        max_bytes: int = BUFFER_BYTES,
         flush_interval: float = 0.2,
         store_outcomes: Collection[str] = ("success", "failure", "unknown"),
         native: bool = True,
@@ -113,6 +132,11 @@ class EventWriter:
         # The pure-Python buffer (without the C appender, which keeps its own list).
         self._buffer: collections.deque[SecurityEvent | AccessRecord] = collections.deque()
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        # The Python buffer's bytes, estimated (``_weight``): added by the threads that append,
+        # taken off by the writer thread, each a counter with one writer of its own.
+        self._bytes_in = 0
+        self._bytes_out = 0
         self._interval = flush_interval
         self._stamps = Stamps()
         self._wake = threading.Event()
@@ -130,7 +154,7 @@ class EventWriter:
             with_access = bool(self.sinks)  # access lines go to sinks only, never to the store
             self._appender = self._native.Appender(
                 capacity, self.redactor, self._stamps, self.store_outcomes, with_access,
-                wake=self._wake.set, every=WAKE_EVERY,
+                wake=self._wake.set, every=WAKE_EVERY, max_bytes=max_bytes,
             )  # fmt: skip
         # Sinks that take blocks of whole lines as they are (the file sink), and the others.
         self._block_writers = [(sink, getattr(sink, "write_blocks", None)) for sink in self.sinks]
@@ -162,9 +186,13 @@ class EventWriter:
         return self._push
 
     def _append(self, item: SecurityEvent | AccessRecord) -> None:
-        if len(self._buffer) >= self._capacity:
+        if (
+            len(self._buffer) >= self._capacity
+            or self._bytes_in - self._bytes_out >= self._max_bytes
+        ):
             self._dropped += 1
             return
+        self._bytes_in += _weight(item)
         self._buffer.append(item)
 
     @property
@@ -200,6 +228,7 @@ class EventWriter:
         formatted = 0
         while buffer:
             item = buffer.popleft()
+            self._bytes_out += _weight(item)
             formatted += 1
             if formatted % YIELD_EVERY == 0:
                 # Let the event loop's thread have the GIL between slices: formatting a whole

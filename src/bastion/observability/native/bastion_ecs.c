@@ -1410,13 +1410,14 @@ block_init(Block *k)
     k->hint = BLOCK_FIRST;
 }
 
-/* Appender(capacity, redactor, stamps, keep, with_access, *, wake=None, every=0)
+/* Appender(capacity, redactor, stamps, keep, with_access, *, wake=None, every=0, max_bytes=0)
  *
  * The event writer's buffer. Called with an item (an access record, a tuple; or a security
  * event), it formats the item's line at once, while the item is still in the CPU's caches, and
  * appends it to a block of lines: access records only when ``with_access``; a security event's
  * row (StoredEvent) goes to a list too when its outcome is in the set ``keep``. Once ``capacity``
- * lines wait, further items are counted in ``dropped`` and left out. ``wake()`` is called when
+ * lines wait, or ``max_bytes`` of lines (when not 0; the block may pass it by its last line),
+ * further items are counted in ``dropped`` and left out. ``wake()`` is called when
  * ``every`` lines wait. ``take()`` hands over (block, lines, rows, failures) and starts afresh:
  * the writer thread only writes.
  *
@@ -1440,6 +1441,7 @@ typedef struct {
     PyObject *wake; /* or NULL */
     Py_ssize_t every;
     Py_ssize_t capacity;
+    Py_ssize_t max_bytes; /* or 0: no bound on the block's bytes */
     Py_ssize_t dropped;
     vectorcallfunc vectorcall;
 } Appender;
@@ -1450,12 +1452,16 @@ static int
 appender_init(Appender *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *redactor, *stamps, *keep, *wake = Py_None, *rows, *failures;
-    Py_ssize_t capacity, every = 0;
+    Py_ssize_t capacity, every = 0, max_bytes = 0;
     int with_access, custom;
     static char *names[] = {"capacity", "redactor", "stamps", "keep", "with_access",
-                            "wake", "every", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nOOOp|$On", names, &capacity, &redactor,
-                                     &stamps, &keep, &with_access, &wake, &every)) {
+                            "wake", "every", "max_bytes", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nOOOp|$Onn", names, &capacity, &redactor,
+                                     &stamps, &keep, &with_access, &wake, &every, &max_bytes)) {
+        return -1;
+    }
+    if (max_bytes < 0) {
+        PyErr_SetString(PyExc_ValueError, "Appender(max_bytes=...) takes 0 (no bound) or more");
         return -1;
     }
     if (!configured()) {
@@ -1494,6 +1500,7 @@ appender_init(Appender *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->wake, wake == Py_None ? NULL : Py_NewRef(wake));
     self->every = every;
     self->capacity = capacity;
+    self->max_bytes = max_bytes;
     self->dropped = 0;
     return 0;
 }
@@ -1514,7 +1521,8 @@ appender_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, Py
         PyErr_SetString(PyExc_RuntimeError, "Appender not initialised");
         return NULL;
     }
-    if (self->lines >= self->capacity) {
+    /* full: ``capacity`` lines, or ``max_bytes`` of them (long paths make long lines) */
+    if (self->lines >= self->capacity || (self->max_bytes > 0 && self->out.len >= self->max_bytes)) {
         self->dropped++;
         Py_RETURN_NONE;
     }
@@ -1650,6 +1658,8 @@ appender_dealloc(Appender *self)
 static PyMemberDef appender_members[] = {
     {"dropped", T_PYSSIZET, offsetof(Appender, dropped), 0, "items refused: the block was full"},
     {"capacity", T_PYSSIZET, offsetof(Appender, capacity), READONLY, "lines the block holds"},
+    {"max_bytes", T_PYSSIZET, offsetof(Appender, max_bytes), READONLY,
+     "bytes the block holds before it refuses items (0: no bound)"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -1669,7 +1679,8 @@ static PyTypeObject AppenderType = {
     .tp_name = "_bastion_ecs.Appender",
     .tp_basicsize = sizeof(Appender),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "Appender(capacity, redactor, stamps, keep, with_access, *, wake=None, every=0):"
+    .tp_doc = "Appender(capacity, redactor, stamps, keep, with_access, *, wake=None, every=0,"
+              " max_bytes=0):"
               " formats each item into a bounded block of lines; take() hands it over",
     .tp_new = appender_new,
     .tp_init = (initproc)appender_init,

@@ -1,0 +1,112 @@
+"""The event buffer is bounded in bytes, not only in lines.
+
+Before, ``events.buffer`` (65,536) counted lines only. A client chooses how long its path,
+request id and Host are, so while a sink stalled (a hung disk, an HTTP sink retrying), lines
+of 8 kB paths could pile up to about half a gigabyte in each worker before the first one was
+dropped. Now the buffer also stops at ``events.buffer_bytes`` (64 MiB by default): what comes
+after is dropped and counted, as a full buffer always was, and what was taken is written whole.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+import pytest
+
+from bastion.config.loader import build_config
+from bastion.errors import ConfigError
+from bastion.observability.ecs import AccessRecord
+from bastion.observability.writer import NATIVE, EventWriter
+from tests.observability.helpers import access_record
+
+WRITERS = [pytest.param(False, id="python")]
+if NATIVE is not None:
+    WRITERS.append(pytest.param(True, id="native"))
+
+LONG_PATH = b"/" + b"a" * 8191
+BOUND = 256 * 1024
+DEFAULTS: dict[str, object] = {
+    "ts": 1_764_000_000.0, "method": b"GET", "path": b"/", "status": 200, "body_in": 0,
+    "bytes_out": 10, "seconds": 0.001, "ip": "203.0.113.9",
+    "rid": b"x-request-id: 0123abcd\r\n", "route": "api", "user": None,
+    "host": "api.example.com", "upstream": 0.0005, "peer": "203.0.113.9",
+}  # fmt: skip
+
+
+class StalledSink:
+    """A destination that hangs on its first write until ``release`` is set."""
+
+    name = "stalled"
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.lines: list[bytes] = []
+
+    def write(self, lines: list[bytes]) -> None:
+        self.entered.set()
+        assert self.release.wait(10)
+        self.lines.extend(lines)
+
+    def dropped(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        return None
+
+
+def stalled_writer(native: bool, max_bytes: int) -> tuple[EventWriter, StalledSink]:
+    """A writer whose thread is stuck in its sink's first write."""
+    sink = StalledSink()
+    writer = EventWriter([sink], native=native, max_bytes=max_bytes, flush_interval=0.01)
+    writer.access(access_record(DEFAULTS))
+    assert sink.entered.wait(5)
+    return writer, sink
+
+
+def long_records(n: int) -> list[AccessRecord]:
+    return [access_record(DEFAULTS, path=LONG_PATH, ts=1_764_000_000.0 + i) for i in range(n)]
+
+
+@pytest.mark.parametrize("native", WRITERS)
+def test_event_buffer_stops_at_its_byte_bound_while_a_sink_stalls(native: bool) -> None:
+    writer, sink = stalled_writer(native, BOUND)
+    for record in long_records(200):  # about 1.7 MB of lines
+        writer.access(record)
+    waiting = writer.pending()
+    # Lines of about 8.6 kB (8.7 kB by the Python buffer's estimate): the bound, and at most
+    # the one line that passes it.
+    assert BOUND // 9_000 <= waiting <= BOUND // 8_192 + 1
+    assert writer.dropped == 200 - waiting
+    sink.release.set()
+    assert writer.flush()
+    writer.close()
+    lines = [orjson.loads(line) for line in sink.lines]
+    assert len(lines) == 1 + waiting  # what was taken is written, each line whole
+    assert all(line["url"]["path"] == LONG_PATH.decode() for line in lines[1:])
+
+
+@pytest.mark.parametrize("native", WRITERS)
+def test_event_buffer_without_a_tight_byte_bound_takes_every_line(native: bool) -> None:
+    """The same stall with the default bound (64 MiB): the 200 lines all wait, so the test
+    above sees the byte bound at work, not some other limit."""
+    writer, sink = stalled_writer(native, 64 * 1024 * 1024)
+    for record in long_records(200):
+        writer.access(record)
+    assert writer.pending() == 200
+    assert writer.dropped == 0
+    sink.release.set()
+    assert writer.flush()
+    writer.close()
+    assert len(sink.lines) == 201
+
+
+def test_event_buffer_bytes_is_configured_and_checked() -> None:
+    config = build_config({"events": {"buffer_bytes": 1_048_576}})
+    assert config.events.buffer_bytes == 1_048_576
+    assert build_config({}).events.buffer_bytes == 64 * 1024 * 1024
+    with pytest.raises(ConfigError) as raised:
+        build_config({"events": {"buffer_bytes": 1024}})
+    assert "events.buffer_bytes" in str(raised.value)
+    assert "1024" in str(raised.value)
