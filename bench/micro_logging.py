@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import subprocess
 import sys
@@ -144,7 +145,9 @@ class Setup:
         return sum(path.read_bytes().count(b"\n") for path in (self.work / "logs").glob("*.jsonl"))
 
     def close(self) -> None:
+        """Stop the writer and delete the run's files (a run of ``monitor`` writes over 100 MB)."""
         self.writer.close()
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def instructions(mode: str, n: int, out: Path) -> int:

@@ -81,14 +81,18 @@ _LINE_BASE = 512  # a line's bytes besides what the client chose (the Python buf
 
 def _weight(item: SecurityEvent | AccessRecord) -> int:
     """About the bytes ``item``'s line takes (the Python buffer holds items, not lines): a
-    fixed part and the texts a client chose."""
-    if type(item) is tuple:
-        return _LINE_BASE + len(item[2]) + len(item[8]) + len(item[11])
-    assert isinstance(item, SecurityEvent)
-    size = _LINE_BASE + len(item.path) + len(item.reason)
-    for value in item.fields.values():
-        size += len(value) if isinstance(value, str) else 16
-    return size
+    fixed part and the texts a client chose. Never raises: an item the writer thread cannot
+    format costs that item only, and so does one this cannot weigh."""
+    try:
+        if type(item) is tuple:
+            return _LINE_BASE + len(item[2]) + len(item[8]) + len(item[11])
+        assert isinstance(item, SecurityEvent)
+        size = _LINE_BASE + len(item.path) + len(item.reason)
+        for value in item.fields.values():
+            size += len(value) if isinstance(value, str) else 16
+        return size
+    except Exception:
+        return _LINE_BASE
 
 
 class EventRecorder(Protocol):

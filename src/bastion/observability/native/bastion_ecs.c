@@ -1522,7 +1522,8 @@ appender_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, Py
         return NULL;
     }
     /* full: ``capacity`` lines, or ``max_bytes`` of them (long paths make long lines) */
-    if (self->lines >= self->capacity || (self->max_bytes > 0 && self->out.len >= self->max_bytes)) {
+    if (self->lines >= self->capacity ||
+        (self->max_bytes > 0 && self->out.len >= self->max_bytes)) {
         self->dropped++;
         Py_RETURN_NONE;
     }
