@@ -1,23 +1,32 @@
-"""The event buffer is bounded in bytes, not only in lines.
+"""The buffers of events are bounded in bytes, not only in lines.
 
-Before, ``events.buffer`` (65,536) counted lines only. A client chooses how long its path,
-request id and Host are, so while a sink stalled (a hung disk, an HTTP sink retrying), lines
-of 8 kB paths could pile up to about half a gigabyte in each worker before the first one was
-dropped. Now the buffer also stops at ``events.buffer_bytes`` (64 MiB by default): what comes
-after is dropped and counted, as a full buffer always was, and what was taken is written whole.
+Before, ``events.buffer`` (65,536) counted lines only, and so did the queues of the event store
+and of the http sink (20,000 each). A client chooses how long its path, request id and Host
+are, so while a destination stalled (a hung disk, a database or an endpoint that does not
+answer), lines of 8 kB paths could pile up to about half a gigabyte in the writer of each
+worker, and 180 MB in each queue, before the first one was dropped. Now each of them also stops
+at ``events.buffer_bytes`` (64 MiB by default): what comes after is dropped and counted, as a
+full buffer always was, and what was taken is written whole.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
+from pathlib import Path
 
 import orjson
 import pytest
 
+from bastion.config.events import HttpSinkConfig
 from bastion.config.loader import build_config
 from bastion.errors import ConfigError
-from bastion.observability.ecs import AccessRecord
+from bastion.observability.ecs import AccessRecord, StoredEvent
+from bastion.observability.retention import StoreRecorder
+from bastion.observability.sinks.bulk import HttpBulkSink
 from bastion.observability.writer import NATIVE, EventWriter
+from bastion.store.events import EventQuery, SqliteEventStore
 from tests.observability.helpers import access_record
 
 WRITERS = [pytest.param(False, id="python")]
@@ -110,3 +119,76 @@ def test_event_buffer_bytes_is_configured_and_checked() -> None:
         build_config({"events": {"buffer_bytes": 1024}})
     assert "events.buffer_bytes" in str(raised.value)
     assert "1024" in str(raised.value)
+
+
+# -- the queues of the sinks with a thread of their own: the event store's and the http sink's
+
+
+def stored_row(n: int, path: str) -> StoredEvent:
+    """A failed login's row, recent (older rows would be purged as soon as the store opens)."""
+    document = orjson.dumps({"url": {"path": path}, "n": n}) + b"\n"
+    return StoredEvent(time.time() + n, "bastion.security", "auth.invalid_credentials",
+                       "failure", None, "203.0.113.9", f"r{n}", 401, document)  # fmt: skip
+
+
+def test_event_store_queue_stops_at_its_byte_bound_while_the_store_hangs(tmp_path: Path) -> None:
+    """A store that takes its time to open (a database that does not answer): failed logins
+    with 8 kB paths wait up to the byte bound, the rest are counted; once the store answers,
+    what waited is stored."""
+    opening, answer = threading.Event(), threading.Event()
+
+    def opener() -> SqliteEventStore:
+        opening.set()
+        assert answer.wait(10)
+        return SqliteEventStore(tmp_path / "keys.db")
+
+    recorder = StoreRecorder(
+        opener, max_age=86_400, purge_interval=3600, max_bytes=BOUND, flush_interval=0.01
+    )
+    recorder.put([stored_row(0, "/")])
+    assert opening.wait(5)
+    recorder.put([stored_row(n, LONG_PATH.decode()) for n in range(1, 201)])
+    waiting = 200 - recorder.queue_dropped
+    assert BOUND // 9_000 <= waiting <= BOUND // 8_192 + 1
+    answer.set()
+    recorder.close()
+    store = SqliteEventStore(tmp_path / "keys.db")
+    try:
+        assert len(store.query(EventQuery())) == 1 + waiting
+    finally:
+        store.close()
+
+
+def test_http_sink_queue_stops_at_its_byte_bound_while_the_endpoint_hangs() -> None:
+    """An endpoint that accepts the connection and never answers: the sink's thread waits on
+    its first batch while 8 kB lines queue up to the byte bound; the rest are counted."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    got_request = threading.Event()
+
+    def hold() -> None:
+        conn, _ = server.accept()
+        accepted.append(conn)
+        conn.recv(65536)
+        got_request.set()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    port = server.getsockname()[1]
+    config = HttpSinkConfig.model_validate(
+        {"url": f"http://127.0.0.1:{port}", "batch_size": 1, "flush_interval": 0.01,
+         "timeout": 3.0, "retries": 0}
+    )  # fmt: skip
+    sink = HttpBulkSink(config, max_bytes=BOUND)
+    try:
+        sink.write([b'{"n":0}\n'])
+        assert got_request.wait(5)
+        line = b'{"url":{"path":"' + LONG_PATH + b'"}}\n'
+        sink.write([line] * 200)
+        waiting = 200 - sink.queue_dropped
+        assert BOUND // len(line) <= waiting <= BOUND // len(line) + 1
+    finally:
+        sink.close(timeout=0.5)
+        for conn in accepted:
+            conn.close()
+        server.close()

@@ -27,7 +27,7 @@ def build_sinks(config: BastionConfig) -> list[LineSink]:
             assert events.path is not None  # checked by EventsConfig
             sinks.append(RotatingFileSink(events.path, events.rotation))
         elif name == "http":
-            sinks.append(HttpBulkSink(events.http))
+            sinks.append(HttpBulkSink(events.http, max_bytes=events.buffer_bytes))
     return sinks
 
 
@@ -39,7 +39,12 @@ def build_recorder(config: BastionConfig) -> StoreRecorder | None:
     def opener() -> EventStore:
         return open_event_store(config.state_dir, config.postgres.dsn, config.postgres.db_schema)
 
-    return StoreRecorder(opener, max_age=store.max_age, purge_interval=store.purge_interval)
+    return StoreRecorder(
+        opener,
+        max_age=store.max_age,
+        purge_interval=store.purge_interval,
+        max_bytes=config.events.buffer_bytes,
+    )
 
 
 def build_writer(config: BastionConfig) -> EventWriter:

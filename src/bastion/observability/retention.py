@@ -14,12 +14,13 @@ from collections.abc import Callable
 
 from bastion.errors import describe
 from bastion.observability.ecs import StoredEvent
-from bastion.observability.sinks.background import BatchWorker
+from bastion.observability.sinks.background import BUFFER_BYTES, BatchWorker
 from bastion.store.events import EventStore
 
 logger = logging.getLogger("bastion.events")
 
 RETRY_OPEN = 5.0
+_ROW_COLUMNS = 256  # a stored row besides its line: timestamp, action, outcome, user, address ...
 
 
 class StoreRecorder(BatchWorker[StoredEvent]):
@@ -32,6 +33,7 @@ class StoreRecorder(BatchWorker[StoredEvent]):
         max_age: float,
         purge_interval: float,
         capacity: int = 20_000,
+        max_bytes: int = BUFFER_BYTES,
         flush_interval: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -44,7 +46,13 @@ class StoreRecorder(BatchWorker[StoredEvent]):
         self._last_purge = 0.0
         self._clock = clock
         self.store_dropped = 0
-        super().__init__(capacity=capacity, batch_size=1000, flush_interval=flush_interval)
+        super().__init__(
+            capacity=capacity, batch_size=1000, flush_interval=flush_interval, max_bytes=max_bytes
+        )
+
+    def weigh(self, item: StoredEvent) -> int:
+        """The row's whole line, and its columns (short texts) at a fixed allowance."""
+        return len(item.document) + _ROW_COLUMNS
 
     def _open(self) -> EventStore | None:
         if self._store is None and time.monotonic() >= self._next_open:

@@ -47,6 +47,7 @@ from bastion.observability.ecs import (
 from bastion.observability.events import EventSink, SecurityEvent
 from bastion.observability.redact import SHORTEST_SECRET, Redactor
 from bastion.observability.sinks import LineSink, split_lines
+from bastion.observability.sinks.background import BUFFER_BYTES
 from bastion.observability.sinks.stream import StreamSink
 
 logger = logging.getLogger("bastion.events")
@@ -72,10 +73,6 @@ NATIVE = _load_native()
 
 DROP_REPORT_INTERVAL = 10.0
 
-BUFFER_BYTES = 64 * 1024 * 1024
-"""Bytes of lines the buffer holds (``events.buffer_bytes``) besides its count of lines: a client
-chooses how long its path, request id and Host are, so lines waiting for a stalled sink are
-bounded in memory too, not only in number."""
 _LINE_BASE = 512  # a line's bytes besides what the client chose (the Python buffer's estimate)
 
 

@@ -14,16 +14,35 @@ T = TypeVar("T")
 logger = logging.getLogger("bastion.events")
 
 
+BUFFER_BYTES = 64 * 1024 * 1024
+"""The default bound on the bytes each buffer of events holds (``events.buffer_bytes``): the
+event writer's, and the queue of each sink with a thread of its own. A client chooses how long
+its path, request id and Host are, so what waits for a stalled destination is bounded in memory
+too, not only in number."""
+
+
 class BatchWorker(Generic[T]):
-    """Items are put without ever blocking (beyond ``capacity`` they are dropped and counted);
-    the thread hands them to :meth:`handle` in batches of up to ``batch_size``, at least every
-    ``flush_interval`` seconds."""
+    """Items are put without ever blocking (beyond ``capacity`` items, or ``max_bytes`` of them
+    by :meth:`weigh`, they are dropped and counted); the thread hands them to :meth:`handle` in
+    batches of up to ``batch_size``, at least every ``flush_interval`` seconds."""
 
     name = "worker"
 
-    def __init__(self, *, capacity: int, batch_size: int, flush_interval: float) -> None:
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        batch_size: int,
+        flush_interval: float,
+        max_bytes: int = BUFFER_BYTES,
+    ) -> None:
         self._queue: collections.deque[T] = collections.deque()
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        # The queue's bytes: added by the thread that puts, taken off by this worker's thread
+        # (each counter has one writer, so neither loses an update).
+        self._bytes_in = 0
+        self._bytes_out = 0
         self._batch_size = batch_size
         self._interval = flush_interval
         self._wake = threading.Event()
@@ -35,13 +54,26 @@ class BatchWorker(Generic[T]):
         self._thread.start()
 
     def put(self, items: list[T]) -> None:
-        room = self._capacity - len(self._queue)
-        if room < len(items):
-            self.queue_dropped += len(items) - max(room, 0)
-            items = items[: max(room, 0)]
+        room = max(self._capacity - len(self._queue), 0)
+        queued = self._bytes_in - self._bytes_out
+        taken = 0
+        for item in items[:room]:
+            if queued >= self._max_bytes:
+                break
+            weight = self.weigh(item)
+            queued += weight
+            self._bytes_in += weight
+            taken += 1
+        if taken < len(items):
+            self.queue_dropped += len(items) - taken
+            items = items[:taken]
         self._queue.extend(items)
         if len(self._queue) >= self._batch_size:
             self._wake.set()
+
+    def weigh(self, item: T) -> int:
+        """About the bytes ``item`` holds while queued (its line, for the sinks of events)."""
+        raise NotImplementedError
 
     def handle(self, batch: list[T]) -> None:
         raise NotImplementedError
@@ -57,7 +89,9 @@ class BatchWorker(Generic[T]):
         batch: list[T] = []
         queue = self._queue
         while queue and len(batch) < self._batch_size:
-            batch.append(queue.popleft())
+            item = queue.popleft()
+            self._bytes_out += self.weigh(item)
+            batch.append(item)
         return batch
 
     def _run(self) -> None:

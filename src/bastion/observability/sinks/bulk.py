@@ -22,7 +22,7 @@ import orjson
 
 from bastion.config.events import HttpSinkConfig
 from bastion.errors import describe
-from bastion.observability.sinks.background import BatchWorker
+from bastion.observability.sinks.background import BUFFER_BYTES, BatchWorker
 
 logger = logging.getLogger("bastion.events")
 
@@ -54,7 +54,7 @@ def auth_headers(config: HttpSinkConfig) -> dict[str, str]:
 class HttpBulkSink(BatchWorker[bytes]):
     name = "http"
 
-    def __init__(self, config: HttpSinkConfig) -> None:
+    def __init__(self, config: HttpSinkConfig, *, max_bytes: int = BUFFER_BYTES) -> None:
         assert config.url is not None  # checked by EventsConfig
         self.url = bulk_url(config.url)
         self.retries = config.retries
@@ -71,10 +71,14 @@ class HttpBulkSink(BatchWorker[bytes]):
             capacity=config.buffer,
             batch_size=config.batch_size,
             flush_interval=config.flush_interval,
+            max_bytes=max_bytes,
         )
 
     def write(self, lines: list[bytes]) -> None:
         self.put(lines)
+
+    def weigh(self, item: bytes) -> int:
+        return len(item)
 
     def dropped(self) -> int:
         return self.queue_dropped + self.endpoint_dropped
