@@ -18,36 +18,14 @@ from bastion.observability import ecs
 from bastion.observability.ecs import AccessRecord, Stamps
 from bastion.observability.redact import Redactor
 from bastion.observability.sinks.stream import StreamSink
-from bastion.observability.writer import NATIVE, EventWriter
-from tests.observability.helpers import access_record
-
-WRITERS = [pytest.param(False, id="python")]
-if NATIVE is not None:
-    WRITERS.append(pytest.param(True, id="native"))
+from bastion.observability.writer import EventWriter
+from tests.observability.helpers import PLAIN_ACCESS, WRITERS, access_record
 
 TARGETS = [b"/a\nb", b"/a\rb", b"/nul\x00", b"/esc\x1b[2J", b"/bell\x07", b"/tab\tx"]
 
 
-BASE: dict[str, object] = {
-    "ts": 1_764_000_000.5,
-    "method": b"GET",
-    "path": b"/",
-    "status": 200,
-    "body_in": 0,
-    "bytes_out": 10,
-    "seconds": 0.001,
-    "ip": "127.0.0.1",
-    "rid": b"x-request-id: abc\r\n",
-    "route": "api",
-    "user": None,
-    "host": "",
-    "upstream": 0.0005,
-    "peer": "127.0.0.1",
-}
-
-
 def record(path: bytes, rid: bytes = b"x-request-id: abc\r\n") -> AccessRecord:
-    return access_record(BASE, path=path, rid=rid)
+    return access_record(PLAIN_ACCESS, path=path, rid=rid)
 
 
 @pytest.mark.parametrize("native", WRITERS)

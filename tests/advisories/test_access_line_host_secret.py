@@ -17,12 +17,8 @@ import pytest
 from bastion.observability.ecs import AccessRecord
 from bastion.observability.redact import REDACTED
 from bastion.observability.sinks.stream import StreamSink
-from bastion.observability.writer import NATIVE, EventWriter
-from tests.observability.helpers import access_record
-
-WRITERS = [pytest.param(False, id="python")]
-if NATIVE is not None:
-    WRITERS.append(pytest.param(True, id="native"))
+from bastion.observability.writer import EventWriter
+from tests.observability.helpers import PLAIN_ACCESS, WRITERS, access_record
 
 KEY_SECRET = "hs9hostsecret4720" + "h" * 20
 HOSTS = {
@@ -32,26 +28,9 @@ HOSTS = {
 }
 CLEAN = ["api.example.com", "127.0.0.1", "[::1]", "a", "under_score.example"]
 
-BASE: dict[str, object] = {
-    "ts": 1_764_000_000.5,
-    "method": b"GET",
-    "path": b"/",
-    "status": 200,
-    "body_in": 0,
-    "bytes_out": 10,
-    "seconds": 0.001,
-    "ip": "127.0.0.1",
-    "rid": b"x-request-id: abc\r\n",
-    "route": "api",
-    "user": None,
-    "host": "",
-    "upstream": 0.0005,
-    "peer": "127.0.0.1",
-}
-
 
 def record(host: str) -> AccessRecord:
-    return access_record(BASE, host=host)
+    return access_record(PLAIN_ACCESS, host=host)
 
 
 @pytest.mark.parametrize("native", WRITERS)

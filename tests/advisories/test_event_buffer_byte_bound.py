@@ -25,22 +25,12 @@ from bastion.errors import ConfigError
 from bastion.observability.ecs import AccessRecord, StoredEvent
 from bastion.observability.retention import StoreRecorder
 from bastion.observability.sinks.bulk import HttpBulkSink
-from bastion.observability.writer import NATIVE, EventWriter
+from bastion.observability.writer import EventWriter
 from bastion.store.events import EventQuery, SqliteEventStore
-from tests.observability.helpers import access_record
-
-WRITERS = [pytest.param(False, id="python")]
-if NATIVE is not None:
-    WRITERS.append(pytest.param(True, id="native"))
+from tests.observability.helpers import PLAIN_ACCESS, WRITERS, access_record
 
 LONG_PATH = b"/" + b"a" * 8191
 BOUND = 256 * 1024
-DEFAULTS: dict[str, object] = {
-    "ts": 1_764_000_000.0, "method": b"GET", "path": b"/", "status": 200, "body_in": 0,
-    "bytes_out": 10, "seconds": 0.001, "ip": "203.0.113.9",
-    "rid": b"x-request-id: 0123abcd\r\n", "route": "api", "user": None,
-    "host": "api.example.com", "upstream": 0.0005, "peer": "203.0.113.9",
-}  # fmt: skip
 
 
 class StalledSink:
@@ -69,13 +59,13 @@ def stalled_writer(native: bool, max_bytes: int) -> tuple[EventWriter, StalledSi
     """A writer whose thread is stuck in its sink's first write."""
     sink = StalledSink()
     writer = EventWriter([sink], native=native, max_bytes=max_bytes, flush_interval=0.01)
-    writer.access(access_record(DEFAULTS))
+    writer.access(access_record(PLAIN_ACCESS))
     assert sink.entered.wait(5)
     return writer, sink
 
 
 def long_records(n: int) -> list[AccessRecord]:
-    return [access_record(DEFAULTS, path=LONG_PATH, ts=1_764_000_000.0 + i) for i in range(n)]
+    return [access_record(PLAIN_ACCESS, path=LONG_PATH, ts=1_764_000_000.0 + i) for i in range(n)]
 
 
 @pytest.mark.parametrize("native", WRITERS)

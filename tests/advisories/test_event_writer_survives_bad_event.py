@@ -15,11 +15,8 @@ import pytest
 
 from bastion.observability.events import SecurityEvent
 from bastion.observability.sinks.stream import StreamSink
-from bastion.observability.writer import NATIVE, EventWriter
-
-WRITERS = [pytest.param(False, id="python")]
-if NATIVE is not None:
-    WRITERS.append(pytest.param(True, id="native"))
+from bastion.observability.writer import EventWriter
+from tests.observability.helpers import WRITERS
 
 
 def good(n: int) -> SecurityEvent:

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 
 from bastion.observability.ecs import AccessRecord
+from bastion.observability.writer import NATIVE
 
 SCHEMA_PATH = Path(__file__).parents[2] / "docs" / "logging.schema.json"
 
@@ -37,6 +39,20 @@ def check_line(line: bytes | str) -> dict[str, Any]:
 ACCESS_FIELDS = ("ts", "method", "path", "status", "body_in", "bytes_out", "seconds", "ip", "rid",
                  "route", "user", "host", "upstream", "peer")  # fmt: skip
 """The fields of the engine's access record (:data:`bastion.observability.ecs.AccessRecord`)."""
+
+
+WRITERS = [pytest.param(False, id="python")]
+"""The event writers a test of lines runs against: the Python formatter, and the C one where
+it is built."""
+if NATIVE is not None:
+    WRITERS.append(pytest.param(True, id="native"))
+
+PLAIN_ACCESS: dict[str, object] = {
+    "ts": 1_764_000_000.5, "method": b"GET", "path": b"/", "status": 200, "body_in": 0,
+    "bytes_out": 10, "seconds": 0.001, "ip": "127.0.0.1", "rid": b"x-request-id: abc\r\n",
+    "route": "api", "user": None, "host": "", "upstream": 0.0005, "peer": "127.0.0.1",
+}  # fmt: skip
+"""An access record with nothing to redact or escape, for tests that change one field."""
 
 
 def access_record(defaults: dict[str, object], **changes: object) -> AccessRecord:

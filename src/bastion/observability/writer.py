@@ -134,8 +134,10 @@ class EventWriter:
         self._buffer: collections.deque[SecurityEvent | AccessRecord] = collections.deque()
         self._capacity = capacity
         self._max_bytes = max_bytes
-        # The Python buffer's bytes, estimated (``_weight``): added by the threads that append,
-        # taken off by the writer thread, each a counter with one writer of its own.
+        # The Python buffer's bytes, estimated (``_weight``): added where events are appended
+        # (the event loop's thread), taken off by the writer thread. Were two threads to append
+        # at once, the interpreted build could lose an addition: the estimate drifts, the count
+        # of lines (``capacity``) still bounds the buffer.
         self._bytes_in = 0
         self._bytes_out = 0
         self._interval = flush_interval
