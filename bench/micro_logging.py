@@ -21,6 +21,7 @@ and written within it (the writer thread's work is counted, as it is on a core u
     .venv/bin/python bench/micro_logging.py                    # us/request, interleaved runs
     .venv/bin/python bench/micro_logging.py --mode full --profile
     .venv/bin/python bench/micro_logging.py --callgrind     # instructions per request
+    .venv/bin/python bench/micro_logging.py --callgrind --path /   # event_logging.py's request
 
 ``--callgrind`` runs each mode under valgrind's callgrind twice, with ``-n`` requests and with
 three times as many, without toggles (every thread counted: the writer's formatting and
@@ -64,6 +65,7 @@ from bastion.store import MemoryKeyStore
 from micro_engine import RESPONSE, exchanges, wire
 
 MODES = ("off", "full", "monitor")
+PATH = "/orders/42?page=2"  # an identifier's last segment: the enumeration detector looks at it
 
 
 def config_for(mode: str, work: Path) -> BastionConfig:
@@ -92,7 +94,7 @@ def config_for(mode: str, work: Path) -> BastionConfig:
 class Setup:
     """One gateway of ``mode`` on fake transports, and the request that carries the key."""
 
-    def __init__(self, mode: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, mode: str, loop: asyncio.AbstractEventLoop, path: str = PATH) -> None:
         self.work = Path(tempfile.mkdtemp(prefix=f"bastion-micro-logging-{mode}-"))
         config = config_for(mode, self.work)
         # As bastion serve (engine/runtime.py): the writer and the recent ring behind one sink.
@@ -118,7 +120,7 @@ class Setup:
         self.client: ClientProtocol = client
         self.up: UpstreamConnection = up
         self.request = (
-            "GET /orders/42?page=2 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench/1.0\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench/1.0\r\n"
             f"Accept: application/json\r\nX-API-Key: {issued.secret}\r\n\r\n"
         ).encode()
 
@@ -150,10 +152,11 @@ class Setup:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def instructions(mode: str, n: int, out: Path) -> int:
+def instructions(mode: str, n: int, out: Path, path: str) -> int:
     """Instructions callgrind counts for the whole process running ``n`` requests of ``mode``."""
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-            __file__, "--mode", mode, "-n", str(n), "--runs", "1", "--no-check"]  # fmt: skip
+            __file__, "--mode", mode, "-n", str(n), "--runs", "1", "--no-check",
+            "--path", path]  # fmt: skip
     subprocess.run(argv, check=True, capture_output=True)
     for line in out.read_text().splitlines():
         if line.startswith(("summary:", "totals:")):
@@ -161,12 +164,12 @@ def instructions(mode: str, n: int, out: Path) -> int:
     raise RuntimeError(f"no totals in {out}")
 
 
-def callgrind(modes: list[str], n: int) -> int:
+def callgrind(modes: list[str], n: int, path: str) -> int:
     work = Path(tempfile.mkdtemp(prefix="bastion-micro-logging-cg-"))
     print(f"instructions per request (callgrind, {n} and {3 * n} requests, difference):")
     for mode in modes:
-        small = instructions(mode, n, work / f"{mode}-small.cg")
-        large = instructions(mode, 3 * n, work / f"{mode}-large.cg")
+        small = instructions(mode, n, work / f"{mode}-small.cg", path)
+        large = instructions(mode, 3 * n, work / f"{mode}-large.cg", path)
         print(f"  {mode:5} {(large - small) / (2 * n):10,.0f}", flush=True)
     return 0
 
@@ -181,13 +184,16 @@ def main() -> int:
     parser.add_argument(
         "--no-check", action="store_true", help="skip counting the lines written (callgrind)"
     )
+    parser.add_argument(
+        "--path", default=PATH, help=f"the request's target ({PATH}; bench/event_logging.py: /)"
+    )
     args = parser.parse_args()
     if args.callgrind:
-        return callgrind(args.mode or list(MODES), args.n if args.n != 20_000 else 2000)
+        return callgrind(args.mode or list(MODES), args.n if args.n != 20_000 else 2000, args.path)
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     modes = args.mode or list(MODES)
-    setups = {mode: Setup(mode, loop) for mode in modes}
+    setups = {mode: Setup(mode, loop, args.path) for mode in modes}
     try:
         for setup in setups.values():
             setup.one()  # warm: the key's MAC, the route's decision, the file opened

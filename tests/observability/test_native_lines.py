@@ -104,6 +104,66 @@ def test_access_lines_are_the_python_ones(rec: AccessRecord, redactor: Redactor)
         check_line(expected)
 
 
+@pytest.mark.parametrize("number", [0, 9, 10, 99, 100, 999, 1000, 1001, 99_999, 2**62])
+def test_numbers_of_every_width_are_the_python_ones(number: int) -> None:
+    """Numbers under 1000 take a shorter way in C than longer ones: the same digits either way."""
+    rec = record(status=number, body_in=number, bytes_out=number, seconds=number / 1000)
+    assert native.access_line(rec, Redactor(), Stamps()) == ecs.access_line(
+        rec, Redactor(), Stamps()
+    )
+
+
+class _Marking:
+    """A Redactor that marks every request id and text it is asked about: shows which values
+    the C formatter hands over (the rest is a real Redactor's; a compiled class cannot be
+    subclassed)."""
+
+    def __init__(self) -> None:
+        self._inner = Redactor()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def request_id(self, value: str) -> str:
+        return "asked-" + value
+
+    def text(self, value: str) -> str:
+        return "asked-" + value
+
+
+# Every byte next to the letters and digits, at each position of a word: the quick test that
+# lets a value skip the redactor must pass exactly the ASCII letters and digits.
+_EDGES = "/09:@AZ[`az{\x7f\x80\u00e9-_."
+
+
+@pytest.mark.parametrize("at", range(12))
+@pytest.mark.parametrize("char", _EDGES)
+def test_only_alphanumeric_values_skip_the_redactor(at: int, char: str) -> None:
+    rid = "Abcdefgh12345678"[:at] + char + "Zz0123456789abcdefgh"  # 20 and up: not short
+    user = "Abcdefgh12345678"[: at // 2] + char + "Zz01234"
+    line, _ = native.security_line(event(request_id=rid, user_id=user), _Marking(), Stamps())
+    skipped = char.isascii() and char.isalnum()
+    assert (b'"id":"asked-' + rid.encode() + b'"' in line) is not skipped
+    assert (b'"id":"asked-' + user.encode() + b'"' in line) is not skipped
+
+
+def test_the_head_of_a_security_line_follows_its_action_and_outcome() -> None:
+    """The part a line's action and outcome decide is remembered by their identity: equal
+    strings that are other objects, and another outcome of the same action, get their own."""
+    for action, outcome in [
+        ("auth.success", "success"),
+        ("".join(["auth.", "success"]), "".join(["fail", "ure"])),
+        ("auth.success", "unknown"),
+        ("alert.x", "success"),
+        ("".join(["alert.", "x"]), "success"),
+        ("auth.success", "success"),
+    ]:
+        ev = event(action=action, outcome=outcome)
+        assert native.security_line(ev, Redactor(), Stamps()) == ecs.security_line(
+            ev, Redactor(), Stamps()
+        )
+
+
 @pytest.mark.parametrize(
     "rec",
     [

@@ -306,32 +306,53 @@ def completed(exchange: Exchange, now: float = 0.0) -> None:
     if ctx.complete_hooks and request is not None:
         exchange.chain.on_complete(request, status, exchange.bytes_sent, seconds)
     access = ctx.access
+    monitor = ctx.monitor
+    if access is None and monitor is None:
+        return
+    # Values already at hand only, read once for the access event and the detectors (the
+    # writer thread formats: bastion.observability.ecs).
+    consumer = None
+    if request is not None:
+        identity = request.state.get(IDENTITY)
+        if identity is not None:
+            consumer = identity.consumer
+        if route is None:  # refused after routing: the event still names the route
+            matched = request.state.get(ROUTE)
+            route_name = matched.name if matched is not None else "-"
+    conn = exchange.conn
+    ip = (exchange.client or conn.peer).ip
+    body_in = exchange.content_length
+    if exchange.chunked:  # counted only when a guard collected the body
+        body_in = len(request.body) if request is not None and request.body else 0
+    wall = time()
+    if monitor is not None and request is not None:
+        try:
+            monitor.exchange(
+                request,
+                consumer,
+                route_name,
+                ip,
+                status,
+                body_in,
+                exchange.bytes_sent,
+                wall,
+            )
+        except Exception as exc:  # as the chain's completion hooks: logged, never the exchange's
+            logger.error("completion hook of monitor failed: %s", describe(exc))
     if access is not None:
-        # Values already at hand only; the writer thread formats (bastion.observability.ecs).
-        identity = None
-        if request is not None:
-            identity = request.state.get(IDENTITY)
-            if route is None:  # refused after routing: the event still names the route
-                matched = request.state.get(ROUTE)
-                route_name = matched.name if matched is not None else "-"
-        conn = exchange.conn
-        client = exchange.client or conn.peer
-        body_in = exchange.content_length
-        if exchange.chunked:  # counted only when a guard collected the body
-            body_in = len(request.body) if request is not None and request.body else 0
         access(
             (
-                time(),
+                wall,
                 exchange.method,
                 exchange.path,
                 status,
                 body_in,
                 exchange.bytes_sent,
                 seconds,
-                client.ip,
+                ip,
                 exchange.request_id_field,
                 route_name,
-                identity.consumer if identity is not None else None,
+                consumer,
                 exchange.host,
                 upstream,
                 conn.peer.ip,

@@ -26,6 +26,9 @@ from bastion.observability.ecs import security_line
 from bastion.observability.events import MemorySink, SecurityEvent
 from bastion.observability.redact import Redactor
 from bastion.pipeline.chain import GuardChain
+from bastion.pipeline.decisions import ALLOW, Decision
+from bastion.pipeline.guard import Guard, Phase
+from bastion.pipeline.request import Request
 from bastion.pipeline.routing import Route, Router
 from bastion.store import MemoryKeyStore
 from tests.auth.helpers import FakeClock, auth_config
@@ -66,7 +69,7 @@ async def start(
     ``monitor`` guard from the assembly), with alerts to the local webhook receiver."""
     started: list[Gateway] = []
 
-    async def make(**sections: Any) -> Gateway:
+    async def make(*extra: Guard, **sections: Any) -> Gateway:
         monitoring = {
             "enabled": True,
             "detectors": {"new_country": {"database": str(country_db)}},
@@ -82,7 +85,7 @@ async def start(
         )
         guards += monitoring_guards(config, tee)
         routes = [Route.from_config(r) for r in config.routes]
-        chain = GuardChain([Router(routes), *guards], tee)
+        chain = GuardChain([Router(routes), *guards, *extra], tee)
         await chain.start()
         next(g for g in guards if isinstance(g, ApiKeyGuard)).sync.refresh()
         server = GatewayServer(config=config, chain=chain, listen=HostPort("127.0.0.1", 0))
@@ -175,3 +178,57 @@ async def test_401_spike_and_credential_stuffing_from_one_address(
     assert spike.fields["count"] == 30
     posted = receiver.wait_for(len(gateway.alerts()))
     assert {p.json()["alert"] for p in posted} == actions
+
+
+class _Completions:
+    """A guard with a completion hook of its own, which the chain still calls."""
+
+    name = "completions"
+    phase = Phase.LOG
+    requires_body = False
+
+    def __init__(self) -> None:
+        self.fail_open = True
+        self.seen = 0
+
+    def check(self, request: Request) -> Decision:
+        return ALLOW
+
+    def on_complete(self, request: Request, status: int, bytes_sent: int, seconds: float) -> None:
+        self.seen += 1
+
+
+async def test_the_engine_feeds_each_exchange_to_the_detectors_once(
+    start: Start, keys: KeyManager
+) -> None:
+    """The engine hands the ``monitor`` guard each exchange itself; the chain's completion
+    hooks still run for the other guards, and the monitor's own hook then leaves the exchange
+    to the engine: counted once, not twice."""
+    hook = _Completions()
+    gateway = await start(hook)
+    issued = keys.create("acme")
+    next(g for g in gateway.chain.guards if isinstance(g, ApiKeyGuard)).sync.refresh()
+    for _ in range(7):
+        response = await gateway.get("/orders", **{"x-api-key": issued.secret})
+        assert response.status_code == 200
+    guard = next(g for g in gateway.chain.guards if isinstance(g, MonitorGuard))
+    assert guard.engine_fed
+    assert hook.seen == 7
+    assert guard.monitor.payload is not None
+    assert guard.monitor.payload.sizes("api", "response") == 7
+    assert guard.monitor.new_country is not None
+    assert ("acme", "127.0.0.1") in guard.monitor.new_country.pairs
+
+
+async def test_a_failing_detector_never_fails_the_exchange(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = await start()
+
+    def stopped() -> float:
+        raise RuntimeError("the clock stopped")
+
+    gateway.tee.monitor.clock = stopped
+    response = await gateway.get("/orders")
+    assert response.status_code == 200
+    assert "completion hook of monitor failed: RuntimeError" in caplog.text

@@ -184,7 +184,9 @@ class Monitor:
 
     def event(self, event: SecurityEvent) -> None:
         """One security event (from the guard chain, the engine or the token endpoint)."""
-        if self.stuffing is None or not is_login_failure(event):
+        # A success (an ``auth.success`` per authenticated request) is never a failed login:
+        # one comparison, before the set of login failures is looked at.
+        if event.outcome == "success" or self.stuffing is None or not is_login_failure(event):
             return
         account = account_of(event)
         if account is None or not event.client_ip:

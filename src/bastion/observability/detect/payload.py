@@ -78,6 +78,12 @@ class PayloadDetector:
         """The (route, direction) pairs with sizes kept."""
         return [(r, "request") for r in self._requests] + [(r, "response") for r in self._responses]
 
+    def sizes(self, route: str, direction: str) -> int:
+        """How many sizes ``route`` keeps for ``direction`` (at most ``samples``)."""
+        table = self._responses if direction == "response" else self._requests
+        kept = table.get(route)
+        return kept.n if kept is not None else 0
+
     def observe(
         self, route: str, direction: str, size: int, consumer: str | None, ip: str, now: float
     ) -> Alert | None:

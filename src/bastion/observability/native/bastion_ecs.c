@@ -128,7 +128,7 @@ static const char two_digits[201] =
 
 /* an integer in decimal, two digits per step */
 static int
-put_ll(Buf *b, long long value)
+put_ll_any(Buf *b, long long value)
 {
     char digits[24];
     char *end = digits + sizeof(digits), *p = end;
@@ -151,6 +151,27 @@ put_ll(Buf *b, long long value)
         *--p = '-';
     }
     return put(b, p, end - p);
+}
+
+/* put_ll_any, inlined for what most numbers of a line are (a status, a size, a duration in
+ * milliseconds): 0 to 999 */
+HOT_INLINE int
+put_ll(Buf *b, long long value)
+{
+    char digits[3];
+    if ((unsigned long long)value >= 1000) {
+        return put_ll_any(b, value);
+    }
+    if (value < 10) {
+        digits[0] = (char)('0' + value);
+        return put(b, digits, 1);
+    }
+    if (value < 100) {
+        return put(b, two_digits + 2 * value, 2);
+    }
+    digits[0] = (char)('0' + value / 100);
+    memcpy(digits + 1, two_digits + 2 * (value % 100), 2);
+    return put(b, digits, 3);
 }
 
 /* which bytes a JSON string escapes: 0 none, else the letter of the two-character escape, or
@@ -310,12 +331,17 @@ put_json_str(Buf *b, PyObject *str)
     return 0;
 }
 
-/* a str as it is (values the engine or the config validated: ips, route names) */
-static int
+/* a str as it is (values the engine or the config validated: ips, route names); an ASCII one
+ * (every address) is its own UTF-8 */
+HOT_INLINE int
 put_raw_str(Buf *b, PyObject *str)
 {
     Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(str, &n);
+    const char *s;
+    if (PyUnicode_IS_COMPACT_ASCII(str)) {
+        return put(b, (const char *)PyUnicode_1BYTE_DATA(str), PyUnicode_GET_LENGTH(str));
+    }
+    s = PyUnicode_AsUTF8AndSize(str, &n);
     return s == NULL ? -1 : put(b, s, n);
 }
 
@@ -436,23 +462,30 @@ float_value(PyObject *obj)
 
 /* -- the redactor's quick tests, repeated so that clean values skip the call */
 
+/* Eight ASCII bytes at a time: the high bit of each byte that is not a letter or a digit.
+ * For a byte x below 0x80, ((x | 0x80) - c) keeps its high bit exactly when x >= c, with no
+ * borrow from the next byte. */
+#define AT_LEAST(w, c) ((((w) | HIGHS) - ONES * (c)) & HIGHS)
+HOT_INLINE uint64_t
+word_not_alnum(uint64_t w)
+{
+    uint64_t digit = AT_LEAST(w, '0') & ~AT_LEAST(w, '9' + 1);
+    uint64_t upper = AT_LEAST(w, 'A') & ~AT_LEAST(w, 'Z' + 1);
+    uint64_t lower = AT_LEAST(w, 'a') & ~AT_LEAST(w, 'z' + 1);
+    return (w & HIGHS) | (~(digit | upper | lower) & HIGHS);
+}
+
 static int
 ascii_alnum(PyObject *str)
 {
-    const Py_UCS1 *s;
+    const char *s;
     Py_ssize_t n;
     if (!PyUnicode_IS_ASCII(str)) {
         return 0;
     }
-    s = PyUnicode_1BYTE_DATA(str);
+    s = (const char *)PyUnicode_1BYTE_DATA(str);
     n = PyUnicode_GET_LENGTH(str);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS1 c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
-            return 0;
-        }
-    }
-    return n > 0;
+    return n > 0 && first_flagged(s, n, word_not_alnum) == n;
 }
 
 /* The Redactor's answers for the names and texts that repeat (field names, consumers), by the
@@ -1017,6 +1050,57 @@ put_fields_remembered(Buf *b, PyObject *redactor, PyObject *fields)
 }
 
 /* the line of ``e`` into ``b``; the redacted user and request id (new references) out */
+/* The part of a security line from its timestamp's closing quote to its path, which its action
+ * and outcome alone decide: remembered by their identity (references held, as for the quoted
+ * strings), so the line of an event that repeats (``auth.success``) copies it whole. */
+#define HEAD_SLOTS 32
+#define HEAD_MAX 240
+typedef struct {
+    PyObject *action;
+    PyObject *outcome;
+    Py_ssize_t len;
+    char text[HEAD_MAX];
+} Head;
+static Head heads[HEAD_SLOTS];
+
+static int
+put_security_head(Buf *b, PyObject *action, PyObject *outcome, int alert)
+{
+    Head *slot = &heads[(((uintptr_t)action >> 4) ^ ((uintptr_t)outcome >> 5)) % HEAD_SLOTS];
+    Py_ssize_t start = b->len, n;
+    int rc;
+    if (slot->action == action && slot->outcome == outcome) {
+        return put(b, slot->text, slot->len);
+    }
+    if ((alert ? PUT(b, "\",\"event\":{\"kind\":\"alert\",\"dataset\":\"bastion.alert\",")
+               : PUT(b, "\",\"event\":{\"kind\":\"event\",\"dataset\":\"bastion.security\",")) < 0 ||
+        (starts_with(action, "auth.", 5) ? PUT(b, "\"category\":[\"authentication\",\"web\"],")
+                                          : PUT(b, "\"category\":[\"web\"],")) < 0) {
+        return -1;
+    }
+    if (outcome == s_success || PyUnicode_CompareWithASCIIString(outcome, "success") == 0) {
+        rc = PUT(b, "\"type\":[\"allowed\"],\"action\":");
+    }
+    else if (outcome == s_failure || PyUnicode_CompareWithASCIIString(outcome, "failure") == 0) {
+        rc = PUT(b, "\"type\":[\"denied\"],\"action\":");
+    }
+    else {
+        rc = PUT(b, "\"type\":[\"info\"],\"action\":");
+    }
+    if (rc < 0 || put_json_str(b, action) < 0 || PUT(b, ",\"outcome\":") < 0 ||
+        put_json_str(b, outcome) < 0 || PUT(b, "},\"url\":{\"path\":") < 0) {
+        return -1;
+    }
+    n = b->len - start;
+    if (n <= HEAD_MAX && PyUnicode_CheckExact(action) && PyUnicode_CheckExact(outcome)) {
+        Py_XSETREF(slot->action, Py_NewRef(action));
+        Py_XSETREF(slot->outcome, Py_NewRef(outcome));
+        memcpy(slot->text, b->data + start, (size_t)n);
+        slot->len = n;
+    }
+    return 0;
+}
+
 static int
 format_security(Buf *b, Event *e, PyObject *redactor, int custom, PyObject **user,
                 PyObject **request_id, int *alert)
@@ -1044,24 +1128,7 @@ format_security(Buf *b, Event *e, PyObject *redactor, int custom, PyObject **use
     }
     *alert = starts_with(e->action, "alert.", 6);
     if (PUT(b, "{\"@timestamp\":\"") < 0 || put_stamp(b, ts) < 0 ||
-        (*alert ? PUT(b, "\",\"event\":{\"kind\":\"alert\",\"dataset\":\"bastion.alert\",")
-                : PUT(b, "\",\"event\":{\"kind\":\"event\",\"dataset\":\"bastion.security\",")) < 0 ||
-        (starts_with(e->action, "auth.", 5) ? PUT(b, "\"category\":[\"authentication\",\"web\"],")
-                                             : PUT(b, "\"category\":[\"web\"],")) < 0) {
-        return -1;
-    }
-    if (e->outcome == s_success || PyUnicode_CompareWithASCIIString(e->outcome, "success") == 0) {
-        rc = PUT(b, "\"type\":[\"allowed\"],\"action\":");
-    }
-    else if (e->outcome == s_failure ||
-             PyUnicode_CompareWithASCIIString(e->outcome, "failure") == 0) {
-        rc = PUT(b, "\"type\":[\"denied\"],\"action\":");
-    }
-    else {
-        rc = PUT(b, "\"type\":[\"info\"],\"action\":");
-    }
-    if (rc < 0 || put_json_str(b, e->action) < 0 || PUT(b, ",\"outcome\":") < 0 ||
-        put_json_str(b, e->outcome) < 0 || PUT(b, "},\"url\":{\"path\":") < 0) {
+        put_security_head(b, e->action, e->outcome, *alert) < 0) {
         return -1;
     }
     if (PyUnicode_GET_LENGTH(e->path) >= shortest_secret || custom) {
