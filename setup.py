@@ -55,6 +55,7 @@ COMPILED = [
     "src/bastion/pipeline/decisions.py",
     "src/bastion/pipeline/forwarding.py",
     "src/bastion/pipeline/identity.py",
+    "src/bastion/pipeline/observer.py",
     "src/bastion/pipeline/request.py",
     "src/bastion/pipeline/upstream_headers.py",
     "src/bastion/pipeline/routing.py",

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Final, Protocol
 from bastion.config.models import BastionConfig
 from bastion.config.types import UpstreamURL
 from bastion.engine.headers import REQUEST_REWRITTEN, RESPONSE_REWRITTEN, response_name_table
-from bastion.observability.detect.guard import MonitorGuard
 from bastion.observability.traffic import TrafficStats
 from bastion.pipeline.chain import GuardChain
 from bastion.pipeline.forwarding import ForwardingPolicy, request_id_source
@@ -153,8 +152,6 @@ class EngineContext:
         self.response_hooks = False
         self.complete_hooks = False
         self.body_rewrites = False
-        # The detectors' guard, fed each completed exchange by the engine itself (dispatch).
-        self.monitor: MonitorGuard | None = None
         self.use_chain(chain)
         shortest = min(
             timeouts.header_read,
@@ -182,15 +179,8 @@ class EngineContext:
         self.response_hooks = self.response_hooks or any(
             callable(getattr(g, "on_response", None)) for g in chain.guards
         )
-        monitors = [g for g in chain.guards if isinstance(g, MonitorGuard)]
-        for monitor in monitors:
-            monitor.engine_fed = True  # its completion hook leaves the exchange to us
-        self.monitor = monitors[0] if monitors else None
-        self.complete_hooks = self.complete_hooks or any(
-            callable(getattr(g, "on_complete", None))
-            for g in chain.guards
-            if not isinstance(g, MonitorGuard)
-        )
+        # The chain's exchange observer is fed by dispatch itself; the other hooks, through it.
+        self.complete_hooks = self.complete_hooks or chain.unobserved_hooks > 0
         self.body_rewrites = self.body_rewrites or provides_rewrites(chain.guards)
 
     def new_request_id_field(self) -> bytes:

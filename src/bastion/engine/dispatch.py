@@ -303,14 +303,17 @@ def completed(exchange: Exchange, now: float = 0.0) -> None:
     if upstream >= 0:
         stats.record_upstream(route_name, upstream)
     request = exchange.request
+    chain = exchange.chain
     if ctx.complete_hooks and request is not None:
-        exchange.chain.on_complete(request, status, exchange.bytes_sent, seconds)
+        # all but the observer's: it gets the exchange below, from the values read for the access
+        # event (bastion.pipeline.observer)
+        chain.on_complete(request, status, exchange.bytes_sent, seconds, True)
     access = ctx.access
-    monitor = ctx.monitor
-    if access is None and monitor is None:
+    observer = chain.observer
+    if access is None and observer is None:
         return
-    # Values already at hand only, read once for the access event and the detectors (the
-    # writer thread formats: bastion.observability.ecs).
+    # Values already at hand only, read once for the access event and the observer (the
+    # detectors); the writer thread formats (bastion.observability.ecs).
     consumer = None
     if request is not None:
         identity = request.state.get(IDENTITY)
@@ -325,9 +328,9 @@ def completed(exchange: Exchange, now: float = 0.0) -> None:
     if exchange.chunked:  # counted only when a guard collected the body
         body_in = len(request.body) if request is not None and request.body else 0
     wall = time()
-    if monitor is not None and request is not None:
+    if observer is not None and request is not None:
         try:
-            monitor.exchange(
+            observer.exchange(
                 request,
                 consumer,
                 route_name,
@@ -338,7 +341,7 @@ def completed(exchange: Exchange, now: float = 0.0) -> None:
                 wall,
             )
         except Exception as exc:  # as the chain's completion hooks: logged, never the exchange's
-            logger.error("completion hook of monitor failed: %s", describe(exc))
+            logger.error("exchange observer failed: %s", describe(exc))
     if access is not None:
         access(
             (

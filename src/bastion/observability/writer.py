@@ -84,7 +84,7 @@ def _weight(item: SecurityEvent | AccessRecord) -> int:
         if type(item) is tuple:
             return _LINE_BASE + len(item[2]) + len(item[8]) + len(item[11])
         assert isinstance(item, SecurityEvent)
-        size = _LINE_BASE + len(item.path) + len(item.reason)
+        size = _LINE_BASE + len(item.path) + len(item.reason) + len(item.request_id)
         for value in item.fields.values():
             size += len(value) if isinstance(value, str) else 16
         return size

@@ -18,6 +18,7 @@ from bastion.observability.events import EventSink, SecurityEvent
 from bastion.pipeline.decisions import ALLOW, Allow, Decision, Deny
 from bastion.pipeline.guard import CompletionHook, Guard, Lifecycle, ResponseHook
 from bastion.pipeline.identity import IDENTITY
+from bastion.pipeline.observer import ExchangeObserver
 from bastion.pipeline.order import ordered
 from bastion.pipeline.request import Request
 
@@ -49,9 +50,13 @@ class GuardChain:
         "_emit",
         "_events",
         "_names",
+        "_observed_completes",
+        "_observed_hooks",
         "_response_hooks",
         "guards",
+        "observer",
         "requires_body",
+        "unobserved_hooks",
     )
 
     def __init__(self, guards: Sequence[Guard], events: EventSink) -> None:
@@ -74,6 +79,16 @@ class GuardChain:
         self._completes: tuple[Callable[[Request, int, int, float], None], ...] = tuple(
             hook.on_complete for hook in self._complete_hooks
         )
+        # The guard a host may hand each completed exchange to itself (bastion.pipeline.observer),
+        # and the hooks left for the chain then: every one but the observer's.
+        observers = [g for g in self.guards if isinstance(g, ExchangeObserver)]
+        self.observer: ExchangeObserver | None = observers[0] if observers else None
+        observer: object = self.observer
+        self._observed_hooks = tuple(h for h in self._complete_hooks if h is not observer)
+        self._observed_completes: tuple[Callable[[Request, int, int, float], None], ...] = tuple(
+            hook.on_complete for hook in self._observed_hooks
+        )
+        self.unobserved_hooks = len(self._observed_hooks)  # hooks besides the observer's
 
     async def start(self) -> None:
         """Start the guards that hold connections, in chain order. A guard whose backend is not
@@ -230,13 +245,20 @@ class GuardChain:
             except Exception as exc:
                 logger.error("response hook of %s failed: %s", _name(hook), describe(exc))
 
-    def on_complete(self, request: Request, status: int, bytes_sent: int, seconds: float) -> None:
-        completes = self._completes
+    def on_complete(
+        self, request: Request, status: int, bytes_sent: int, seconds: float, observed: bool = False
+    ) -> None:
+        """Every completion hook; with ``observed``, all but the :attr:`observer`'s (its host
+        handed it the exchange itself)."""
+        if observed:
+            hooks, completes = self._observed_hooks, self._observed_completes
+        else:
+            hooks, completes = self._complete_hooks, self._completes
         for index in range(len(completes)):
             try:
                 completes[index](request, status, bytes_sent, seconds)
             except Exception as exc:
-                hook = self._complete_hooks[index]
+                hook = hooks[index]
                 logger.error("completion hook of %s failed: %s", _name(hook), describe(exc))
 
     def _failed(self, guard: Guard, request: Request, exc: Exception) -> Decision:

@@ -201,9 +201,9 @@ class _Completions:
 async def test_the_engine_feeds_each_exchange_to_the_detectors_once(
     start: Start, keys: KeyManager
 ) -> None:
-    """The engine hands the ``monitor`` guard each exchange itself; the chain's completion
-    hooks still run for the other guards, and the monitor's own hook then leaves the exchange
-    to the engine: counted once, not twice."""
+    """The engine hands the ``monitor`` guard (the chain's exchange observer) each exchange
+    itself and runs the chain's other completion hooks: the detectors count each exchange once,
+    not twice."""
     hook = _Completions()
     gateway = await start(hook)
     issued = keys.create("acme")
@@ -212,7 +212,7 @@ async def test_the_engine_feeds_each_exchange_to_the_detectors_once(
         response = await gateway.get("/orders", **{"x-api-key": issued.secret})
         assert response.status_code == 200
     guard = next(g for g in gateway.chain.guards if isinstance(g, MonitorGuard))
-    assert guard.engine_fed
+    assert gateway.chain.observer is guard
     assert hook.seen == 7
     assert guard.monitor.payload is not None
     assert guard.monitor.payload.sizes("api", "response") == 7
@@ -231,4 +231,4 @@ async def test_a_failing_detector_never_fails_the_exchange(
     gateway.tee.monitor.clock = stopped
     response = await gateway.get("/orders")
     assert response.status_code == 200
-    assert "completion hook of monitor failed: RuntimeError" in caplog.text
+    assert "exchange observer failed: RuntimeError" in caplog.text

@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 
 from bastion.observability.detect.guard import MonitorGuard, request_size
-from bastion.pipeline.decisions import ALLOW
+from bastion.observability.events import MemorySink
+from bastion.pipeline.chain import GuardChain
+from bastion.pipeline.decisions import ALLOW, Decision
+from bastion.pipeline.guard import Phase
 from bastion.pipeline.identity import IDENTITY, Identity
 from bastion.pipeline.request import ClientAddress, Headers, Request
 from bastion.pipeline.routing import ROUTE, Route
@@ -88,3 +91,38 @@ def test_the_hook_feeds_identity_route_and_sizes() -> None:
     assert snapshot["alerts"] == {"payload_outlier": 1}
     assert snapshot["detections"] == 1
     assert snapshot["evicted"]["spike"] == 0
+
+
+class _Completions:
+    name = "completions"
+    phase = Phase.LOG
+    requires_body = False
+    fail_open = True
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+
+    def check(self, request: Request) -> Decision:
+        return ALLOW
+
+    def on_complete(self, request: Request, status: int, bytes_sent: int, seconds: float) -> None:
+        self.statuses.append(status)
+
+
+def test_the_chain_names_the_guard_as_its_observer_and_can_leave_its_hook_out() -> None:
+    """The engine feeds the chain's observer itself and asks for the other hooks only
+    (``observed``); a host that does not (the middleware) gets every hook, the guard's too."""
+    guard = MonitorGuard(harness().monitor)
+    other = _Completions()
+    chain = GuardChain([guard, other], MemorySink())
+    assert chain.observer is guard
+    assert chain.unobserved_hooks == 1
+    payload = guard.monitor.payload
+    assert payload is not None
+    chain.on_complete(request(route="api"), 200, 100, 0.01, True)
+    assert (other.statuses, payload.sizes("api", "response")) == ([200], 0)
+    chain.on_complete(request(route="api"), 201, 100, 0.01)
+    assert (other.statuses, payload.sizes("api", "response")) == ([200, 201], 1)
+    guard.exchange(request(route="api"), None, "api", "198.51.100.30", 200, 0, 100, None)
+    assert payload.sizes("api", "response") == 2
+    assert GuardChain([other], MemorySink()).observer is None

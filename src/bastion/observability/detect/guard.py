@@ -5,10 +5,10 @@ detectors (its completion hook, in the LOG phase).
 chain already found (the identity, the route) and the client address the engine derived from
 trusted proxies, and hands plain values to the monitor.
 
-The gateway's engine holds those values already when an exchange completes (it writes them to
-the access event), so it feeds the guard directly, :meth:`MonitorGuard.exchange`, and marks the
-guard ``engine_fed``: its ``on_complete`` then leaves the exchange to the engine (no exchange is
-counted twice). That spares every request the chain's hook call, the second reading of the
+It is the chain's exchange observer (:mod:`bastion.pipeline.observer`): the gateway's engine,
+which holds those values already when an exchange completes (it writes them to the access
+event), hands them to :meth:`MonitorGuard.exchange` itself and leaves this guard's
+``on_complete`` out. That spares every request the chain's hook call, a second reading of the
 identity and the route, and the monitor's own clock reading. The ASGI middleware calls
 ``on_complete``.
 """
@@ -22,6 +22,7 @@ from bastion.observability.detect.monitor import Monitor
 from bastion.pipeline.decisions import ALLOW, Decision
 from bastion.pipeline.guard import Phase
 from bastion.pipeline.identity import IDENTITY
+from bastion.pipeline.observer import ExchangeObserver
 from bastion.pipeline.request import Request
 from bastion.pipeline.routing import ROUTE
 from bastion.ratelimit.login import basic_user
@@ -49,7 +50,7 @@ def request_size(request: Request) -> int:
     return 0
 
 
-class MonitorGuard:
+class MonitorGuard(ExchangeObserver):
     name: ClassVar[str] = "monitor"
     phase: ClassVar[Phase] = Phase.LOG
     requires_body: ClassVar[bool] = False
@@ -65,14 +66,11 @@ class MonitorGuard:
         self.monitor = monitor
         self.login_routes = login_routes
         self.account_header = account_header
-        self.engine_fed = False  # set by the engine that calls ``exchange`` itself
 
     def check(self, request: Request) -> Decision:
         return ALLOW
 
     def on_complete(self, request: Request, status: int, bytes_sent: int, seconds: float) -> None:
-        if self.engine_fed:
-            return
         state = request.state
         identity = state.get(IDENTITY)
         route = state.get(ROUTE)
@@ -98,9 +96,8 @@ class MonitorGuard:
         bytes_sent: int,
         wall: float | None,
     ) -> None:
-        """One completed exchange: its consumer, route name and client address as the chain
-        found them, the sizes of its bodies, and the wall clock's time when the caller read it
-        (used when the monitor's clock is the wall clock; a test's clock reads its own)."""
+        """The exchange to the monitor; ``wall`` stands for the monitor's clock when that is the
+        wall clock (a test's clock is read as it is)."""
         monitor = self.monitor
         now = wall if monitor.clock is _WALL_CLOCK else None
         monitor.exchange(consumer, ip, route, request.path, status, request_bytes, bytes_sent, now)

@@ -1049,7 +1049,6 @@ put_fields_remembered(Buf *b, PyObject *redactor, PyObject *fields)
     return 0;
 }
 
-/* the line of ``e`` into ``b``; the redacted user and request id (new references) out */
 /* The part of a security line from its timestamp's closing quote to its path, which its action
  * and outcome alone decide: remembered by their identity (references held, as for the quoted
  * strings), so the line of an event that repeats (``auth.success``) copies it whole. */
@@ -1101,6 +1100,7 @@ put_security_head(Buf *b, PyObject *action, PyObject *outcome, int alert)
     return 0;
 }
 
+/* the line of ``e`` into ``b``; the redacted user and request id (new references) out */
 static int
 format_security(Buf *b, Event *e, PyObject *redactor, int custom, PyObject **user,
                 PyObject **request_id, int *alert)
